@@ -1,0 +1,1 @@
+"""nbnumba's command-line programs (installed as the ``nbnumba_cli`` package)."""

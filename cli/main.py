@@ -1,0 +1,122 @@
+"""``nbnumba``: the nanoBragg-compatible command-line simulator.
+
+Parses the C program's flags, renders the image, prints the C's summary and statistics
+lines and writes the same files (float, SMV, PGM, noise, Fdump.bin). Errors are one line
+on stderr with exit status 9; no output file is written or replaced by a failed run.
+"""
+import os
+import sys
+import time
+
+from nbnumba import engine, output
+from nbnumba.io import fdump
+from nbnumba.io.atomic import OutputError, check_writable
+from nbnumba.io.errors import InputFileError
+from nbnumba.kernels import DeviceError
+
+from . import report
+from .parse import CliError, load_inputs, parse_arguments
+from .progress import ProgressMeter
+
+EXIT_ERROR = 9
+
+
+def _outputs(out):
+    paths = [out.floatfile, out.intfile]
+    if out.write_pgm:
+        paths.append(out.pgmfile)
+    if out.write_noise:
+        paths.append(out.noisefile)
+    return paths
+
+
+def run(argv, stdout=None):
+    """Run one simulation from C-style arguments; returns the exit status."""
+    stdout = stdout if stdout is not None else sys.stdout
+
+    def say(text=""):
+        stdout.write(text + "\n")
+
+    try:
+        state = parse_arguments(argv)
+        sf_source = load_inputs(state)
+        out = state.out
+        for path in _outputs(out):
+            check_writable(path)
+        if out.seed is None:
+            out.seed = int(time.time())
+        setup = engine.prepare(state.config)
+        say("nbnumba %s - nanoBragg-compatible diffraction simulator" % _version())
+        for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
+            say(line)
+        if sf_source == "hkl":
+            try:
+                fdump.write_fdump(setup.structure_factors, fdump.DUMP_NAME)
+                say("writing dump file for next time: %s" % fdump.DUMP_NAME)
+            except OutputError:
+                say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
+        stdout.flush()
+        meter = ProgressMeter() if out.progress else None
+        result = engine.render(setup, device=state.device, threads=state.threads, progress=meter,
+                               block_rows=_block_rows(setup))
+        if result.interpolation_switch is not None:
+            say(result.interpolation_switch.warning())
+        say()
+        say(report.solid_angle_line(result))
+        say("writing %s as %d 4-byte floats" % (out.floatfile, setup.fpixels * setup.spixels))
+        output.write_float_image(result, out.floatfile)
+        for line in report.statistics_lines(result):
+            say(line)
+        ints = output.make_int_image(result, out.int_scale, out.adc)
+        say("intfile_scale = %g" % ints.scale)
+        say("writing %s as 2-byte integers" % out.intfile)
+        output.write_smv_image(result, out.intfile, ints.pixels)
+        if out.write_pgm:
+            pgm = output.make_pgm(result, out.pgm_scale, ints.scale)
+            say("pgm_scale = %g" % pgm.scale)
+            say("writing %s as 1-byte integers" % out.pgmfile)
+            output.write_pgm(result, out.pgmfile, pgm)
+        if out.write_noise:
+            noise = output.make_noise_image(result, out.seed, out.adc)
+            say("%.0f photons on noise image (%d overloads)" % (noise.photons, noise.overloads))
+            say("writing %s as 2-byte integers" % out.noisefile)
+            output.write_smv_image(result, out.noisefile, noise.pixels)
+        stdout.flush()
+        return 0
+    except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
+        stdout.flush()
+        sys.stderr.write("nbnumba: error: %s\n" % exc)
+        return EXIT_ERROR
+    except MemoryError:
+        sys.stderr.write("nbnumba: error: not enough memory for this image\n")
+        return EXIT_ERROR
+
+
+def _block_rows(setup):
+    rows = setup.roi[3] - setup.roi[2] + 1
+    return max(1, rows // 50)
+
+
+def _version():
+    from nbnumba import __version__
+    return __version__
+
+
+def main(argv=None):
+    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("nbnumba: interrupted\n")
+        return 130
+    except Exception as exc:  # an internal error: report it in one line
+        if os.environ.get("NBNUMBA_DEBUG"):
+            raise
+        sys.stderr.write("nbnumba: internal error: %s: %s (set NBNUMBA_DEBUG=1 for details)\n"
+                         % (type(exc).__name__, exc))
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Crystal set-up: unit cell, orientation, size in cells, mosaic domains, rotation table.
+
+Follows ``spec/crystal.md`` in the C's operation order. Reciprocal vectors are in
+1/Angstrom, real-space vectors in Angstrom until converted to metres for rendering.
+"""
+import math
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from . import rng, vec
+from .config import CrystalConfig
+from .constants import DBL_MIN, RTD
+
+Vector3 = Tuple[float, float, float]
+
+
+class CrystalError(ValueError):
+    """A crystal description that cannot be turned into a lattice."""
+
+
+def reciprocal_from_cell(cell, messages):
+    """Reciprocal vectors (1/Angstrom) of a cell in the C's default orientation.
+
+    cell: (a, b, c, alpha, beta, gamma), Angstrom and radians; non-positive b, c default
+    to a and non-positive angles to 90 degrees. Returns (a*, b*, c*, V) with V the cell
+    volume in Angstrom^3.
+    """
+    a, b, c, alpha, beta, gamma = cell
+    if b <= 0.0:
+        b = a
+    if c <= 0.0:
+        c = a
+    if alpha <= 0.0:
+        alpha = math.pi / 2
+    if beta <= 0.0:
+        beta = math.pi / 2
+    if gamma <= 0.0:
+        gamma = math.pi / 2
+    aavg = (alpha + beta + gamma) / 2
+    skew = math.sin(aavg) * math.sin(aavg - alpha) * math.sin(aavg - beta) * math.sin(aavg - gamma)
+    if skew < 0.0:
+        skew = -skew
+    volume = 2.0 * a * b * c * math.sqrt(skew)
+    if volume <= 0.0:
+        messages.append(f"WARNING: impossible unit cell volume: {volume:g}")
+        volume = DBL_MIN
+    v_star = 1.0 / volume
+    as_len = b * c * math.sin(alpha) * v_star
+    bs_len = c * a * math.sin(beta) * v_star
+    cs_len = a * b * math.sin(gamma) * v_star
+    if as_len <= 0.0 or bs_len <= 0.0 or cs_len <= 0.0:
+        messages.append(f"WARNING: impossible reciprocal cell lengths: {as_len:g} {bs_len:g} {cs_len:g}")
+        as_len, bs_len, cs_len = (abs(x) if abs(x) > 0.0 else DBL_MIN
+                                  for x in (as_len, bs_len, cs_len))
+    sin_gs = c * v_star / as_len / bs_len
+    cos_as = (math.cos(beta) * math.cos(gamma) - math.cos(alpha)) / (math.sin(beta) * math.sin(gamma))
+    cos_bs = (math.cos(gamma) * math.cos(alpha) - math.cos(beta)) / (math.sin(gamma) * math.sin(alpha))
+    cos_gs = (math.cos(alpha) * math.cos(beta) - math.cos(gamma)) / (math.sin(alpha) * math.sin(beta))
+    sin_gs = min(max(sin_gs, -1.0), 1.0)
+    cos_as, cos_bs, cos_gs = (1.0 if x * x > 1.0 else x for x in (cos_as, cos_bs, cos_gs))
+    a_star = (as_len, 0.0, 0.0)
+    b_star = (bs_len * cos_gs, bs_len * sin_gs, 0.0)
+    c_star = (cs_len * cos_bs, cs_len * (cos_as - cos_bs * cos_gs) / sin_gs,
+              cs_len * volume / (a * b * c * sin_gs))
+    return a_star, b_star, c_star, (a, b, c, volume)
+
+
+def reciprocal_from_matrix(a_matrix, wavelength):
+    """Reciprocal vectors (1/Angstrom) from a MOSFLM A matrix (columns a*, b*, c* x lambda).
+
+    wavelength: lambda0 in metres; the matrix is divided by lambda in Angstrom.
+    """
+    m = np.asarray(a_matrix, dtype=float).reshape(3, 3)
+    factor = 1e-10 / wavelength
+    return tuple(vec.scale((float(m[0, j]), float(m[1, j]), float(m[2, j])), factor) for j in range(3))
+
+
+def _angles(x, y, z, vol_ratio_x, vol_ratio_y, vol_ratio_z, messages, label):
+    """Cell angles from sines (volume ratios) and cosines (dot products), clamped like the C."""
+    lx, ly, lz = vec.norm(x), vec.norm(y), vec.norm(z)
+    sines = [vol_ratio_x, vol_ratio_y, vol_ratio_z]
+    cosines = [vec.dot(y, z) / ly / lz, vec.dot(x, z) / lx / lz, vec.dot(x, y) / lx / ly]
+    if any(abs(v) > 1.0000001 for v in sines + cosines):
+        messages.append(f"WARNING: oddball {label} angles")
+    sines = [min(max(v, -1.0), 1.0) for v in sines]
+    cosines = [1.0 if v * v > 1.0 else v for v in cosines]
+    return tuple(math.atan2(s, c) for s, c in zip(sines, cosines))
+
+
+@dataclass
+class Lattice:
+    """The oriented crystal at phi = 0, before mosaic rotation."""
+    a: Vector3            #: real-space vectors, m
+    b: Vector3
+    c: Vector3
+    a_star: Vector3       #: reciprocal vectors, 1/Angstrom (used by non-square shapes)
+    b_star: Vector3
+    c_star: Vector3
+    volume: float         #: Angstrom^3
+    cell: Tuple[float, ...]        #: a, b, c (Angstrom), alpha, beta, gamma (rad)
+    reciprocal_cell: Tuple[float, ...]  #: a*, b*, c* (1/Angstrom), angles (rad)
+    misset: Optional[Vector3]      #: applied missetting angles, rad
+    random_misset: bool
+    messages: List[str] = field(default_factory=list)
+
+
+def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
+    """Cell, orientation matrix and missetting to real and reciprocal vectors (crystal.md 1-4).
+
+    rng_table: the run's shared :class:`nbnumba.rng.RandomTable` (random misset draws).
+    """
+    messages = []
+    user = None
+    a_star = b_star = c_star = (0.0, 0.0, 0.0)
+    if cr.cell is not None:
+        a_star, b_star, c_star, user = reciprocal_from_cell(cr.cell, messages)
+    if cr.a_matrix is not None:
+        a_star, b_star, c_star = reciprocal_from_matrix(cr.a_matrix, wavelength)
+    if cr.cell is None and cr.a_matrix is None:
+        raise CrystalError("no unit cell: give a cell (-cell) or an orientation matrix (-mat)")
+
+    misset = None
+    random_misset = False
+    if isinstance(cr.misset, str):
+        if cr.misset != "random":
+            raise CrystalError(f"misset must be three angles or 'random', got {cr.misset!r}")
+        seed = cr.misset_seed if cr.misset_seed is not None else int(time.time())
+        umat = rng.random_cap_rotation(90.0, rng.Stream(rng.internal_seed(seed), rng_table))
+        misset = rng.rotation_to_missets(umat)
+        random_misset = True
+        messages.append("random orientation misset angles: %f %f %f deg"
+                        % tuple(x * RTD for x in misset))
+    elif cr.misset is not None:
+        misset = tuple(float(x) for x in cr.misset)
+    if misset is not None:
+        a_star, b_star, c_star = (vec.rot_xyz(v, *misset) for v in (a_star, b_star, c_star))
+
+    axb = vec.cross(a_star, b_star)
+    bxc = vec.cross(b_star, c_star)
+    cxa = vec.cross(c_star, a_star)
+    v_star = vec.dot(a_star, bxc)
+    if user is not None:
+        ua, ub, uc, uvol = user
+        bxc = vec.rescale(bxc, ua / uvol)
+        cxa = vec.rescale(cxa, ub / uvol)
+        axb = vec.rescale(axb, uc / uvol)
+        v_star = 1.0 / uvol
+    volume = 1.0 / v_star
+    a = vec.scale(bxc, volume)
+    b = vec.scale(cxa, volume)
+    c = vec.scale(axb, volume)
+    a_star = vec.scale(vec.cross(b, c), v_star)
+    b_star = vec.scale(vec.cross(c, a), v_star)
+    c_star = vec.scale(vec.cross(a, b), v_star)
+
+    la, lb, lc = vec.norm(a), vec.norm(b), vec.norm(c)
+    las, lbs, lcs = vec.norm(a_star), vec.norm(b_star), vec.norm(c_star)
+    angles = _angles(a, b, c, las * volume / lb / lc, lbs * volume / la / lc,
+                     lcs * volume / la / lb, messages, "cell")
+    star_angles = _angles(a_star, b_star, c_star, la * v_star / lbs / lcs,
+                          lb * v_star / las / lcs, lc * v_star / las / lbs, messages,
+                          "reciprocal cell")
+    return Lattice(
+        a=vec.scale(a, 1e-10), b=vec.scale(b, 1e-10), c=vec.scale(c, 1e-10),
+        a_star=a_star, b_star=b_star, c_star=c_star, volume=volume,
+        cell=(la, lb, lc) + angles, reciprocal_cell=(las, lbs, lcs) + star_angles,
+        misset=misset, random_misset=random_misset, messages=messages)
+
+
+def cells_per_axis(cr: CrystalConfig, lattice: Lattice, sample_size):
+    """(Na, Nb, Nc) as floats: a crystal size wins over a cell count; at least 1 each.
+
+    sample_size: (x, y, z) in metres after clipping by the beam size.
+    """
+    counts = []
+    for given, size, edge in zip((cr.na, cr.nb, cr.nc), sample_size,
+                                 (lattice.a, lattice.b, lattice.c)):
+        n = float(given)
+        if size > 0:
+            n = float(math.ceil(size / vec.norm(edge)))
+        counts.append(max(n, 1.0))
+    return tuple(counts)
+
+
+def mosaic_rotations(spread, domains, mosaic_seed, rng_table):
+    """Rotation matrices of the mosaic domains, shape (domains, 3, 3), row-major.
+
+    Domain 0 is the identity (after its three random numbers were drawn). spread: rad.
+    """
+    stream = rng.Stream(rng.internal_seed(mosaic_seed), rng_table)
+    mats = np.empty((domains, 3, 3))
+    for m in range(domains):
+        mats[m] = rng.random_cap_rotation(spread, stream)
+        if m == 0:
+            mats[0] = np.eye(3)
+    return mats
+
+
+def phi_angles(phi0, phi_step, phi_steps):
+    """Spindle angle of every phi step, rad: phi0 + step * k."""
+    return [phi0 + phi_step * k for k in range(phi_steps)]
+
+
+def rotation_table(lattice: Lattice, spindle, phis, mosaic, spread):
+    """Real-space cell vectors for every (phi step, mosaic domain), phi outermost.
+
+    Returns float64 array (n_phi * n_domains, 3, 3) whose [i, 0], [i, 1], [i, 2] rows
+    are a, b, c (metres). Every step rotates the phi = 0 crystal by its own angle
+    (nbnumba's correction of the C's stale phi = 0 orientation); the mosaic matrix is
+    applied after the spindle rotation only when the spread is positive.
+    """
+    table = np.empty((len(phis) * len(mosaic), 3, 3))
+    i = 0
+    for phi in phis:
+        rotated = [vec.rot_axis(v, spindle, phi) for v in (lattice.a, lattice.b, lattice.c)]
+        for umat in mosaic:
+            u = [[float(x) for x in row] for row in umat]
+            for j, v in enumerate(rotated):
+                table[i, j] = vec.mat_vec(u, v) if spread > 0.0 else v
+            i += 1
+    return table

@@ -1,0 +1,336 @@
+"""Configuration -> resolved set-up -> kernel -> float image and statistics.
+
+:func:`prepare` applies the C program's rules in its order (sampling auto-selection,
+detector geometry, interpolation choice, cell, crystal size, oversampling, sources,
+mosaic domains) and hoists everything that does not depend on the pixel into arrays.
+:func:`render` runs a kernel over the region of interest and returns a :class:`Result`.
+:func:`simulate` does both.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from . import crystal, geometry, images, rng, sampling
+from .config import SHAPES, SimulationConfig, StructureFactors
+from .constants import AVOGADRO, R_E_SQUARED, WATER_F, WATER_MW
+from .sources import Sources, resolve_sources
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be simulated. The message names it."""
+
+
+@dataclass
+class Setup:
+    """Everything resolved from a configuration; the kernel needs nothing else."""
+    config: SimulationConfig
+    geometry: geometry.DetectorGeometry
+    lattice: crystal.Lattice
+    cells_per_axis: Tuple[float, float, float]
+    sample_size: Tuple[float, float, float]   #: after clipping by the beam, m
+    oversample: int
+    recommended_oversample: int
+    interpolate: bool
+    interpolate_auto: bool
+    structure_factors: Optional[StructureFactors]
+    sources: Sources
+    phi_steps: int
+    osc: float
+    phi_step: float
+    mosaic_domains: int
+    mosaic_spread: float
+    mosaic_matrices: np.ndarray
+    layers: int
+    thickness: float
+    layer_step: float
+    mu: float
+    fluence: float
+    flux: float
+    roi: Tuple[int, int, int, int]
+    mask: Optional[np.ndarray]
+    steps: int
+    background: float                       #: I_bg (water), photons/steradian-ish units of the C
+    cells: np.ndarray                       #: (phi x mosaic, 9) real-space vectors, m
+    rng_table: rng.RandomTable              #: shared random table after the set-up draws
+    messages: List[str] = field(default_factory=list)
+
+    @property
+    def fpixels(self):
+        return self.geometry.fpixels
+
+    @property
+    def spixels(self):
+        return self.geometry.spixels
+
+    @property
+    def hkls(self):
+        """Number of reflections in the grid (the C's ``hkls``), 0 without a grid."""
+        return self.structure_factors.count if self.structure_factors is not None else 0
+
+
+@dataclass
+class InterpolationSwitch:
+    """Where tricubic interpolation was switched off (the C's one-time warning)."""
+    pixel: int
+    hkl: Tuple[float, float, float]
+    hkl0: Tuple[int, int, int]
+
+    def warning(self):
+        h, k, l = self.hkl
+        return ("WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: "
+                "%g,%g,%g,%d,%d,%d \nWARNING: further warnings will not be printed! "
+                % (h, k, l, *self.hkl0))
+
+
+@dataclass
+class Result:
+    """A rendered image with its statistics."""
+    setup: Setup
+    image: np.ndarray          #: float32 (spixels, fpixels), photons per pixel
+    omega_sum: float           #: sum of the solid angles used (C's statistics), sr
+    stats: images.ImageStatistics
+    interpolation_switch: Optional[InterpolationSwitch] = None
+
+    @property
+    def max_position(self):
+        """(Fdet, Sdet), m: last sub-pixel of the brightest pixel, as the C prints it."""
+        if self.stats.max_index < 0:
+            return 0.0, 0.0
+        s, f = divmod(self.stats.max_index, self.setup.fpixels)
+        n = self.setup.oversample
+        sub = self.setup.geometry.pixel_size / n
+        return (sub * (f * n + (n - 1)) + sub / 2.0, sub * (s * n + (n - 1)) + sub / 2.0)
+
+
+def _positive(value, what):
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{what} must be a positive number, got {value:g}")
+
+
+def _validate(config: SimulationConfig):
+    beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
+    _positive(beam.wavelength, "wavelength")
+    _positive(det.pixel_size, "pixel size")
+    if det.fpixels < 0 or det.spixels < 0:
+        raise ConfigError("detector pixel counts must not be negative")
+    if cr.shape not in SHAPES:
+        raise ConfigError(f"crystal shape must be one of {', '.join(SHAPES)}, got {cr.shape!r}")
+    if rd.oversample is not None and rd.oversample > 1000:
+        raise ConfigError(f"oversample {rd.oversample} is too large (at most 1000)")
+    if cr.cell is not None:
+        if len(cr.cell) != 6:
+            raise ConfigError("cell needs a, b, c, alpha, beta, gamma")
+        if not cr.cell[0] > 0:
+            raise ConfigError("unit cell edge a must be positive")
+    for name, n in (("na", cr.na), ("nb", cr.nb), ("nc", cr.nc)):
+        if abs(n) > 10 ** 6:
+            raise ConfigError(f"{name} = {n} is out of range")
+    if beam.flux != 0.0 and beam.exposure > 0.0 and beam.beam_size == 0.0:
+        raise ConfigError("beam size must be positive when a flux is given")
+
+
+def _fluence_and_sample(beam, sample_size, messages):
+    """Fluence from flux/exposure/beam size and the beam clipping of the sample (C order)."""
+    fluence, flux = beam.fluence, beam.flux
+    size = beam.beam_size
+    sx, sy, sz = sample_size
+    if flux != 0.0 and beam.exposure > 0.0 and size >= 0:
+        fluence = flux * beam.exposure / size / size
+    if size >= 0:
+        if size < sy:
+            messages.append(f"WARNING: clipping sample ({sy:g} m high) with beam ({size:g} m)")
+            sy = size
+        if size < sz:
+            messages.append(f"WARNING: clipping sample ({sz:g} m wide) with beam ({size:g} m)")
+            sz = size
+    if beam.exposure > 0.0:
+        flux = fluence / beam.exposure * size * size
+    return fluence, flux, (sx, sy, sz)
+
+
+def _roi(roi, fpixels, spixels):
+    defaults = (0, fpixels, 0, spixels)
+    if roi is None:
+        return defaults
+    return tuple(int(v) if v >= 0 else d for v, d in zip(roi, defaults))
+
+
+def prepare(config: SimulationConfig) -> Setup:
+    """Resolve a configuration into hoisted tables and scalars (no rendering)."""
+    _validate(config)
+    beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
+    messages: List[str] = []
+    table = rng.RandomTable()
+
+    phi_steps, osc, phi_step = sampling.phi_rule(cr.phi_steps, cr.osc, cr.phi_step)
+    layers, thickness, layer_step = sampling.thickness_rule(det.thickness_steps, det.thickness, None)
+    mu = -1.0 if det.attenuation_mu is None else det.attenuation_mu
+    if thickness > 0.0 and mu < 0.0:
+        mu = 1.0 / thickness
+        messages.append(f"WARNING: setting detector attenuation depth to {mu:g} m")
+    layers, thickness, layer_step = sampling.thickness_sanity(layers, thickness, layer_step)
+    mosaic = sampling.mosaic_rule(cr.mosaic_domains, cr.mosaic_spread)
+    messages += mosaic.messages
+
+    try:
+        frame = geometry.detector_frame(det)
+    except geometry.GeometryError as exc:
+        raise ConfigError(str(exc)) from None
+    messages += frame.messages
+    geom = geometry.place_detector(frame, det)
+
+    interpolate_auto = cr.interpolate is None
+    interpolate = (cr.na <= 2 or cr.nb <= 2 or cr.nc <= 2) if interpolate_auto else cr.interpolate
+
+    fluence, flux, sample_size = _fluence_and_sample(beam, cr.sample_size, messages)
+    try:
+        lattice = crystal.build_lattice(cr, beam.wavelength, table)
+    except crystal.CrystalError as exc:
+        raise ConfigError(str(exc)) from None
+    messages += lattice.messages
+    counts = crystal.cells_per_axis(cr, lattice, sample_size)
+    extent = max(math.sqrt(sum(x * x for x in v)) * n
+                 for v, n in zip((lattice.a, lattice.b, lattice.c), counts))
+    recommended, reciprocal_pixel = sampling.recommended_oversample(
+        extent, beam.wavelength, geom.distance, geom.pixel_size)
+    oversample = rd.oversample if rd.oversample is not None and rd.oversample > 0 else recommended
+    if oversample < recommended:
+        messages += [f"WARNING: maximum dimension of sample is {extent * 1e10:g} A",
+                     f"         but reciprocal pixel size is {reciprocal_pixel * 1e10:g} A",
+                     "         intensity may vary significantly across a pixel!",
+                     f"         recommend -oversample {recommended} to work around this"]
+
+    sf = cr.structure_factors
+    if sf is not None and sf.count == 0:
+        sf = None
+    if sf is None:
+        interpolate = False
+
+    sources = resolve_sources(beam, frame.beam, frame.polar, frame.vertical)
+    mosaic_matrices = crystal.mosaic_rotations(mosaic.spread, mosaic.domains, cr.mosaic_seed, table)
+    phis = crystal.phi_angles(cr.phi0, phi_step, phi_steps)
+    cells = crystal.rotation_table(lattice, frame.spindle, phis, mosaic_matrices, mosaic.spread)
+    steps = sources.count * mosaic.domains * phi_steps * oversample * oversample
+    w = rd.water_size
+    background = WATER_F * WATER_F * R_E_SQUARED * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW
+
+    mask = None
+    if rd.mask is not None:
+        mask = np.ascontiguousarray(rd.mask, dtype=np.uint16).ravel()
+        if mask.size != geom.fpixels * geom.spixels:
+            raise ConfigError(f"mask has {mask.size} pixels, detector has "
+                              f"{geom.fpixels}x{geom.spixels}")
+    return Setup(
+        config=config, geometry=geom, lattice=lattice, cells_per_axis=counts,
+        sample_size=sample_size, oversample=int(oversample),
+        recommended_oversample=recommended, interpolate=bool(interpolate),
+        interpolate_auto=interpolate_auto, structure_factors=sf, sources=sources,
+        phi_steps=phi_steps, osc=osc, phi_step=phi_step, mosaic_domains=mosaic.domains,
+        mosaic_spread=mosaic.spread, mosaic_matrices=mosaic_matrices, layers=layers,
+        thickness=thickness, layer_step=layer_step, mu=mu, fluence=fluence, flux=flux,
+        roi=_roi(rd.roi, geom.fpixels, geom.spixels), mask=mask, steps=steps,
+        background=background, cells=cells.reshape(-1, 9), rng_table=table,
+        messages=messages)
+
+
+def kernel_arguments(setup: Setup, interpolate):
+    """The kernel's physics arguments (after the pixel-range ones), as a tuple."""
+    g = setup.geometry
+    cfg = setup.config
+    lat = setup.lattice
+    sf = setup.structure_factors
+    if sf is not None:
+        fgrid = np.ascontiguousarray(sf.grid, dtype=np.float64)
+        hkl_min = np.array([sf.h_min, sf.k_min, sf.l_min], dtype=np.int64)
+        hkl_max = np.array(sf.maxima, dtype=np.int64)
+        hkl_range = np.array(sf.ranges, dtype=np.int64)
+    else:
+        fgrid = np.zeros((1, 1, 1))
+        hkl_min = np.zeros(3, dtype=np.int64)
+        hkl_max = -np.ones(3, dtype=np.int64)
+        hkl_range = np.zeros(3, dtype=np.int64)
+    vec3 = lambda v: np.array(v, dtype=np.float64)  # noqa: E731
+    na, nb, nc = setup.cells_per_axis
+    return (
+        vec3(g.pix0), vec3(g.fdet), vec3(g.sdet), vec3(g.odet), vec3(g.beam),
+        float(g.pixel_size), int(setup.oversample), float(g.close_distance), float(g.distance),
+        bool(g.curved), bool(g.point_pixel),
+        int(setup.layers), float(setup.layer_step), float(setup.mu), setup.thickness == 0.0,
+        np.ascontiguousarray(setup.sources.incident), np.ascontiguousarray(setup.sources.wavelengths),
+        float(cfg.beam.kahn_factor), vec3(_settled_unit(g.frame.polar)),
+        bool(cfg.beam.no_polarization), float(cfg.render.dmin),
+        np.ascontiguousarray(setup.cells), SHAPES.index(cfg.crystal.shape),
+        float(na), float(nb), float(nc), float(cfg.crystal.fudge),
+        vec3(lat.a_star + lat.b_star + lat.c_star),
+        fgrid, hkl_min, hkl_max, hkl_range, sf is not None, float(cfg.crystal.default_F),
+        bool(interpolate),
+        float(setup.background), float(cfg.render.water_size),
+        float(R_E_SQUARED * setup.fluence), float(setup.steps),
+        bool(cfg.render.oversample_thick), bool(cfg.render.oversample_polar),
+        bool(cfg.render.oversample_omega))
+
+
+def _settled_unit(v):
+    """The polarization axis after the C's repeated in-place normalisation settles."""
+    for _ in range(8):
+        n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+        if n == 0.0:
+            return v
+        w = (v[0] / n, v[1] / n, v[2] / n)
+        if w == v:
+            break
+        v = w
+    return v
+
+
+def region_rows(setup: Setup):
+    """(row_start, row_stop, col_start, col_stop) of the ROI clipped to the detector."""
+    xmin, xmax, ymin, ymax = setup.roi
+    col0, col1 = max(xmin, 0), min(xmax, setup.fpixels - 1) + 1
+    row0, row1 = max(ymin, 0), min(ymax, setup.spixels - 1) + 1
+    return row0, max(row1, row0), col0, max(col1, col0)
+
+
+def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None):
+    """Render the float image of a prepared set-up.
+
+    device: "cpu" (default) or "cuda".
+    threads: CPU threads (None: numba's default, i.e. NUMBA_NUM_THREADS or all cores).
+    progress: optional callable(rows_done, rows_total) called between row blocks.
+    """
+    from .kernels import get_backend
+    backend = get_backend(device)
+    fp = setup.fpixels
+    image = np.zeros(fp * setup.spixels, dtype=np.float32)
+    row0, row1, col0, col1 = region_rows(setup)
+    mask = setup.mask if setup.mask is not None else np.zeros(1, dtype=np.uint16)
+    region = (image, fp, mask, setup.mask is not None, col0, col1)
+
+    omega_rows, switch_cols, switch_hkl = backend.render(
+        region, row0, row1, 0, kernel_arguments(setup, setup.interpolate), threads,
+        progress, block_rows)
+    switch = None
+    if setup.interpolate:
+        hits = np.nonzero(switch_cols >= 0)[0]
+        if hits.size:
+            r = int(hits[0])
+            pixel = (row0 + r) * fp + int(switch_cols[r])
+            hkl = switch_hkl[r]
+            switch = InterpolationSwitch(pixel, tuple(float(x) for x in hkl[:3]),
+                                         tuple(int(x) for x in hkl[3:]))
+            # every pixel after the switch-off uses nearest-neighbour F, as in a serial run
+            backend.render(region, pixel // fp, row1, pixel + 1,
+                           kernel_arguments(setup, False), threads, None, block_rows)
+    omega_sum = 0.0
+    for x in omega_rows:
+        omega_sum += float(x)
+    stats = images.statistics(image, fp, setup.spixels, setup.roi, setup.mask)
+    return Result(setup=setup, image=image.reshape(setup.spixels, fp), omega_sum=omega_sum,
+                  stats=stats, interpolation_switch=switch)
+
+
+def simulate(config: SimulationConfig, device="cpu", threads=None, progress=None) -> Result:
+    """Prepare and render one image. Returns a :class:`Result` (``.image`` is float32)."""
+    return render(prepare(config), device=device, threads=threads, progress=progress)

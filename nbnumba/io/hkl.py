@@ -1,0 +1,72 @@
+"""HKL text files (``-hkl``): one reflection per line, ``h k l F``.
+
+The first four whitespace-separated numbers of each non-blank line are h, k, l and F;
+further columns (sigma, phase, ...) are ignored. Indices must be integers (``1.0`` is
+read as 1; ``1.5`` is an error naming the line). Later duplicates replace earlier ones.
+The grid spans the indices read; points missing from the file hold ``default_F`` and
+lookups outside the grid give ``default_F`` too (see :mod:`nbnumba.physics`).
+
+For files with exactly four integer columns this is what the C program reads; for
+others the C scrambles columns across lines, which nbnumba does not reproduce.
+"""
+import numpy as np
+
+from ..config import StructureFactors
+from .errors import InputFileError, read_text
+
+
+def parse_hkl(text, name="HKL file"):
+    """Parse HKL text into integer index arrays and F values: (hkl (n,3) int64, F (n,))."""
+    indices, values = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) < 4:
+            raise InputFileError(f"{name} line {number}: expected h k l F, got {len(tokens)} value(s)")
+        try:
+            numbers = [float(t) for t in tokens[:4]]
+        except ValueError:
+            raise InputFileError(f"{name} line {number}: h k l F must be numbers: {line.strip()!r}") from None
+        if not all(np.isfinite(numbers)):
+            raise InputFileError(f"{name} line {number}: h k l F must be finite numbers")
+        hkl = numbers[:3]
+        if any(x != round(x) for x in hkl):
+            raise InputFileError(f"{name} line {number}: Miller indices must be integers, got "
+                                 + " ".join(tokens[:3]))
+        if any(abs(x) > 1e6 for x in hkl):
+            raise InputFileError(f"{name} line {number}: Miller index out of range")
+        indices.append([int(round(x)) for x in hkl])
+        values.append(numbers[3])
+    if not indices:
+        raise InputFileError(f"{name}: no reflections found")
+    return np.array(indices, dtype=np.int64), np.array(values, dtype=float)
+
+
+def grid_from_reflections(hkl, F, default_F):
+    """Structure factors on a dense grid spanning the given indices.
+
+    The real part of the grid is pre-filled with ``default_F`` (the padding slices stay 0,
+    as in the C), then every reflection is stored, later duplicates winning.
+    """
+    lo = hkl.min(axis=0)
+    hi = hkl.max(axis=0)
+    ranges = hi - lo + 1
+    grid = np.zeros(tuple(int(r) + 1 for r in ranges))
+    if default_F != 0.0:
+        grid[:ranges[0], :ranges[1], :ranges[2]] = default_F
+    rel = hkl - lo
+    linear = np.ravel_multi_index((rel[:, 0], rel[:, 1], rel[:, 2]), grid.shape)
+    # keep the last occurrence of each reflection (later lines replace earlier ones)
+    _, first_from_end = np.unique(linear[::-1], return_index=True)
+    last = len(linear) - 1 - first_from_end
+    grid.flat[linear[last]] = F[last]
+    return StructureFactors(grid=grid, h_min=int(lo[0]), k_min=int(lo[1]), l_min=int(lo[2]),
+                            count=len(F))
+
+
+def read_hkl(path, default_F=0.0):
+    """Read an ``-hkl`` file into :class:`StructureFactors`."""
+    text = read_text(path, "HKL file")
+    hkl, F = parse_hkl(text, name=str(path))
+    return grid_from_reflections(hkl, F, default_F)

@@ -1,0 +1,104 @@
+"""SMV (ADSC) images: the writer for ``-intfile``/``-noisefile`` and the header reader.
+
+Writer: a text header in the C program's key order and ``%g`` formatting, closed by
+``}`` and a form feed and padded with spaces to 512 bytes (a longer header is written
+unpadded, as the C does, while still saying HEADER_BYTES=512), then little-endian
+unsigned 16-bit pixels in raster order.
+
+Reader: a header value is found at the *last* occurrence of its key anywhere in the
+text (so ``DISTANCE`` reads ``CLOSE_DISTANCE`` in nanoBragg headers); pixel data start
+at HEADER_BYTES.
+"""
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .atomic import write_atomic
+from .errors import InputFileError, read_bytes
+
+HEADER_BYTES = 512
+_MAGIC = b"{\nHEADER_BYT"
+_C_FLOAT = re.compile(rb"^[ \t\n\v\f\r]*([+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?))")
+
+
+def header_text(fields):
+    """SMV header bytes (without padding) from an ordered list of (key, text) pairs.
+
+    A key whose text is None is written bare (``DIALS_ORIGIN=a,b,c`` has no ``;``).
+    """
+    lines = ["{", "HEADER_BYTES=512;", "DIM=2;", "BYTE_ORDER=little_endian;",
+             "TYPE=unsigned_short;"]
+    for key, text, semicolon in fields:
+        lines.append(f"{key}={text}{';' if semicolon else ''}")
+    return ("\n".join(lines) + "\n}\f").encode("ascii")
+
+
+def smv_bytes(header, pixels):
+    """Complete SMV file content: header, space padding to 512 bytes, uint16 data."""
+    pad = b" " * max(0, HEADER_BYTES - len(header))
+    return [header, pad, np.ascontiguousarray(pixels, dtype="<u2").tobytes()]
+
+
+def write_smv(path, header, pixels):
+    """Write an SMV image atomically. ``pixels``: uint16 array in raster order."""
+    write_atomic(path, smv_bytes(header, pixels))
+
+
+def c_atof(text):
+    """C ``atof`` of bytes: the longest numeric prefix after whitespace, 0.0 if none."""
+    m = _C_FLOAT.match(text)
+    return float(m.group(1)) if m else 0.0
+
+
+@dataclass
+class SMVImage:
+    """An SMV file as the C reads it: header text, size and raw pixel values."""
+    path: str
+    header: bytes
+    header_size: int
+    width: int
+    height: int
+    data: np.ndarray  #: uint16, raster order (slow index outer)
+
+    def value(self, key):
+        """The number after the last occurrence of ``key`` (None if the key is absent)."""
+        return header_value(self.header, key)
+
+
+def header_value(header, key):
+    """C ``ValueOf``: last occurrence of ``key`` as a substring, then the text after '='."""
+    k = key.encode("ascii")
+    pos = header.rfind(k)
+    if pos < 0:
+        return None
+    eq = header.find(b"=", pos + len(k))
+    if eq < 0:
+        return 0.0
+    return c_atof(header[eq + 1:])
+
+
+def read_smv(path, what="SMV image"):
+    """Read an SMV file's header and pixels; InputFileError if it is not one."""
+    data = read_bytes(path, what)
+    if not data.startswith(_MAGIC):
+        raise InputFileError(f"{what} {path} does not look like an SMV (ADSC) image")
+    first = data[:HEADER_BYTES].split(b"\0", 1)[0]
+    size = header_value(first, "HEADER_BYTES")
+    header_size = int(size) if size else 0
+    if header_size <= 0:
+        raise InputFileError(f"{what} {path}: bad HEADER_BYTES")
+    header = data[:header_size].split(b"\0", 1)[0] if header_size != HEADER_BYTES else first
+    width = int(header_value(header, "SIZE1") or 0)
+    height = int(header_value(header, "SIZE2") or 0)
+    if width == 0:
+        width = height = int(header_value(header, "DETECTOR_DIMENSIONS") or 0)
+    if width <= 0 or height <= 0:
+        raise InputFileError(f"{what} {path}: no image size (SIZE1/SIZE2) in header")
+    need = 2 * width * height
+    body = data[header_size:header_size + need]
+    if len(body) < need:
+        raise InputFileError(f"{what} {path}: truncated ({len(body)} of {need} pixel bytes)")
+    pixels = np.frombuffer(body, dtype="<u2").copy()
+    return SMVImage(path=str(path), header=header, header_size=header_size, width=width,
+                    height=height, data=pixels)
