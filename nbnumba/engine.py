@@ -12,9 +12,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import crystal, geometry, images, rng, sampling
+from . import crystal, geometry, images, pixel, rng, sampling
 from .config import SHAPES, SimulationConfig, StructureFactors
 from .constants import AVOGADRO, R_E_SQUARED, WATER_F, WATER_MW
+from .physics import FAST_TRIG_LIMIT
 from .sources import Sources, resolve_sources
 
 
@@ -235,41 +236,83 @@ def prepare(config: SimulationConfig) -> Setup:
         messages=messages)
 
 
-def kernel_arguments(setup: Setup, interpolate):
-    """The kernel's physics arguments (after the pixel-range ones), as a tuple."""
+def fast_trig_allowed(setup: Setup):
+    """True when every sine argument of the lattice factor stays inside the range where
+    the vectorisable sine is accurate (|pi h N| < FAST_TRIG_LIMIT)."""
+    lat = setup.lattice
+    edge = max(math.sqrt(sum(x * x for x in v)) for v in (lat.a, lat.b, lat.c))
+    q_max = 2.0 / float(np.min(setup.sources.wavelengths))
+    h_max = edge * q_max
+    bound = math.pi * max(setup.cells_per_axis) * h_max
+    return bool(bound < FAST_TRIG_LIMIT)
+
+
+@dataclass
+class KernelInputs:
+    """What the kernels read besides the pixel range: parameter tuples and arrays."""
+    det: pixel.DetectorParams
+    beam: pixel.BeamParams
+    latt: pixel.LatticeParams
+    grid: pixel.GridParams
+    sums: pixel.SumParams
+    incident: np.ndarray       #: (n_sources, 3) unit incident directions
+    wavelengths: np.ndarray    #: (n_sources,) m
+    cells_t: np.ndarray        #: (9, phi steps x mosaic domains) crystal vectors, m
+    fgrid: np.ndarray          #: F grid (3-D, C order)
+
+    @property
+    def incident_t(self):
+        return np.ascontiguousarray(self.incident.T)
+
+    @property
+    def fgrid_flat(self):
+        return self.fgrid.reshape(-1)
+
+
+def kernel_inputs(setup: Setup) -> KernelInputs:
+    """Gather everything the kernels need from a set-up (no pixel-dependent data)."""
     g = setup.geometry
     cfg = setup.config
     lat = setup.lattice
     sf = setup.structure_factors
     if sf is not None:
         fgrid = np.ascontiguousarray(sf.grid, dtype=np.float64)
-        hkl_min = np.array([sf.h_min, sf.k_min, sf.l_min], dtype=np.int64)
-        hkl_max = np.array(sf.maxima, dtype=np.int64)
-        hkl_range = np.array(sf.ranges, dtype=np.int64)
-    else:
+        (h_hi, k_hi, l_hi), (h_range, k_range, l_range) = sf.maxima, sf.ranges
+        grid = pixel.GridParams(
+            h_lo=float(sf.h_min), k_lo=float(sf.k_min), l_lo=float(sf.l_min), h_hi=float(h_hi),
+            k_hi=float(k_hi), l_hi=float(l_hi), h_min=int(sf.h_min), k_min=int(sf.k_min),
+            l_min=int(sf.l_min), h_range=int(h_range), k_range=int(k_range),
+            l_range=int(l_range), k_stride=int(fgrid.shape[1] * fgrid.shape[2]),
+            l_stride=int(fgrid.shape[2]), default_F=float(cfg.crystal.default_F))
+    else:  # no grid: every look-up gives default_F
         fgrid = np.zeros((1, 1, 1))
-        hkl_min = np.zeros(3, dtype=np.int64)
-        hkl_max = -np.ones(3, dtype=np.int64)
-        hkl_range = np.zeros(3, dtype=np.int64)
-    vec3 = lambda v: np.array(v, dtype=np.float64)  # noqa: E731
+        grid = pixel.GridParams(h_lo=1.0, k_lo=1.0, l_lo=1.0, h_hi=0.0, k_hi=0.0, l_hi=0.0,
+                                h_min=0, k_min=0, l_min=0, h_range=0, k_range=0, l_range=0,
+                                k_stride=1, l_stride=1, default_F=float(cfg.crystal.default_F))
+    f = lambda v: [float(x) for x in v]  # noqa: E731
+    det = pixel.DetectorParams(
+        *f(g.pix0), *f(g.fdet), *f(g.sdet), *f(g.odet), *f(g.beam),
+        pixel_size=float(g.pixel_size), oversample=int(setup.oversample),
+        close_distance=float(g.close_distance), distance=float(g.distance),
+        curved=bool(g.curved), point_pixel=bool(g.point_pixel), n_layers=int(setup.layers),
+        layer_step=float(setup.layer_step), mu=float(setup.mu),
+        thick_zero=bool(setup.thickness == 0.0))
+    beam = pixel.BeamParams(float(cfg.beam.kahn_factor), *f(_settled_unit(g.frame.polar)),
+                            no_polar=bool(cfg.beam.no_polarization), dmin=float(cfg.render.dmin))
     na, nb, nc = setup.cells_per_axis
-    return (
-        vec3(g.pix0), vec3(g.fdet), vec3(g.sdet), vec3(g.odet), vec3(g.beam),
-        float(g.pixel_size), int(setup.oversample), float(g.close_distance), float(g.distance),
-        bool(g.curved), bool(g.point_pixel),
-        int(setup.layers), float(setup.layer_step), float(setup.mu), setup.thickness == 0.0,
-        np.ascontiguousarray(setup.sources.incident), np.ascontiguousarray(setup.sources.wavelengths),
-        float(cfg.beam.kahn_factor), vec3(_settled_unit(g.frame.polar)),
-        bool(cfg.beam.no_polarization), float(cfg.render.dmin),
-        np.ascontiguousarray(setup.cells), SHAPES.index(cfg.crystal.shape),
-        float(na), float(nb), float(nc), float(cfg.crystal.fudge),
-        vec3(lat.a_star + lat.b_star + lat.c_star),
-        fgrid, hkl_min, hkl_max, hkl_range, sf is not None, float(cfg.crystal.default_F),
-        bool(interpolate),
-        float(setup.background), float(cfg.render.water_size),
-        float(R_E_SQUARED * setup.fluence), float(setup.steps),
-        bool(cfg.render.oversample_thick), bool(cfg.render.oversample_polar),
-        bool(cfg.render.oversample_omega))
+    latt = pixel.LatticeParams(SHAPES.index(cfg.crystal.shape), float(na), float(nb), float(nc),
+                               float(cfg.crystal.fudge), *f(lat.a_star + lat.b_star + lat.c_star),
+                               fast_trig=fast_trig_allowed(setup))
+    sums = pixel.SumParams(i_bg=float(setup.background), water_size=float(cfg.render.water_size),
+                           scale=float(R_E_SQUARED * setup.fluence), steps=float(setup.steps),
+                           over_thick=bool(cfg.render.oversample_thick),
+                           over_polar=bool(cfg.render.oversample_polar),
+                           over_omega=bool(cfg.render.oversample_omega))
+    return KernelInputs(det=det, beam=beam, latt=latt, grid=grid, sums=sums,
+                        incident=np.ascontiguousarray(setup.sources.incident, dtype=np.float64),
+                        wavelengths=np.ascontiguousarray(setup.sources.wavelengths,
+                                                         dtype=np.float64),
+                        cells_t=np.ascontiguousarray(setup.cells.T), fgrid=fgrid)
 
 
 def _settled_unit(v):
@@ -308,9 +351,9 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=N
     mask = setup.mask if setup.mask is not None else np.zeros(1, dtype=np.uint16)
     region = (image, fp, mask, setup.mask is not None, col0, col1)
 
+    inputs = kernel_inputs(setup)
     omega_rows, switch_cols, switch_hkl = backend.render(
-        region, row0, row1, 0, kernel_arguments(setup, setup.interpolate), threads,
-        progress, block_rows)
+        region, row0, row1, 0, inputs, setup.interpolate, threads, progress, block_rows)
     switch = None
     if setup.interpolate:
         hits = np.nonzero(switch_cols >= 0)[0]
@@ -321,8 +364,8 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=N
             switch = InterpolationSwitch(pixel, tuple(float(x) for x in hkl[:3]),
                                          tuple(int(x) for x in hkl[3:]))
             # every pixel after the switch-off uses nearest-neighbour F, as in a serial run
-            backend.render(region, pixel // fp, row1, pixel + 1,
-                           kernel_arguments(setup, False), threads, None, block_rows)
+            backend.render(region, pixel // fp, row1, pixel + 1, inputs, False, threads, None,
+                           block_rows)
     omega_sum = 0.0
     for x in omega_rows:
         omega_sum += float(x)

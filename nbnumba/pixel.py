@@ -1,40 +1,154 @@
-"""One detector pixel: the full loop nest of ``spec/sampling.md`` as a scalar function.
+"""One detector pixel: the loop nest of ``spec/sampling.md`` as scalar functions.
 
-Both kernels call :func:`render_pixel`; they only differ in how they map pixels to
-threads. The loop order (sensor layer, sub-pixel row, sub-pixel column, source, phi step,
-mosaic domain) and every expression follow the C program, so the sum for each pixel is
-bit-identical with the C's single-threaded result whatever the thread count.
-
-Everything that does not depend on the pixel comes in precomputed:
-``cells[i]`` holds the real-space vectors a, b, c (m, 9 numbers) of the crystal for
-(phi step, mosaic domain) pair i, phi outermost; ``incident``/``wavelengths`` the unit
-incident directions and wavelengths (m) of the sources.
+The loop order (sensor layer, sub-pixel row, sub-pixel column, source, phi step, mosaic
+domain) and every expression follow the C program, so each pixel's sum does not depend
+on the thread count. Everything that does not depend on the pixel comes in precomputed,
+as small named tuples of scalars (:class:`DetectorParams`, :class:`BeamParams`,
+:class:`LatticeParams`, :class:`GridParams`, :class:`SumParams`) plus a few arrays:
+``incident``/``incident_t`` and ``wavelengths`` for the sources, ``cells_t`` whose
+column i holds the real-space vectors a, b, c (m, 9 numbers) of the crystal for
+(phi step, mosaic domain) pair i (phi outermost), and the F grid.
 
 Caching rules reproduced from the C (first value wins unless the matching
 ``-oversample_*`` switch is on, in which case the factor multiplies the running sum):
 solid angle from the first sub-pixel, polarization from the first (sub-pixel, source)
 not cut by dmin, capture fraction from the first sub-pixel of each layer (the last
 layer's value multiplies the pixel).
+
+Two drivers share the per-sub-pixel and per-evaluation physics:
+
+* :func:`render_pixel` runs the nest literally, one evaluation at a time. It is the
+  GPU kernel's body and the CPU's path for tricubic interpolation (whose switch-off
+  rule depends on the visiting order) and for single evaluations.
+* :func:`render_pixel_batched` is the CPU's fast path: per sub-pixel it resolves the
+  sources in order (dmin cut, polarization, which may re-normalise the diffracted
+  direction), computes every (source, phi, mosaic) lattice factor in one vectorised
+  loop, then adds the terms in the C's order. The sums are the same as
+  :func:`render_pixel`'s.
+
+Both are inlined into the kernels (``_jit.inline``): a call per pixel with array
+arguments would cost atomic reference-count updates that dominate a cheap pixel.
 """
 import math
+from collections import namedtuple
 
 from . import _jit
-from .physics import (capture_fraction, lattice_factor, nearest_F, outside_interpolation_range,
-                      polarization_factor, rotate_about_axis, tricubic_F)
+from .physics import (ROUND, SQUARE, capture_fraction, ceil_small, grid_index, lattice_factor,
+                      nearest_F, outside_interpolation_range, polarization_factor,
+                      rotate_about_axis, tricubic_F)
+
+# numba passes named tuples of plain scalars into parallel loops (but not nested
+# tuples), so vectors are spelled out component by component.
+
+#: detector geometry and sampling: vectors (pix0 in m, the others unit) and lengths (m)
+DetectorParams = namedtuple("DetectorParams", [
+    "pix0_x", "pix0_y", "pix0_z", "f_x", "f_y", "f_z", "s_x", "s_y", "s_z",
+    "o_x", "o_y", "o_z", "beam_x", "beam_y", "beam_z", "pixel_size", "oversample",
+    "close_distance", "distance", "curved", "point_pixel", "n_layers", "layer_step", "mu",
+    "thick_zero"])
+#: polarization: Kahn factor, E-vector axis, -nopolar; the dmin cut (m)
+BeamParams = namedtuple("BeamParams", ["kahn", "pol_x", "pol_y", "pol_z", "no_polar", "dmin"])
+#: crystal shape: code, cells per axis (floats), fudge, unrotated reciprocal vectors
+#: a*, b*, c* (1/A), whether the vectorisable sine is accurate for this run
+LatticeParams = namedtuple("LatticeParams", [
+    "shape", "na", "nb", "nc", "fudge", "as_x", "as_y", "as_z", "bs_x", "bs_y", "bs_z",
+    "cs_x", "cs_y", "cs_z", "fast_trig"])
+#: structure-factor grid: bounds as floats (hi < lo: no grid), integer minimum and ranges,
+#: strides of the flat grid, default F
+GridParams = namedtuple("GridParams", [
+    "h_lo", "k_lo", "l_lo", "h_hi", "k_hi", "l_hi", "h_min", "k_min", "l_min", "h_range",
+    "k_range", "l_range", "k_stride", "l_stride", "default_F"])
+#: the running sum: water background, scale r_e^2 * fluence, steps, -oversample_* switches
+SumParams = namedtuple("SumParams", ["i_bg", "water_size", "scale", "steps", "over_thick",
+                                     "over_polar", "over_omega"])
 
 
-@_jit.scalar
-def render_pixel(fi, si,
-                 pix0, fdet, sdet, odet, beam,
-                 pixel_size, oversample, close_distance, distance, curved, point_pixel,
-                 n_layers, layer_step, mu, thick_zero,
-                 incident, wavelengths,
-                 kahn, polar_axis, no_polar, dmin,
-                 cells, shape, na, nb, nc, fudge, recip,
-                 fgrid, hkl_min, hkl_max, hkl_range, has_grid, default_F, interpolate,
-                 i_bg, water_size, scale, steps,
-                 over_thick, over_polar, over_omega):
-    """Photons in pixel (fi, si) and bookkeeping for statistics and interpolation.
+@_jit.inline
+def grid_low(grid):
+    """Smallest (h, k, l) of the F grid, as a 3-tuple of floats."""
+    return (grid.h_lo, grid.k_lo, grid.l_lo)
+
+
+@_jit.inline
+def grid_high(grid):
+    """Largest (h, k, l) of the F grid, as a 3-tuple of floats."""
+    return (grid.h_hi, grid.k_hi, grid.l_hi)
+
+
+@_jit.inline
+def reciprocal_vectors(latt):
+    """The unrotated a*, b*, c* as one 9-tuple (1/A)."""
+    return (latt.as_x, latt.as_y, latt.as_z, latt.bs_x, latt.bs_y, latt.bs_z,
+            latt.cs_x, latt.cs_y, latt.cs_z)
+
+
+@_jit.inline
+def subpixel_direction(fi, si, sub_f, sub_s, odist, subpixel, det):
+    """Unit vector from the sample to a sub-pixel, and its distance (m)."""
+    n = det.oversample
+    fdist = subpixel * (fi * n + sub_f) + subpixel / 2.0
+    sdist = subpixel * (si * n + sub_s) + subpixel / 2.0
+    px = fdist * det.f_x + sdist * det.s_x + odist * det.o_x + det.pix0_x
+    py = fdist * det.f_y + sdist * det.s_y + odist * det.o_y + det.pix0_y
+    pz = fdist * det.f_z + sdist * det.s_z + odist * det.o_z + det.pix0_z
+    if det.curved:
+        d = det.distance
+        vx, vy, vz = rotate_about_axis(d * det.beam_x, d * det.beam_y, d * det.beam_z,
+                                       det.s_x, det.s_y, det.s_z, py / d)
+        px, py, pz = rotate_about_axis(vx, vy, vz, det.f_x, det.f_y, det.f_z, pz / d)
+    airpath = math.sqrt(px * px + py * py + pz * pz)
+    return px / airpath, py / airpath, pz / airpath, airpath
+
+
+@_jit.inline
+def solid_angle(airpath, det):
+    """Solid angle of a pixel seen at distance ``airpath`` (sr); 1/R^2 for point pixels."""
+    if det.point_pixel:
+        return 1.0 / airpath / airpath
+    p = det.pixel_size
+    return p * p / airpath / airpath * det.close_distance / airpath
+
+
+@_jit.inline
+def miller(cells_t, c, qx, qy, qz):
+    """Fractional Miller indices h, k, l of scattering vector q (1/m) for crystal setting c.
+
+    cells_t: (9, n) real-space vectors a, b, c (m) of each setting, one per column.
+    """
+    h = cells_t[0, c] * qx + cells_t[1, c] * qy + cells_t[2, c] * qz
+    k = cells_t[3, c] * qx + cells_t[4, c] * qy + cells_t[5, c] * qz
+    l = cells_t[6, c] * qx + cells_t[7, c] * qy + cells_t[8, c] * qz
+    return h, k, l
+
+
+@_jit.inline
+def lattice_and_index(h, k, l, latt, shape, fast_trig, recip, lo, hi, grid):
+    """(F_latt, flat F-grid index or -1) of one evaluation."""
+    h0 = ceil_small(h - 0.5)
+    k0 = ceil_small(k - 0.5)
+    l0 = ceil_small(l - 0.5)
+    return (lattice_factor(shape, h, k, l, h0, k0, l0, latt.na, latt.nb, latt.nc, latt.fudge,
+                           recip, fast_trig),
+            grid_index(h0, k0, l0, lo, hi, grid.k_stride, grid.l_stride))
+
+
+@_jit.inline
+def finish_pixel(intensity, capture, polar, omega, sums):
+    """Photons in the pixel from its running sum and the cached correction factors."""
+    value = sums.scale * intensity / sums.steps
+    if not sums.over_thick:
+        value *= capture
+    if not sums.over_polar:
+        value *= polar
+    if not sums.over_omega:
+        value *= omega
+    return value
+
+
+@_jit.inline
+def render_pixel(fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat,
+                 grid, sums, interpolate):
+    """Photons in pixel (fi, si), one evaluation at a time.
 
     Returns (value, omega_sum, switched_off, h, k, l, h0, k0, l0):
     value -- pixel intensity (photons, float64; the caller stores it as float32);
@@ -43,15 +157,15 @@ def render_pixel(fi, si,
     ``interpolate`` was on (from then on the pixel used nearest-neighbour F); h..l0 are
     that evaluation's fractional and nearest indices (for the C's warning text).
     """
-    subpixel = pixel_size / oversample
+    subpixel = det.pixel_size / det.oversample
     n_sources = wavelengths.shape[0]
-    n_cells = cells.shape[0]
-    h_min = hkl_min[0]
-    k_min = hkl_min[1]
-    l_min = hkl_min[2]
+    n_cells = cells_t.shape[1]
+    lo = grid_low(grid)
+    hi = grid_high(grid)
+    recip = reciprocal_vectors(latt)
 
-    intensity = i_bg
-    polar = 1.0 if no_polar else 0.0
+    intensity = sums.i_bg
+    polar = 1.0 if beam.no_polar else 0.0
     omega = 0.0
     omega_sum = 0.0
     capture = 0.0
@@ -63,36 +177,19 @@ def render_pixel(fi, si,
     ok0 = 0
     ol0 = 0
 
-    for layer in range(n_layers):
-        odist = layer * layer_step
-        capture = 1.0 if thick_zero else 0.0
-        for sub_s in range(oversample):
-            for sub_f in range(oversample):
-                fdist = subpixel * (fi * oversample + sub_f) + subpixel / 2.0
-                sdist = subpixel * (si * oversample + sub_s) + subpixel / 2.0
-                px = fdist * fdet[0] + sdist * sdet[0] + odist * odet[0] + pix0[0]
-                py = fdist * fdet[1] + sdist * sdet[1] + odist * odet[1] + pix0[1]
-                pz = fdist * fdet[2] + sdist * sdet[2] + odist * odet[2] + pix0[2]
-                if curved:
-                    vx, vy, vz = rotate_about_axis(distance * beam[0], distance * beam[1],
-                                                   distance * beam[2], sdet[0], sdet[1],
-                                                   sdet[2], py / distance)
-                    px, py, pz = rotate_about_axis(vx, vy, vz, fdet[0], fdet[1], fdet[2],
-                                                   pz / distance)
-                airpath = math.sqrt(px * px + py * py + pz * pz)
-                dx = px / airpath
-                dy = py / airpath
-                dz = pz / airpath
-
-                if omega == 0.0 or over_omega:
-                    omega = pixel_size * pixel_size / airpath / airpath * close_distance / airpath
-                    if point_pixel:
-                        omega = 1.0 / airpath / airpath
+    for layer in range(det.n_layers):
+        odist = layer * det.layer_step
+        capture = 1.0 if det.thick_zero else 0.0
+        for sub_s in range(det.oversample):
+            for sub_f in range(det.oversample):
+                dx, dy, dz, airpath = subpixel_direction(fi, si, sub_f, sub_s, odist, subpixel,
+                                                         det)
+                if omega == 0.0 or sums.over_omega:
+                    omega = solid_angle(airpath, det)
                 omega_sum += omega
-
-                if capture == 0.0 or over_thick:
-                    parallax = dx * odet[0] + dy * odet[1] + dz * odet[2]
-                    capture = capture_fraction(layer, layer_step, mu, parallax)
+                if capture == 0.0 or sums.over_thick:
+                    capture = capture_fraction(layer, det.layer_step, det.mu,
+                                               dx * det.o_x + dy * det.o_y + dz * det.o_z)
 
                 for src in range(n_sources):
                     ix = incident[src, 0]
@@ -103,29 +200,27 @@ def render_pixel(fi, si,
                     qy = (dy - iy) / lam
                     qz = (dz - iz) / lam
                     stol = 0.5 * math.sqrt(qx * qx + qy * qy + qz * qz)
-                    if dmin > 0.0 and stol > 0.0:
-                        if dmin > 0.5 / stol:
+                    if beam.dmin > 0.0 and stol > 0.0:
+                        if beam.dmin > 0.5 / stol:
                             continue
-                    if polar == 0.0 or over_polar:
+                    if polar == 0.0 or sums.over_polar:
                         polar, dx, dy, dz = polarization_factor(
-                            kahn, ix, iy, iz, dx, dy, dz,
-                            polar_axis[0], polar_axis[1], polar_axis[2])
+                            beam.kahn, ix, iy, iz, dx, dy, dz, beam.pol_x, beam.pol_y, beam.pol_z)
 
                     for c in range(n_cells):
-                        h = cells[c, 0] * qx + cells[c, 1] * qy + cells[c, 2] * qz
-                        k = cells[c, 3] * qx + cells[c, 4] * qy + cells[c, 5] * qz
-                        l = cells[c, 6] * qx + cells[c, 7] * qy + cells[c, 8] * qz
-                        h0 = math.ceil(h - 0.5)
-                        k0 = math.ceil(k - 0.5)
-                        l0 = math.ceil(l - 0.5)
-                        f_latt = lattice_factor(shape, h, k, l, h0, k0, l0, na, nb, nc,
-                                                fudge, recip)
-                        if f_latt == 0.0 and water_size == 0.0:
+                        h, k, l = miller(cells_t, c, qx, qy, qz)
+                        h0 = ceil_small(h - 0.5)
+                        k0 = ceil_small(k - 0.5)
+                        l0 = ceil_small(l - 0.5)
+                        f_latt = lattice_factor(latt.shape, h, k, l, h0, k0, l0, latt.na,
+                                                latt.nb, latt.nc, latt.fudge, recip,
+                                                latt.fast_trig)
+                        if f_latt == 0.0 and sums.water_size == 0.0:
                             continue
                         use_interp = interpolate and not switched_off
                         if use_interp and outside_interpolation_range(
-                                h, k, l, h_min, k_min, l_min,
-                                hkl_range[0], hkl_range[1], hkl_range[2]):
+                                h, k, l, grid.h_min, grid.k_min, grid.l_min,
+                                grid.h_range, grid.k_range, grid.l_range):
                             switched_off = True
                             use_interp = False
                             oh = h
@@ -135,24 +230,149 @@ def render_pixel(fi, si,
                             ok0 = int(k0)
                             ol0 = int(l0)
                         if use_interp:
-                            f_cell = tricubic_F(fgrid, h_min, k_min, l_min, h, k, l)
+                            f_cell = tricubic_F(fgrid, grid.h_min, grid.k_min, grid.l_min,
+                                                h, k, l)
                         else:
-                            f_cell = nearest_F(fgrid, has_grid, h_min, k_min, l_min,
-                                               hkl_max[0], hkl_max[1], hkl_max[2],
-                                               int(h0), int(k0), int(l0), default_F)
+                            f_cell = nearest_F(fgrid_flat, h0, k0, l0, lo, hi, grid.k_stride,
+                                               grid.l_stride, grid.default_F)
                         intensity += f_cell * f_cell * f_latt * f_latt
-                        if over_thick:
+                        if sums.over_thick:
                             intensity *= capture
-                        if over_polar:
+                        if sums.over_polar:
                             intensity *= polar
-                        if over_omega:
+                        if sums.over_omega:
                             intensity *= omega
 
-    value = scale * intensity / steps
-    if not over_thick:
-        value *= capture
-    if not over_polar:
-        value *= polar
-    if not over_omega:
-        value *= omega
+    value = finish_pixel(intensity, capture, polar, omega, sums)
     return value, omega_sum, switched_off, oh, ok, ol, oh0, ok0, ol0
+
+
+@_jit.inline
+def lattice_terms(n_terms, q_t, cells_t, latt, grid, f_latt, f_index):
+    """Lattice factor and F-grid index of every (source, phi, mosaic) evaluation.
+
+    A loop without dependencies or table look-ups; the common cases (square and round
+    crystals with the vectorisable sine) get loops of their own, which the compiler
+    vectorises. f_index[j] is the flat index of the nearest reflection, -1 outside.
+    """
+    lo = grid_low(grid)
+    hi = grid_high(grid)
+    recip = reciprocal_vectors(latt)
+    if latt.shape == SQUARE and latt.fast_trig:
+        for j in range(n_terms):
+            h, k, l = miller(cells_t, j, q_t[0, j], q_t[1, j], q_t[2, j])
+            f_latt[j], f_index[j] = lattice_and_index(h, k, l, latt, SQUARE, True, recip, lo,
+                                                      hi, grid)
+    elif latt.shape == ROUND and latt.fast_trig:
+        for j in range(n_terms):
+            h, k, l = miller(cells_t, j, q_t[0, j], q_t[1, j], q_t[2, j])
+            f_latt[j], f_index[j] = lattice_and_index(h, k, l, latt, ROUND, True, recip, lo,
+                                                      hi, grid)
+    else:
+        for j in range(n_terms):
+            h, k, l = miller(cells_t, j, q_t[0, j], q_t[1, j], q_t[2, j])
+            f_latt[j], f_index[j] = lattice_and_index(h, k, l, latt, latt.shape,
+                                                      latt.fast_trig, recip, lo, hi, grid)
+
+
+@_jit.inline
+def source_vectors(dx, dy, dz, incident_t, wavelengths, dmin, start, q_src, live):
+    """Scattering vectors (1/m) of sources start.. for diffracted direction d, and
+    whether each survives the dmin cut. incident_t, q_src: (3, n_sources)."""
+    for s in range(start, wavelengths.shape[0]):
+        lam = wavelengths[s]
+        qx = (dx - incident_t[0, s]) / lam
+        qy = (dy - incident_t[1, s]) / lam
+        qz = (dz - incident_t[2, s]) / lam
+        q_src[0, s] = qx
+        q_src[1, s] = qy
+        q_src[2, s] = qz
+        stol = 0.5 * math.sqrt(qx * qx + qy * qy + qz * qz)
+        live[s] = not (dmin > 0.0 and stol > 0.0 and dmin > 0.5 / stol)
+
+
+@_jit.inline
+def render_pixel_batched(fi, si, det, beam, incident_t, wavelengths, latt, cells_t, n_cells,
+                         fgrid_flat, grid, sums, q_src, q_t, f_latt, f_index, src_live,
+                         src_polar):
+    """Photons in pixel (fi, si) without interpolation, evaluations batched per sub-pixel.
+
+    incident_t: (3, n_sources) unit incident directions. cells_t: (9, n_sources * n_cells)
+    crystal vectors tiled once per source (SoA, so the term loop reads contiguous
+    memory). Scratch arrays of this thread: q_src (3, n_sources); q_t (3, J) with
+    J = n_sources * n_cells (may be q_src itself when n_cells == 1); f_latt, f_index (J);
+    src_live, src_polar (n_sources). Returns (value, omega_sum).
+    """
+    subpixel = det.pixel_size / det.oversample
+    n_sources = wavelengths.shape[0]
+    n_terms = n_sources * n_cells
+    over_polar = sums.over_polar
+
+    intensity = sums.i_bg
+    polar = 1.0 if beam.no_polar else 0.0
+    omega = 0.0
+    omega_sum = 0.0
+    capture = 0.0
+
+    for layer in range(det.n_layers):
+        odist = layer * det.layer_step
+        capture = 1.0 if det.thick_zero else 0.0
+        for sub_s in range(det.oversample):
+            for sub_f in range(det.oversample):
+                dx, dy, dz, airpath = subpixel_direction(fi, si, sub_f, sub_s, odist, subpixel,
+                                                         det)
+                if omega == 0.0 or sums.over_omega:
+                    omega = solid_angle(airpath, det)
+                omega_sum += omega
+                if capture == 0.0 or sums.over_thick:
+                    capture = capture_fraction(layer, det.layer_step, det.mu,
+                                               dx * det.o_x + dy * det.o_y + dz * det.o_z)
+
+                # the sources in order: scattering vector, dmin cut, polarization (which
+                # re-normalises d for the sources after the one it is computed for)
+                source_vectors(dx, dy, dz, incident_t, wavelengths, beam.dmin, 0, q_src, src_live)
+                if polar == 0.0 or over_polar:
+                    for src in range(n_sources):
+                        if src_live[src] and (polar == 0.0 or over_polar):
+                            polar, ex, ey, ez = polarization_factor(
+                                beam.kahn, incident_t[0, src], incident_t[1, src],
+                                incident_t[2, src], dx, dy, dz, beam.pol_x, beam.pol_y,
+                                beam.pol_z)
+                            if ex != dx or ey != dy or ez != dz:
+                                dx, dy, dz = ex, ey, ez
+                                source_vectors(dx, dy, dz, incident_t, wavelengths, beam.dmin,
+                                               src + 1, q_src, src_live)
+                        src_polar[src] = polar
+                if n_cells > 1:
+                    for src in range(n_sources):
+                        base = src * n_cells
+                        for c in range(n_cells):
+                            q_t[0, base + c] = q_src[0, src]
+                            q_t[1, base + c] = q_src[1, src]
+                            q_t[2, base + c] = q_src[2, src]
+
+                # every (source, phi, mosaic) lattice factor: no dependencies, vectorised
+                lattice_terms(n_terms, q_t, cells_t, latt, grid, f_latt, f_index)
+
+                # summed in the C's order, with the -oversample_* multiplications
+                for src in range(n_sources):
+                    if not src_live[src]:
+                        continue
+                    p = src_polar[src]
+                    base = src * n_cells
+                    for c in range(n_cells):
+                        fl = f_latt[base + c]
+                        if fl == 0.0 and sums.water_size == 0.0:
+                            continue
+                        idx = f_index[base + c]
+                        f_cell = fgrid_flat[idx] if idx >= 0 else grid.default_F
+                        intensity += f_cell * f_cell * fl * fl
+                        if sums.over_thick:
+                            intensity *= capture
+                        if over_polar:
+                            intensity *= p
+                        if sums.over_omega:
+                            intensity *= omega
+
+    value = finish_pixel(intensity, capture, polar, omega, sums)
+    return value, omega_sum

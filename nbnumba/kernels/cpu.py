@@ -1,58 +1,42 @@
-"""The CPU kernel: rows of the region of interest in parallel (``prange``).
+"""The CPU kernels: rows of the region of interest in parallel (``prange``).
 
-Each pixel's sum is computed serially by :func:`nbnumba.pixel.render_pixel`, so the
-image does not depend on the number of threads. Per-row results (solid-angle sums, the
-first pixel where interpolation switched off) are reduced by the caller in row order.
+Each pixel's sum is computed serially by one of the drivers in :mod:`nbnumba.pixel`, so
+the image does not depend on the number of threads. Per-row results (solid-angle sums,
+the first pixel where interpolation switched off) are reduced by the caller in row order.
 """
 import numba
 import numpy as np
 
 from .. import _jit
-from ..pixel import render_pixel
+from ..pixel import render_pixel, render_pixel_batched
 
 
 @_jit.parallel
-def render_rows(image, fpixels, row_start, row_stop, col_start, col_stop, first_pixel,
-                mask, use_mask,
-                pix0, fdet, sdet, odet, beam,
-                pixel_size, oversample, close_distance, distance, curved, point_pixel,
-                n_layers, layer_step, mu, thick_zero,
-                incident, wavelengths,
-                kahn, polar_axis, no_polar, dmin,
-                cells, shape, na, nb, nc, fudge, recip,
-                fgrid, hkl_min, hkl_max, hkl_range, has_grid, default_F, interpolate,
-                i_bg, water_size, scale, steps,
-                over_thick, over_polar, over_omega,
-                row_omega, row_switch_col, row_switch_hkl):
-    """Render rows [row_start, row_stop) x columns [col_start, col_stop) into ``image``.
+def render_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask,
+                det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat, grid, sums,
+                interpolate, row_omega, row_switch_col, row_switch_hkl):
+    """Render rows [rows[0], rows[1]) x columns [cols[0], cols[1]) into ``image``,
+    one evaluation at a time (needed for tricubic interpolation).
 
     image: float32, flat raster (s * fpixels + f). Pixels with linear index below
     ``first_pixel`` and masked pixels (mask == 0 when ``use_mask``) are left untouched.
     row_omega[r], row_switch_col[r], row_switch_hkl[r] receive, for row
-    ``row_start + r``, the solid-angle sum, the first column whose pixel switched
+    ``rows[0] + r``, the solid-angle sum, the first column whose pixel switched
     interpolation off (-1: none) and that evaluation's h, k, l, h0, k0, l0.
     """
-    n_rows = row_stop - row_start
-    for r in numba.prange(n_rows):
-        si = row_start + r
+    for r in numba.prange(rows[1] - rows[0]):
+        si = rows[0] + r
         omega_total = 0.0
         row_switch_col[r] = -1
-        for fi in range(col_start, col_stop):
+        for fi in range(cols[0], cols[1]):
             idx = si * fpixels + fi
             if idx < first_pixel:
                 continue
             if use_mask and mask[idx] == 0:
                 continue
             value, omega_sum, switched, h, k, l, h0, k0, l0 = render_pixel(
-                fi, si, pix0, fdet, sdet, odet, beam,
-                pixel_size, oversample, close_distance, distance, curved, point_pixel,
-                n_layers, layer_step, mu, thick_zero,
-                incident, wavelengths,
-                kahn, polar_axis, no_polar, dmin,
-                cells, shape, na, nb, nc, fudge, recip,
-                fgrid, hkl_min, hkl_max, hkl_range, has_grid, default_F, interpolate,
-                i_bg, water_size, scale, steps,
-                over_thick, over_polar, over_omega)
+                fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat,
+                grid, sums, interpolate)
             image[idx] = np.float32(0.0 + value)
             omega_total += omega_sum
             if switched and row_switch_col[r] < 0:
@@ -63,4 +47,33 @@ def render_rows(image, fpixels, row_start, row_stop, col_start, col_stop, first_
                 row_switch_hkl[r, 3] = h0
                 row_switch_hkl[r, 4] = k0
                 row_switch_hkl[r, 5] = l0
+        row_omega[r] = omega_total
+
+
+@_jit.parallel
+def render_rows_batched(image, fpixels, rows, cols, mask, use_mask,
+                        det, beam, incident_t, wavelengths, latt, cells_t, n_cells, fgrid_flat,
+                        grid, sums, row_omega):
+    """Render rows [rows[0], rows[1]) without interpolation, batching the evaluations
+    of each sub-pixel (see :func:`nbnumba.pixel.render_pixel_batched`)."""
+    n_sources = wavelengths.shape[0]
+    n_terms = cells_t.shape[1]
+    for r in numba.prange(rows[1] - rows[0]):
+        q_src = np.empty((3, n_sources))
+        q_t = q_src if n_cells == 1 else np.empty((3, n_terms))
+        f_latt = np.empty(n_terms)
+        f_index = np.empty(n_terms, dtype=np.int64)
+        src_live = np.empty(n_sources, dtype=np.bool_)
+        src_polar = np.empty(n_sources)
+        si = rows[0] + r
+        omega_total = 0.0
+        for fi in range(cols[0], cols[1]):
+            idx = si * fpixels + fi
+            if use_mask and mask[idx] == 0:
+                continue
+            value, omega_sum = render_pixel_batched(
+                fi, si, det, beam, incident_t, wavelengths, latt, cells_t, n_cells, fgrid_flat,
+                grid, sums, q_src, q_t, f_latt, f_index, src_live, src_polar)
+            image[idx] = np.float32(0.0 + value)
+            omega_total += omega_sum
         row_omega[r] = omega_total

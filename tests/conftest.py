@@ -1,0 +1,68 @@
+"""Shared test fixtures: the golden data set and an in-process CLI runner."""
+import contextlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+GOLDEN = DATA / "golden"
+
+
+@pytest.fixture(scope="session")
+def golden_dir():
+    """The golden reference set copied from the C program (cases.json, inputs/, cases/)."""
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def golden_cases():
+    """The list of case descriptions of cases.json."""
+    return json.loads((GOLDEN / "cases.json").read_text())
+
+
+class CliRun:
+    """Result of one in-process CLI run: exit code, stdout and stderr text."""
+
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+
+def run_cli(args, cwd, entry=None):
+    """Run a CLI entry point (default: ``nbnumba``) in-process inside ``cwd``.
+
+    Returns a :class:`CliRun`. The working directory is restored afterwards.
+    """
+    if entry is None:
+        from nbnumba_cli.main import main as entry
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = entry(list(args))
+    finally:
+        os.chdir(old)
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run ``nbnumba`` in-process in a fresh temporary directory: cli(args) -> CliRun."""
+    def _run(args, cwd=None):
+        return run_cli(args, cwd or tmp_path)
+    return _run
+
+
+def stage_case(case, workdir):
+    """Copy a golden case's inputs (and pre-copies) into ``workdir``."""
+    (workdir / "inputs").mkdir(parents=True, exist_ok=True)
+    for name in case["inputs"]:
+        src = GOLDEN / name
+        if src.exists():
+            shutil.copy(src, workdir / name)
+    for a, b in case.get("pre_copy", []):
+        shutil.copy(GOLDEN / a, workdir / b)
