@@ -56,8 +56,12 @@ class _Ordered(argparse.Action):
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-def build_parser():
-    """The argparse parser of every C flag (exact matching) plus nbnumba's own."""
+def build_parser(add_options=None):
+    """The argparse parser of every C flag (exact matching) plus nbnumba's own.
+
+    add_options: optional callable(parser) run last; another command (``nbnumba-series``)
+    adds its own options (and may change ``prog``/``description``) with it.
+    """
     from nbnumba import __version__
     parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG, add_help=False,
                      allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,6 +76,8 @@ def build_parser():
             *f.names, dest=f.names[0].lstrip("-"), action=_Ordered, flag=f, type=f.kind,
             nargs=f.nargs if f.nargs != 1 else None, metavar=f.metavar or None, help=f.help,
             default=argparse.SUPPRESS)
+    if add_options is not None:
+        add_options(parser)
     return parser
 
 
@@ -123,14 +129,19 @@ def _ingest_header(state, path, is_mask):
     return image
 
 
-def parse_arguments(argv):
-    """Parse and apply the flags; returns the :class:`ParseState` (no files read yet)."""
-    parser = build_parser()
+def parse_arguments(argv, add_options=None):
+    """Parse and apply the flags; returns the :class:`ParseState` (no files read yet).
+
+    add_options: see :func:`build_parser`; the values of the options it adds are left
+    on ``state.options`` (the argparse namespace).
+    """
+    parser = build_parser(add_options)
     namespace = argparse.Namespace(ordered=[])
     namespace, extras = parser.parse_known_args(list(argv), namespace)
     if extras:
         raise CliError(_unknown(extras))
     state = ParseState()
+    state.options = namespace
     ordered = namespace.ordered
     masks = [v[0] for f, v, _ in ordered if f.names[0] == "-mask"]
     imgs = [v[0] for f, v, _ in ordered if f.names[0] == "-img"]

@@ -234,9 +234,18 @@ def noise_image(values, fpixels, spixels, roi, adc, user_seed, table):
     return out, float(photons), int(overloads)
 
 
-@_jit.serial
-def _powf(x, y):
-    return math.pow(np.float32(x), np.float32(y))
+def _libm_powf():
+    """The C library's single-precision pow (what the C program calls)."""
+    import ctypes
+    import ctypes.util
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    powf = libm.powf
+    powf.restype = ctypes.c_float
+    powf.argtypes = (ctypes.c_float, ctypes.c_float)
+    return powf
+
+
+_powf = _libm_powf()
 
 
 def random_cap_rotation(cap, stream):
