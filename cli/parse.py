@@ -33,8 +33,15 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse with exact matching of single-dash flags and one-line errors."""
+
     def error(self, message):
         raise CliError(message)
+
+    def _get_option_tuples(self, option_string):
+        # argparse matches single-dash options by prefix (and splits off glued values)
+        # even with allow_abbrev=False; every flag here must be spelled out exactly
+        return []
 
 
 class _Ordered(argparse.Action):

@@ -49,8 +49,8 @@ def smv_header(setup):
 
 
 def float_bytes(result):
-    """The raw float file: little-endian float32 in raster order."""
-    return np.ascontiguousarray(result.image, dtype="<f4").tobytes()
+    """The raw float file's content: little-endian float32 in raster order (a buffer)."""
+    return memoryview(np.ascontiguousarray(result.image, dtype="<f4")).cast("B")
 
 
 def write_float_image(result, path):
@@ -95,7 +95,7 @@ def pgm_bytes(result, pgm):
     setup = result.setup
     header = ("P5\n%d %d\n# pixels scaled by %g\n255\n"
               % (setup.fpixels, setup.spixels, pgm.scale)).encode("ascii")
-    return [header, pgm.pixels.tobytes()]
+    return [header, memoryview(np.ascontiguousarray(pgm.pixels)).cast("B")]
 
 
 def write_pgm(result, path, pgm):

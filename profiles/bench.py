@@ -179,7 +179,7 @@ def summarize_runs(runs):
 def measure_cli(name, opts):
     """Whole-process runs of each program, interleaved, then the image comparison."""
     env = child_env(opts.threads)
-    args = cases.case_args(name) + NO_PROGRESS
+    args = {"nbnumba": cases.case_args(name) + NO_PROGRESS, "c": cases.c_args(name) + NO_PROGRESS}
     progs = programs(opts)
     runs = {label: [] for label, _ in progs}
     with tempfile.TemporaryDirectory(prefix="nbbench-") as tmp:
@@ -188,7 +188,8 @@ def measure_cli(name, opts):
             os.mkdir(d)
         for i in range(opts.repeats):
             for label, exe in progs:
-                run = procs.run([exe] + args, cwd=dirs[label], env=env, timeout=opts.timeout)
+                run = procs.run([exe] + args[label], cwd=dirs[label], env=env,
+                                timeout=opts.timeout)
                 runs[label].append(procs.check(run, "%s run %d of %s" % (label, i + 1, name)))
                 log("  [%s] %-7s run %d: %.3f s, %.0f MiB"
                     % (name, label, i + 1, run.wall_s, run.max_rss_mib))
@@ -268,8 +269,6 @@ TABLE_HEADER = ("| case | pixels | Meval | nb s | C s | nb/C | kernel s | Meval/
 
 def table_row(name, r):
     """One Markdown table row of a case result."""
-    if "error" in r and "kernel" not in r:
-        return "| %s | error: %s |" % (name, r["error"].splitlines()[0])
     counts = _get(r, "kernel", "counts") or {}
     evals = counts.get("evaluations")
     rate = _get(r, "kernel", "evals_per_s")
@@ -280,9 +279,16 @@ def table_row(name, r):
         _fmt(rate and rate / 1e6, ".1f"), _fmt(_get(r, "compile", "cold", "wall_s"), ".2f"),
         _fmt(_get(r, "compile", "warm", "wall_s"), ".2f"),
         _fmt(_get(r, "cli", "nbnumba", "max_rss_mib"), ".0f"),
-        _fmt(_get(r, "cli", "c", "max_rss_mib"), ".0f"), image_cell(_get(r, "cli", "image")),
+        _fmt(_get(r, "cli", "c", "max_rss_mib"), ".0f"),
+        "error" if "error" in r else image_cell(_get(r, "cli", "image")),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def error_summary(text):
+    """First line of an error and the last line of the child's output."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if len(lines) < 2 else "%s ... %s" % (lines[0], lines[-1])
 
 
 def markdown(report):
@@ -291,6 +297,8 @@ def markdown(report):
     lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
     lines += [table_row(n, r) for n, r in report["cases"].items()]
     lines.append("")
+    lines += ["%s failed: %s" % (n, error_summary(r["error"]))
+              for n, r in report["cases"].items() if "error" in r]
     lines.append("threads %d, repeats %d (medians), %s, load average %s -> %s"
                  % (meta["threads"], meta["repeats"], meta["c_bin"] or "no C binary",
                     meta["loadavg_start"], meta["loadavg_end"]))

@@ -6,6 +6,8 @@ zero. NaN in both images counts as equal; NaN in one only never does. The images
 native-endian float32 rasters (photons per pixel) of the same size, compared in chunks so
 that a 4096 x 4096 image needs little memory.
 """
+import os
+
 import numpy as np
 
 #: relative tolerance of the rule
@@ -68,5 +70,8 @@ def compare(a, b):
 
 
 def compare_files(nb_path, c_path):
-    """:func:`compare` of two float image files."""
+    """:func:`compare` of two float image files (``error`` when one is missing)."""
+    missing = [p for p in (nb_path, c_path) if not os.path.isfile(p)]
+    if missing:
+        return {"equal": False, "identical": False, "error": "no float image %s" % missing[0]}
     return compare(read_float_image(nb_path), read_float_image(c_path))

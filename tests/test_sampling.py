@@ -1,17 +1,13 @@
 """Auto-selection of counts, ranges and steps (spec/sources.md section 3) and the
 generated source lists (section 2)."""
-import json
-import math
-
 import pytest
 
 from conftest import stage_case
 from nbnumba import config_from_args, prepare
-from nbnumba.config import BeamConfig
+from nbnumba.config import BeamConfig, DetectorConfig
 from nbnumba.constants import RTD
 from nbnumba.crystal import phi_angles
 from nbnumba.geometry import detector_frame
-from nbnumba.config import DetectorConfig
 from nbnumba.sampling import (dispersion_rule, mosaic_rule, phi_rule, spread_rule,
                               thickness_rule, thickness_sanity)
 from nbnumba.sources import generated_sources
@@ -28,14 +24,20 @@ def test_divsteps_alone_gives_one_radian():
 
 
 def test_divergence_with_divsteps():
-    assert spread_rule(5, 2 * MRAD / 1000 * 1000, None) == (5, 0.002, 0.0005)
+    assert spread_rule(5, 2 / 1000.0, None) == (5, 0.002, 0.0005)
 
 
 def test_range_and_step_use_ceil_of_the_ratio():
-    """0.00028/0.00002 = 14.000000000000002 -> 15 steps (trap 11)."""
-    n, r, s = spread_rule(None, 0.28 / 1000.0, 0.02 / 1000.0)
-    assert n == 15
-    assert (r, s) == (0.28 / 1000.0, 0.02 / 1000.0)
+    """N = ceil(R/S) on the doubles the flags give (R = 0.28/1000, S = 0.02/1000).
+
+    That quotient is 14 + 3.4e-16 exactly, which IEEE double division rounds to 14.0, so
+    the count is 14 (the grid -0.14 .. +0.12 mrad), consistent with the 167 kept points
+    spec/sources.md section 2 reports for this grid (a 15 x 15 grid keeps 177). The
+    "15 steps" of spec README trap 11 would need x87 extended precision.
+    """
+    r, s = 0.28 / 1000.0, 0.02 / 1000.0
+    assert spread_rule(None, r, s) == (14, r, s)
+    assert spread_rule(None, 3.0 / 1000.0, 0.7 / 1000.0)[0] == 5   # ceil(4.2857...)
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -80,24 +82,30 @@ def test_generated_wavelengths(dispersion, steps, factors):
 
 
 def test_divsteps_3_grid_keeps_four_points():
+    """3 x 3 grid at -0.5, -1/6, +1/6 rad on each axis; the ellipse keeps the 4 inner ones."""
     positions, _, _, hdiv, vdiv, _, kept, messages = _generate(hdiv_steps=3, vdiv_steps=3)
     assert hdiv[0] == vdiv[0] == 3 and hdiv[1] == 1.0
     assert kept == 4 and len(positions) == 4
-    angles = sorted({float(m.split()[2]) for m in messages})
-    assert angles == pytest.approx([-0.5, -1 / 6, 1 / 6], rel=1e-5)
+    pairs = sorted(tuple(float(x) for x in m.split()[2:]) for m in messages)
+    sixth = 1 / 6
+    want = [-sixth, -sixth, -sixth, sixth, sixth, -sixth, sixth, sixth]
+    assert [x for p in pairs for x in p] == pytest.approx(want, rel=1e-5)
+    unkept = _generate(hdiv_steps=3, vdiv_steps=3, round_divergence=False)
+    assert unkept[6] == 9
 
 
-def test_fine_divergence_grid_15_by_15_keeps_167():
-    out = _generate(hdiv_range=0.28 / 1000.0, hdiv_step=0.02 / 1000.0,
-                    vdiv_range=0.28 / 1000.0, vdiv_step=0.02 / 1000.0)
-    assert out[3][0] == out[4][0] == 15
+FINE = dict(hdiv_range=0.28 / 1000.0, hdiv_step=0.02 / 1000.0, vdiv_range=0.28 / 1000.0,
+            vdiv_step=0.02 / 1000.0)
+
+
+def test_fine_divergence_grid_keeps_167():
+    out = _generate(**FINE)
+    assert out[3][0] == out[4][0] == 14
     assert out[6] == 167 and len(out[2]) == 167
 
 
 def test_square_divergence_keeps_the_whole_grid():
-    out = _generate(hdiv_range=0.28 / 1000.0, hdiv_step=0.02 / 1000.0,
-                    vdiv_range=0.28 / 1000.0, vdiv_step=0.02 / 1000.0, round_divergence=False)
-    assert out[6] == 225
+    assert _generate(round_divergence=False, **FINE)[6] == 14 * 14
 
 
 def test_zero_range_on_one_axis_is_never_trimmed():
@@ -110,8 +118,8 @@ def test_cli_flags_hdivrange_hdivstep(tmp_path):
                                "-detpixels", "8", "-hdivrange", "0.28", "-hdivstep", "0.02",
                                "-oversample", "1"], cwd=str(tmp_path))
     setup = prepare(cfg)
-    assert setup.sources.hdiv[0] == 15
-    assert setup.sources.count == 15   # the vertical range is zero: a line, not trimmed
+    assert setup.sources.hdiv == (14, 0.28 / 1000.0, 0.02 / 1000.0)
+    assert setup.sources.count == 14   # the vertical range is zero: a line, not trimmed
 
 
 # -------------------------------------------------------------------------- thickness
@@ -124,7 +132,7 @@ def test_no_thickness_is_one_layer():
 
 
 def test_thickness_alone_is_two_half_layers():
-    assert thickness(None, 200 * UM) == (2, 200 * UM, 100 * UM)
+    assert thickness(None, 200 * UM) == (2, 200 * UM, 200 * UM / 2)
 
 
 def test_thickness_with_steps_uses_n_minus_one():
@@ -145,8 +153,9 @@ def _prepare(flags, tmp_path):
 
 def test_attenuation_defaults_to_one_over_thickness(tmp_path):
     setup = _prepare(["-detector_thick", "200"], tmp_path)
-    assert (setup.layers, setup.layer_step) == (2, 100e-6)
-    assert setup.mu == 1.0 / 200e-6
+    t = 200 * 1e-6
+    assert (setup.layers, setup.thickness, setup.layer_step) == (2, t, t / 2)
+    assert setup.mu == 1.0 / t
     assert any("setting detector attenuation depth" in m for m in setup.messages)
 
 

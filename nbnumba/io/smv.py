@@ -37,7 +37,7 @@ def header_text(fields):
 def smv_bytes(header, pixels):
     """Complete SMV file content: header, space padding to 512 bytes, uint16 data."""
     pad = b" " * max(0, HEADER_BYTES - len(header))
-    return [header, pad, np.ascontiguousarray(pixels, dtype="<u2").tobytes()]
+    return [header, pad, memoryview(np.ascontiguousarray(pixels, dtype="<u2")).cast("B")]
 
 
 def write_smv(path, header, pixels):
