@@ -3,7 +3,7 @@
 ::
 
     nb-compare [--c-bin PATH] [--out DIR] [--threshold R] [--threads N] [--timeout S]
-               [--nb-cmd CMD] [--keep] [--] NANOBRAGG-ARGUMENTS...
+               [--nb-cmd CMD] [--keep] [-q] [--] NANOBRAGG-ARGUMENTS...
 
 The C program comes from ``--c-bin`` or the ``NB_C_BIN`` environment variable. Both
 programs run one after the other (so that their run times do not disturb each other),
@@ -141,7 +141,7 @@ def split_argv(parser, argv):
     i = 0
     while i < len(argv):
         token = argv[i]
-        if not token.startswith("--") and token not in ("-q",):
+        if not (token.startswith("--") or token == "-q"):
             break
         name = token.split("=", 1)[0]
         action = parser._option_string_actions.get(name)
@@ -421,7 +421,7 @@ def run(argv):
     return code
 
 
-def _fail(summary, status, message, code, quiet):
+def _fail(summary, status, message, code):
     summary["status"], summary["message"] = status, message
     print(f"nb-compare: {status}: {message}")
     return code
@@ -437,20 +437,20 @@ def _compare_outputs(summary, names, c_dir, nb_dir, out_dir, opts):
     failed = [r["error"] for r in (c_rec, nb_rec) if r["error"]]
     if failed:
         return _fail(summary, "runner-failed", "; ".join(failed) + " (see c_stdout.txt / "
-                     "nb_stdout.txt)", EXIT_RUNNER, quiet)
+                     "nb_stdout.txt)", EXIT_RUNNER)
     shutil.copyfile(c_float, out_dir / "c_float.bin")
     shutil.copyfile(nb_float, out_dir / "nb_float.bin")
     c_bytes, nb_bytes = c_float.stat().st_size, nb_float.stat().st_size
     summary["float_bytes"] = {"c": c_bytes, "nbnumba": nb_bytes}
     if c_bytes != nb_bytes or c_bytes % 4:
         return _fail(summary, "size-mismatch", f"float images have {c_bytes} (C) and "
-                     f"{nb_bytes} (nbnumba) bytes", EXIT_SIZE, quiet)
+                     f"{nb_bytes} (nbnumba) bytes", EXIT_SIZE)
     c_shape, nb_shape = _smv_shape(c_dir / names["int"]), _smv_shape(nb_dir / names["int"])
     summary["shape"] = {"c": c_shape, "nbnumba": nb_shape}
     if c_shape and nb_shape and c_shape != nb_shape:
         return _fail(summary, "size-mismatch", "images are %dx%d (C) and %dx%d (nbnumba) "
                      "pixels (fast x slow)" % (c_shape[1], c_shape[0], nb_shape[1],
-                                               nb_shape[0]), EXIT_SIZE, quiet)
+                                               nb_shape[0]), EXIT_SIZE)
     n = c_bytes // 4
     shape = c_shape or nb_shape
     if not shape or shape[0] * shape[1] != n:
@@ -476,7 +476,7 @@ def _compare_outputs(summary, names, c_dir, nb_dir, out_dir, opts):
     r = summary["correlation"]
     if r is None or r < opts.threshold:
         return _fail(summary, "below-threshold", "correlation %s < %g" % (
-            "undefined" if r is None else "%.6f" % r, opts.threshold), EXIT_THRESHOLD, quiet)
+            "undefined" if r is None else "%.6f" % r, opts.threshold), EXIT_THRESHOLD)
     summary["status"] = "ok"
     print("nb-compare: ok: correlation %.6f >= %g%s" % (
         r, opts.threshold, " (float images identical)" if summary["identical"] else ""))

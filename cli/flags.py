@@ -8,6 +8,7 @@ ones), exactly like the C program, except that every flag is matched exactly.
 Unit conversions are written the way the C writes them (``/1000.0``, ``/1.0e10``,
 ``*1e-6``, ``/RTD`` ...) so that the values are bit-identical.
 """
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
@@ -22,21 +23,31 @@ _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _INT = re.compile(r"^[+-]?\d+(\.0*)?$")
 
 
+_INT_LIMIT = 2 ** 31 - 1   # the C's int
+
+
 def c_float(text):
     """A decimal number as the C's ``atof`` reads it (no inf/nan, no trailing junk)."""
     if not _FLOAT.match(text):
         raise ValueError(f"'{text}' is not a number")
-    return float(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"'{text}' is out of range")
+    return value
 
 
 c_float.__name__ = "number"
 
 
 def c_int(text):
-    """An integer (``5`` or ``5.0``); C ``atoi`` would silently truncate ``2.7``."""
+    """An integer (``5`` or ``5.0``) in the C's int range; C ``atoi`` would silently
+    truncate ``2.7`` or overflow."""
     if not _INT.match(text):
         raise ValueError(f"'{text}' is not an integer")
-    return int(float(text)) if "." in text else int(text)
+    value = int(text.split(".")[0])
+    if abs(value) > _INT_LIMIT:
+        raise ValueError(f"'{text}' is out of range")
+    return value
 
 
 c_int.__name__ = "integer"
@@ -91,6 +102,7 @@ class OutputOptions:
     adc: float = 40.0
     seed: Optional[int] = None        #: -seed value (None: clock)
     progress: bool = True
+    smv_extended: bool = False
     printout: bool = False
     printout_pixel: Optional[Tuple[int, int]] = None
 
@@ -295,6 +307,8 @@ def _wavelength(state, values):
 
 
 def _energy(state, values):
+    if not values[0] > 0:
+        raise ValueError("the photon energy must be positive")
     _beam(state).wavelength = (HC_EV_ANGSTROM / values[0]) / 1.0e10
 
 
@@ -611,6 +625,9 @@ flag("-nthreads", "nbnumba", "CPU threads [default: NUMBA_NUM_THREADS or all cor
      _threads, kind=c_int, metavar=["N"])
 flag("-device", "nbnumba", "compute device [default: cpu]", _set_state("device"),
      kind=device_name, metavar=["cpu|cuda"])
+flag("-smv_extended", "nbnumba", "SMV headers for every reader: add ADC_OFFSET (read by DIALS) "
+     "and pad headers longer than 512 bytes to a multiple of 512 (bytes then differ from the "
+     "C program's) [default: the C's header]", _out_switch(smv_extended=True), nargs=0)
 
 
 def all_names():

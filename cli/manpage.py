@@ -75,16 +75,16 @@ _SECTIONS = [
         ("", ["nbnumba -cell 100 100 100 90 90 90 -default_F 100 -N 5 \\",
               "    -detpixels 256 -distance 100 -seed 1"]),
         "Structure factors from a file, an orientation matrix, XDS geometry, a 0.5 degree "
-        "oscillation in 5 steps, named outputs, no PGM:",
+        "oscillation from phi = 10 degrees in 5 steps, named outputs, no PGM:",
         ("", ["nbnumba -hkl P1.hkl -mat A.mat -xds -ORGX 512 -ORGY 512 \\",
-              "    -distance 200 -pixel 0.172 -detpixels 1024 -osc 0.5 -phisteps 5 \\",
+              "    -distance 200 -pixel 0.172 -detpixels 1024 -phi 10 -osc 0.5 -phisteps 5 \\",
               "    -seed 7 -floatfile img.bin -intfile img.img -noisefile noise.img -nopgm"]),
     ]),
     ("SEE ALSO", [
         "nb-compare --help (run the C program and nbnumba on the same arguments and "
         "compare the images), nbnumba-series --help (rotation series). The user guide, "
-        "the flag reference and the parity notes are in the docs/ directory of the "
-        "source distribution.",
+        "the flag reference (flags.md), the parity notes and the architecture page are in "
+        "the docs/ directory of the source tree.",
     ]),
 ]
 

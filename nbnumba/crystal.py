@@ -44,9 +44,9 @@ def reciprocal_from_cell(cell, messages):
     if skew < 0.0:
         skew = -skew
     volume = 2.0 * a * b * c * math.sqrt(skew)
-    if volume <= 0.0:
-        messages.append(f"WARNING: impossible unit cell volume: {volume:g}")
-        volume = DBL_MIN
+    if not (volume > 0.0 and math.isfinite(volume)):
+        # the C warns and carries on with a meaningless cell; nbnumba stops
+        raise CrystalError(f"impossible unit cell: volume {volume:g} A^3")
     v_star = 1.0 / volume
     as_len = b * c * math.sin(alpha) * v_star
     bs_len = c * a * math.sin(beta) * v_star

@@ -6,6 +6,7 @@ mosaic domains) and hoists everything that does not depend on the pixel into arr
 :func:`render` runs a kernel over the region of interest and returns a :class:`Result`.
 :func:`simulate` does both.
 """
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -16,11 +17,15 @@ from . import crystal, geometry, images, pixel, rng, sampling
 from .config import SHAPES, SimulationConfig, StructureFactors
 from .constants import AVOGADRO, R_E_SQUARED, WATER_F, WATER_MW
 from .physics import FAST_TRIG_LIMIT
-from .sources import Sources, resolve_sources
+from .sources import SourceError, Sources, resolve_sources
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot be simulated. The message names it."""
+
+
+#: largest number of sub-pixels per pixel axis (given or automatic)
+MAX_OVERSAMPLE = 1000
 
 
 @dataclass
@@ -110,26 +115,50 @@ def _positive(value, what):
         raise ConfigError(f"{what} must be a positive number, got {value:g}")
 
 
+def _check_finite(section, name):
+    """Every number of a configuration section must be finite (no inf or NaN)."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, (bool, str)) or value is None:
+            continue
+        if isinstance(value, (int, float, np.floating, np.integer, tuple, list, np.ndarray)):
+            arr = np.asarray(value)
+            if arr.dtype.kind in "fi" and not np.all(np.isfinite(arr)):
+                raise ConfigError(f"{name}.{f.name} must be finite, got {value}")
+
+
 def _validate(config: SimulationConfig):
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
+    for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
+        _check_finite(section, name)
     _positive(beam.wavelength, "wavelength")
     _positive(det.pixel_size, "pixel size")
     if det.fpixels < 0 or det.spixels < 0:
         raise ConfigError("detector pixel counts must not be negative")
     if cr.shape not in SHAPES:
         raise ConfigError(f"crystal shape must be one of {', '.join(SHAPES)}, got {cr.shape!r}")
-    if rd.oversample is not None and rd.oversample > 1000:
-        raise ConfigError(f"oversample {rd.oversample} is too large (at most 1000)")
+    if rd.oversample is not None and rd.oversample > MAX_OVERSAMPLE:
+        raise ConfigError(f"oversample {rd.oversample} is too large (at most {MAX_OVERSAMPLE})")
     if cr.cell is not None:
         if len(cr.cell) != 6:
             raise ConfigError("cell needs a, b, c, alpha, beta, gamma")
         if not cr.cell[0] > 0:
             raise ConfigError("unit cell edge a must be positive")
+        if any(angle >= math.pi for angle in cr.cell[3:]):
+            raise ConfigError("unit cell angles must be below 180 degrees")
     for name, n in (("na", cr.na), ("nb", cr.nb), ("nc", cr.nc)):
         if abs(n) > 10 ** 6:
             raise ConfigError(f"{name} = {n} is out of range")
+    if cr.mosaic_spread is not None and abs(cr.mosaic_spread) > math.pi:
+        raise ConfigError("mosaic spread must be at most 180 degrees")
     if beam.flux != 0.0 and beam.exposure > 0.0 and beam.beam_size == 0.0:
         raise ConfigError("beam size must be positive when a flux is given")
+
+
+def _check_count(value, what, limit=sampling.MAX_STEPS):
+    if value > limit:
+        raise ConfigError(f"{what} would be {value}, more than nbnumba handles ({limit}); "
+                          "check the step sizes and counts")
 
 
 def _fluence_and_sample(beam, sample_size, messages):
@@ -166,13 +195,17 @@ def prepare(config: SimulationConfig) -> Setup:
     table = rng.RandomTable()
 
     phi_steps, osc, phi_step = sampling.phi_rule(cr.phi_steps, cr.osc, cr.phi_step)
+    _check_count(phi_steps, "the number of phi steps")
     layers, thickness, layer_step = sampling.thickness_rule(det.thickness_steps, det.thickness, None)
+    _check_count(layers, "the number of sensor layers")
     mu = -1.0 if det.attenuation_mu is None else det.attenuation_mu
     if thickness > 0.0 and mu < 0.0:
         mu = 1.0 / thickness
         messages.append(f"WARNING: setting detector attenuation depth to {mu:g} m")
     layers, thickness, layer_step = sampling.thickness_sanity(layers, thickness, layer_step)
     mosaic = sampling.mosaic_rule(cr.mosaic_domains, cr.mosaic_spread)
+    _check_count(mosaic.domains, "the number of mosaic domains")
+    _check_count(phi_steps * mosaic.domains, "the number of crystal orientations (phi x mosaic)")
     messages += mosaic.messages
 
     try:
@@ -181,6 +214,8 @@ def prepare(config: SimulationConfig) -> Setup:
         raise ConfigError(str(exc)) from None
     messages += frame.messages
     geom = geometry.place_detector(frame, det)
+    if not (geom.distance != 0.0 and geom.close_distance != 0.0 and math.isfinite(geom.distance)):
+        raise ConfigError("the detector distance must not be zero")
 
     interpolate_auto = cr.interpolate is None
     interpolate = (cr.na <= 2 or cr.nb <= 2 or cr.nc <= 2) if interpolate_auto else cr.interpolate
@@ -190,6 +225,9 @@ def prepare(config: SimulationConfig) -> Setup:
         lattice = crystal.build_lattice(cr, beam.wavelength, table)
     except crystal.CrystalError as exc:
         raise ConfigError(str(exc)) from None
+    vectors = lattice.a + lattice.b + lattice.c + lattice.a_star + lattice.b_star + lattice.c_star
+    if not all(math.isfinite(x) for x in vectors) or lattice.volume <= 0:
+        raise ConfigError("the unit cell is degenerate (zero or infinite volume)")
     messages += lattice.messages
     counts = crystal.cells_per_axis(cr, lattice, sample_size)
     extent = max(math.sqrt(sum(x * x for x in v)) * n
@@ -197,6 +235,10 @@ def prepare(config: SimulationConfig) -> Setup:
     recommended, reciprocal_pixel = sampling.recommended_oversample(
         extent, beam.wavelength, geom.distance, geom.pixel_size)
     oversample = rd.oversample if rd.oversample is not None and rd.oversample > 0 else recommended
+    if oversample > MAX_OVERSAMPLE:
+        raise ConfigError(f"automatic oversampling would use {float(oversample):g} sub-pixels per "
+                          f"pixel side (crystal {extent * 1e6:g} um, pixel {geom.pixel_size * 1e3:g} "
+                          f"mm, distance {geom.distance * 1e3:g} mm); give -oversample")
     if oversample < recommended:
         messages += [f"WARNING: maximum dimension of sample is {extent * 1e10:g} A",
                      f"         but reciprocal pixel size is {reciprocal_pixel * 1e10:g} A",
@@ -209,7 +251,10 @@ def prepare(config: SimulationConfig) -> Setup:
     if sf is None:
         interpolate = False
 
-    sources = resolve_sources(beam, frame.beam, frame.polar, frame.vertical)
+    try:
+        sources = resolve_sources(beam, frame.beam, frame.polar, frame.vertical)
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
     mosaic_matrices = crystal.mosaic_rotations(mosaic.spread, mosaic.domains, cr.mosaic_seed, table)
     phis = crystal.phi_angles(cr.phi0, phi_step, phi_steps)
     cells = crystal.rotation_table(lattice, frame.spindle, phis, mosaic_matrices, mosaic.spread)

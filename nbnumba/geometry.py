@@ -67,6 +67,15 @@ class DetectorFrame:
     messages: List[str] = field(default_factory=list)
 
 
+#: largest detector side, pixels
+MAX_PIXELS = 1 << 17
+
+
+def _pixel_count(x):
+    """ceil(x) as an int (a count above MAX_PIXELS for huge or infinite x)."""
+    return int(math.ceil(x)) if x <= MAX_PIXELS else MAX_PIXELS + 1
+
+
 def detector_pixels(det: DetectorConfig):
     """(fpixels, spixels, size_f, size_s) after the C's size rules.
 
@@ -80,8 +89,8 @@ def detector_pixels(det: DetectorConfig):
         size_f = pixel * det.fpixels
     if det.spixels:
         size_s = pixel * det.spixels
-    fpixels = int(math.ceil(size_f / pixel - 0.5))
-    spixels = int(math.ceil(size_s / pixel - 0.5))
+    fpixels = _pixel_count(size_f / pixel - 0.5)
+    spixels = _pixel_count(size_s / pixel - 0.5)
     return fpixels, spixels, size_f, size_s
 
 
@@ -94,6 +103,9 @@ def detector_frame(det: DetectorConfig) -> DetectorFrame:
     fpixels, spixels, size_f, size_s = detector_pixels(det)
     if fpixels <= 0 or spixels <= 0:
         raise GeometryError(f"detector has no pixels ({fpixels}x{spixels})")
+    if fpixels > MAX_PIXELS or spixels > MAX_PIXELS:
+        raise GeometryError(f"detector of {fpixels}x{spixels} pixels is too large "
+                            f"(at most {MAX_PIXELS} per side)")
     pixel = det.pixel_size
 
     fclose = (det.orgx - 0.5) * pixel if det.orgx is not None else (size_f - 0 * pixel) / 2.0

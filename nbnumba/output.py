@@ -13,8 +13,13 @@ from .io import smv
 from .io.atomic import write_atomic
 
 
-def smv_header(setup):
-    """The SMV header bytes nbnumba (like the C program) writes for a rendered set-up."""
+def smv_header(setup, adc_offset=None):
+    """The SMV header bytes nbnumba (like the C program) writes for a rendered set-up.
+
+    adc_offset: None for the C's header (the default); a number adds the nbnumba
+    extension ``ADC_OFFSET=<counts>;`` (read by DIALS' dxtbx) and pads a header longer
+    than 512 bytes to a multiple of 512, so that every SMV reader finds the pixels.
+    """
     g = setup.geometry
     cfg = setup.config
     pixel = g.pixel_size
@@ -45,7 +50,10 @@ def smv_header(setup):
         ("DETECTOR_SN", "000", True),
         ("BEAMLINE", "fake", True),
     ]
-    return smv.header_text(fields)
+    if adc_offset is None:
+        return smv.header_text(fields)
+    fields.append(("ADC_OFFSET", "%d" % round(adc_offset), True))
+    return smv.padded_header(fields)
 
 
 def float_bytes(result):
@@ -72,9 +80,10 @@ def make_int_image(result, scale=0.0, adc=40.0):
     return IntegerImage(pixels, used)
 
 
-def write_smv_image(result, path, pixels):
-    """Write uint16 pixels as an SMV file with nbnumba's (the C's) header."""
-    smv.write_smv(path, smv_header(result.setup), pixels)
+def write_smv_image(result, path, pixels, adc_offset=None):
+    """Write uint16 pixels as an SMV file with the C's header (see :func:`smv_header`
+    for the ``adc_offset`` extension)."""
+    smv.write_smv(path, smv_header(result.setup, adc_offset), pixels)
 
 
 @dataclass

@@ -150,12 +150,15 @@ def render_pixel(fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid,
                  grid, sums, interpolate):
     """Photons in pixel (fi, si), one evaluation at a time.
 
-    Returns (value, omega_sum, switched_off, h, k, l, h0, k0, l0):
+    Returns a flat tuple (value, omega_sum, switched_off, h, k, l, h0, k0, l0, *last):
     value -- pixel intensity (photons, float64; the caller stores it as float32);
     omega_sum -- the sum of the solid angles used, one per sub-pixel and layer;
     switched_off -- True if an evaluation fell outside the interpolation range while
     ``interpolate`` was on (from then on the pixel used nearest-neighbour F); h..l0 are
-    that evaluation's fractional and nearest indices (for the C's warning text).
+    that evaluation's fractional and nearest indices (for the C's warning text);
+    last -- 18 values of the last evaluation for ``-printout``: stol, airpath, dx, dy, dz,
+    h, k, l, h0, k0, l0, F_cell, F_latt, running sum, polar, omega, capture and the
+    crystal setting (column of cells_t). Kernels keep the first nine.
     """
     subpixel = det.pixel_size / det.oversample
     n_sources = wavelengths.shape[0]
@@ -176,6 +179,8 @@ def render_pixel(fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid,
     oh0 = 0
     ok0 = 0
     ol0 = 0
+    stol = airpath = dx = dy = dz = h = k = l = h0 = k0 = l0 = f_cell = f_latt = 0.0
+    last_cell = 0
 
     for layer in range(det.n_layers):
         odist = layer * det.layer_step
@@ -208,6 +213,7 @@ def render_pixel(fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid,
                             beam.kahn, ix, iy, iz, dx, dy, dz, beam.pol_x, beam.pol_y, beam.pol_z)
 
                     for c in range(n_cells):
+                        last_cell = c
                         h, k, l = miller(cells_t, c, qx, qy, qz)
                         h0 = ceil_small(h - 0.5)
                         k0 = ceil_small(k - 0.5)
@@ -244,7 +250,8 @@ def render_pixel(fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid,
                             intensity *= omega
 
     value = finish_pixel(intensity, capture, polar, omega, sums)
-    return value, omega_sum, switched_off, oh, ok, ol, oh0, ok0, ol0
+    return (value, omega_sum, switched_off, oh, ok, ol, oh0, ok0, ol0, stol, airpath, dx, dy, dz,
+            h, k, l, h0, k0, l0, f_cell, f_latt, intensity, polar, omega, capture, last_cell)
 
 
 @_jit.inline

@@ -11,9 +11,20 @@ from typing import List
 
 from .constants import RTD
 
+#: largest count any rule may produce (phi steps, layers, divergence points per axis,
+#: wavelengths, mosaic domains); more means a step far too small for its range
+MAX_STEPS = 10 ** 6
+
 
 def _given(x, unset):
     return unset if x is None else x
+
+
+def _ceil_count(ratio):
+    """ceil(range/step) as an int; beyond MAX_STEPS (or infinite) it is MAX_STEPS + 1."""
+    if not ratio <= MAX_STEPS:
+        return MAX_STEPS + 1
+    return int(math.ceil(ratio))
 
 
 def spread_rule(count, full_range, step):
@@ -33,7 +44,7 @@ def spread_rule(count, full_range, step):
             if s <= 0.0:
                 s, n = r, 2
             else:
-                n = int(math.ceil(r / s))
+                n = _ceil_count(r / s)
     else:
         if r < 0.0:
             if s <= 0.0:
@@ -74,7 +85,7 @@ def thickness_rule(count, thickness, step):
                 n = 2
                 s = t / n
             else:
-                n = int(math.ceil(t / s))
+                n = _ceil_count(t / s)
     else:
         if t < 0.0:
             if s <= 0.0:
@@ -114,7 +125,7 @@ def phi_rule(count, osc, step):
                 n = 2
                 s = o / 2.0
             else:
-                n = int(math.ceil(o / s))
+                n = _ceil_count(o / s)
     else:
         if n == 0:
             n = 1

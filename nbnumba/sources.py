@@ -81,6 +81,12 @@ def generated_sources(beam: BeamConfig, beam_vector, polar_vector, vertical_vect
     vsteps, vrange, vstep = sampling.spread_rule(beam.vdiv_steps, beam.vdiv_range, beam.vdiv_step)
     dsteps, dispersion, dstep = sampling.dispersion_rule(
         beam.dispersion_steps, beam.dispersion, None)
+    for count, what in ((hsteps, "horizontal divergence steps"),
+                        (vsteps, "vertical divergence steps"), (dsteps, "wavelength steps"),
+                        (hsteps * vsteps * dsteps, "sources")):
+        if count > sampling.MAX_STEPS:
+            raise SourceError(f"{count} {what} is more than nbnumba handles "
+                              f"({sampling.MAX_STEPS}); check the step sizes and counts")
     kept = []
     messages = []
     with np.errstate(divide="ignore", invalid="ignore"):

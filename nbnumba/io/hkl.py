@@ -14,6 +14,9 @@ import numpy as np
 from ..config import StructureFactors
 from .errors import InputFileError, read_text
 
+#: largest F grid (points, float64): 2 GB
+MAX_GRID_POINTS = 1 << 28
+
 
 def parse_hkl(text, name="HKL file"):
     """Parse HKL text into integer index arrays and F values: (hkl (n,3) int64, F (n,))."""
@@ -52,6 +55,10 @@ def grid_from_reflections(hkl, F, default_F):
     lo = hkl.min(axis=0)
     hi = hkl.max(axis=0)
     ranges = hi - lo + 1
+    points = int(np.prod(ranges + 1))
+    if points > MAX_GRID_POINTS:
+        raise InputFileError(f"HKL index ranges {list(ranges)} need a grid of {points} "
+                             f"structure factors (at most {MAX_GRID_POINTS})")
     grid = np.zeros(tuple(int(r) + 1 for r in ranges))
     if default_F != 0.0:
         grid[:ranges[0], :ranges[1], :ranges[2]] = default_F

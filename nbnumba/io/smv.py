@@ -22,21 +22,34 @@ _MAGIC = b"{\nHEADER_BYT"
 _C_FLOAT = re.compile(rb"^[ \t\n\v\f\r]*([+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?))")
 
 
-def header_text(fields):
-    """SMV header bytes (without padding) from an ordered list of (key, text) pairs.
+def header_text(fields, header_bytes=HEADER_BYTES):
+    """SMV header bytes (without padding) from an ordered list of (key, text, semicolon).
 
-    A key whose text is None is written bare (``DIALS_ORIGIN=a,b,c`` has no ``;``).
+    A field whose ``semicolon`` is false is written without the ``;``
+    (``DIALS_ORIGIN=a,b,c``, as the C writes it).
     """
-    lines = ["{", "HEADER_BYTES=512;", "DIM=2;", "BYTE_ORDER=little_endian;",
+    lines = ["{", f"HEADER_BYTES={header_bytes};", "DIM=2;", "BYTE_ORDER=little_endian;",
              "TYPE=unsigned_short;"]
     for key, text, semicolon in fields:
         lines.append(f"{key}={text}{';' if semicolon else ''}")
     return ("\n".join(lines) + "\n}\f").encode("ascii")
 
 
+def padded_header(fields):
+    """Header text whose HEADER_BYTES is a multiple of 512 that holds it (an nbnumba
+    extension: the C program writes longer headers unpadded while saying 512)."""
+    size = HEADER_BYTES
+    while True:
+        text = header_text(fields, size)
+        if len(text) <= size:
+            return text
+        size = -(-len(text) // HEADER_BYTES) * HEADER_BYTES
+
+
 def smv_bytes(header, pixels):
-    """Complete SMV file content: header, space padding to 512 bytes, uint16 data."""
-    pad = b" " * max(0, HEADER_BYTES - len(header))
+    """Complete SMV file content: header, space padding to HEADER_BYTES, uint16 data."""
+    size = int(header_value(header, "HEADER_BYTES") or HEADER_BYTES)
+    pad = b" " * max(0, size - len(header))
     return [header, pad, memoryview(np.ascontiguousarray(pixels, dtype="<u2")).cast("B")]
 
 

@@ -34,19 +34,19 @@ def render_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask,
                 continue
             if use_mask and mask[idx] == 0:
                 continue
-            value, omega_sum, switched, h, k, l, h0, k0, l0 = render_pixel(
+            out = render_pixel(
                 fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat,
                 grid, sums, interpolate)
-            image[idx] = np.float32(0.0 + value)
-            omega_total += omega_sum
-            if switched and row_switch_col[r] < 0:
+            image[idx] = np.float32(0.0 + out[0])
+            omega_total += out[1]
+            if out[2] and row_switch_col[r] < 0:  # interpolation switched off here
                 row_switch_col[r] = fi
-                row_switch_hkl[r, 0] = h
-                row_switch_hkl[r, 1] = k
-                row_switch_hkl[r, 2] = l
-                row_switch_hkl[r, 3] = h0
-                row_switch_hkl[r, 4] = k0
-                row_switch_hkl[r, 5] = l0
+                row_switch_hkl[r, 0] = out[3]
+                row_switch_hkl[r, 1] = out[4]
+                row_switch_hkl[r, 2] = out[5]
+                row_switch_hkl[r, 3] = out[6]
+                row_switch_hkl[r, 4] = out[7]
+                row_switch_hkl[r, 5] = out[8]
         row_omega[r] = omega_total
 
 

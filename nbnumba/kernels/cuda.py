@@ -36,12 +36,12 @@ def render_region(image, fpixels, row0, col0, n_rows, n_cols, first_pixel, mask,
         return
     if use_mask and mask[idx] == 0:
         return
-    value, omega_sum, switched, h, k, l, h0, k0, l0 = render_pixel(
+    out = render_pixel(
         fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat, grid, sums,
         interpolate)
-    image[idx] = np.float32(0.0 + value)
-    pixel_omega[i] = omega_sum
-    if switched:
+    image[idx] = np.float32(0.0 + out[0])
+    pixel_omega[i] = out[1]
+    if out[2]:  # interpolation switched off in this pixel
         cuda.atomic.min(row_switch, r, fi)
 
 
