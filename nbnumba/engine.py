@@ -314,8 +314,12 @@ class KernelInputs:
         return self.fgrid.reshape(-1)
 
 
-def kernel_inputs(setup: Setup) -> KernelInputs:
-    """Gather everything the kernels need from a set-up (no pixel-dependent data)."""
+def kernel_inputs(setup: Setup, libm_sine=False) -> KernelInputs:
+    """Gather everything the kernels need from a set-up (no pixel-dependent data).
+
+    libm_sine: use the C library's sine in the lattice factor even where the vectorisable
+    sine is accurate (slower; for checking that the two give the same images).
+    """
     g = setup.geometry
     cfg = setup.config
     lat = setup.lattice
@@ -347,7 +351,7 @@ def kernel_inputs(setup: Setup) -> KernelInputs:
     na, nb, nc = setup.cells_per_axis
     latt = pixel.LatticeParams(SHAPES.index(cfg.crystal.shape), float(na), float(nb), float(nc),
                                float(cfg.crystal.fudge), *f(lat.a_star + lat.b_star + lat.c_star),
-                               fast_trig=fast_trig_allowed(setup))
+                               fast_trig=fast_trig_allowed(setup) and not libm_sine)
     sums = pixel.SumParams(i_bg=float(setup.background), water_size=float(cfg.render.water_size),
                            scale=float(R_E_SQUARED * setup.fluence), steps=float(setup.steps),
                            over_thick=bool(cfg.render.oversample_thick),
@@ -381,12 +385,15 @@ def region_rows(setup: Setup):
     return row0, max(row1, row0), col0, max(col1, col0)
 
 
-def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None):
+def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None,
+           libm_sine=False):
     """Render the float image of a prepared set-up.
 
     device: "cpu" (default) or "cuda".
     threads: CPU threads (None: numba's default, i.e. NUMBA_NUM_THREADS or all cores).
     progress: optional callable(rows_done, rows_total) called between row blocks.
+    block_rows: rows per kernel call (progress granularity; None: all at once).
+    libm_sine: see :func:`kernel_inputs`.
     """
     from .kernels import get_backend
     backend = get_backend(device)
@@ -396,7 +403,7 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=N
     mask = setup.mask if setup.mask is not None else np.zeros(1, dtype=np.uint16)
     region = (image, fp, mask, setup.mask is not None, col0, col1)
 
-    inputs = kernel_inputs(setup)
+    inputs = kernel_inputs(setup, libm_sine)
     omega_rows, switch_cols, switch_hkl = backend.render(
         region, row0, row1, 0, inputs, setup.interpolate, threads, progress, block_rows)
     switch = None

@@ -175,7 +175,7 @@ def test_existing_scheduler_series_is_byte_identical(reference, tmp_path):
 
 
 def test_process_pool_series_is_byte_identical(reference, tmp_path, monkeypatch):
-    monkeypatch.setattr(series, "INLINE_LIMIT", 0)   # ship the inputs through a spool file
+    monkeypatch.setattr(series.executors, "INLINE_LIMIT", 0)  # ship the inputs via a spool file
     fs = _base_frameset()
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         report = series.write_series(fs, str(tmp_path / "f_{:03d}"), executor=pool,

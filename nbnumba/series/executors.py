@@ -1,0 +1,182 @@
+"""Executors: the in-process default, dask clients (by duck typing) and thread counts.
+
+:class:`SerialExecutor`, :func:`available_cores`, :func:`dask_threads`,
+:func:`dask_executor` (the only place dask is imported, when it is called) and how a
+series' shared inputs reach the workers of an executor.
+"""
+import contextlib
+import hashlib
+import os
+import pickle
+import uuid
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures.process import ProcessPoolExecutor
+
+from ..io.atomic import write_atomic
+from .frames import SeriesError
+from .tasks import _SHARED, _SHARED_LOCK
+
+#: shared inputs up to this size (pickled) travel with each task to a process pool;
+#: larger ones go through one spool file next to the outputs
+INLINE_LIMIT = 256 * 1024
+
+
+# ---------------------------------------------------------------------------------------
+# executors
+
+
+class SerialExecutor(Executor):
+    """Runs each submitted call at once in the calling process (the default)."""
+
+    def submit(self, fn, *args, **kwargs):
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: B036 - handed to the caller via the future
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            future.set_exception(exc)
+        return future
+
+
+def available_cores():
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _is_client(obj):
+    return hasattr(obj, "get_executor") and hasattr(obj, "scatter")
+
+
+def _dask_client(executor):
+    if _is_client(executor):
+        return executor
+    client = getattr(executor, "_client", None)
+    return client if _is_client(client) else None
+
+
+def _worker_cores():
+    return available_cores()
+
+
+def dask_threads(client):
+    """numba threads per task on a dask cluster: the cores of each host divided by the
+    tasks that host runs at once (its workers' threads), the smallest over hosts."""
+    try:
+        workers = client.scheduler_info()["workers"]
+        cores = client.run(_worker_cores)
+    except Exception:  # pragma: no cover - an unusual cluster: leave numba's default
+        return None
+    per_host = {}
+    for addr, w in workers.items():
+        host = w.get("host", addr)
+        tasks, c = per_host.get(host, (0, 0))
+        per_host[host] = (tasks + int(w.get("nthreads", 1)), max(c, int(cores.get(addr, 1))))
+    if not per_host:
+        return None
+    return max(1, min(c // max(t, 1) for t, c in per_host.values()))
+
+
+def _executor_threads(executor, client):
+    cores = available_cores()
+    if isinstance(executor, SerialExecutor):
+        return None
+    if client is not None:
+        return dask_threads(client)
+    n = getattr(executor, "_max_workers", None)
+    if isinstance(executor, (ProcessPoolExecutor, ThreadPoolExecutor)) and n:
+        return max(1, cores // int(n))
+    return None
+
+
+def _executor_width(executor, client):
+    """How many tasks to keep submitted at once."""
+    if isinstance(executor, SerialExecutor):
+        return 1
+    if client is not None:
+        try:
+            n = sum(int(w.get("nthreads", 1))
+                    for w in client.scheduler_info()["workers"].values())
+        except Exception:  # pragma: no cover
+            n = 4
+        return max(2, 2 * n)
+    return max(2, 2 * int(getattr(executor, "_max_workers", 0) or 4))
+
+
+@contextlib.contextmanager
+def dask_executor(workers=None, scheduler=None, threads=None):
+    """A dask-backed :class:`~concurrent.futures.Executor` for :func:`write_series`.
+
+    workers=N: start a ``LocalCluster`` of N worker processes, one task each, with
+    ``NUMBA_NUM_THREADS`` = cores // N (at most ``threads``). scheduler=ADDRESS: connect
+    to a running scheduler (e.g. one started by dask-jobqueue). Yields
+    ``(executor, description)``. Needs ``pip install 'nbnumba[dask]'``.
+    """
+    try:
+        import logging
+
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SeriesError("dask is not installed: pip install 'nbnumba[dask]'") from None
+    if scheduler is not None:
+        with Client(scheduler, timeout="30s") as client:
+            yield client.get_executor(pure=False), f"dask scheduler {scheduler}"
+        return
+    workers = int(workers or 1)
+    per = max(1, available_cores() // workers)
+    if threads:
+        per = min(per, int(threads))
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR,
+                      env={"NUMBA_NUM_THREADS": str(per)}) as cluster, \
+            Client(cluster) as client:
+        yield client.get_executor(pure=False), \
+            f"dask LocalCluster: {workers} worker processes x {per} numba threads"
+
+
+class _Shipment:
+    """The shared (base, outputs) of a series: how tasks reach it in their process."""
+
+    def __init__(self, value, executor, client, spool_dir):
+        self.spool = None
+        if isinstance(executor, (SerialExecutor, ThreadPoolExecutor)):
+            self.key = "local-" + uuid.uuid4().hex
+            with _SHARED_LOCK:
+                _SHARED[self.key] = value
+            self.payload = None
+            self.local = True
+            return
+        self.local = False
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self.key = hashlib.sha256(data).hexdigest()
+        if client is not None:
+            # shipped once to every worker; tasks then find it in their worker's memory
+            self.payload = client.scatter(data, broadcast=True, hash=False)
+        elif len(data) <= INLINE_LIMIT or spool_dir is None:
+            self.payload = data
+        else:
+            # large inputs go through one file next to the outputs, read once per process
+            self.spool = os.path.join(spool_dir, ".nbnumba-series-%s.pkl" % self.key[:16])
+            write_atomic(self.spool, data)
+            self.payload = ("file", os.path.abspath(self.spool))
+
+    def close(self):
+        if self.local:
+            with _SHARED_LOCK:
+                _SHARED.pop(self.key, None)
+        if self.spool is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.spool)
+        self.payload = None
+
+
+def _executor_name(executor, client):
+    if isinstance(executor, SerialExecutor):
+        return "serial (in-process)"
+    if client is not None:
+        return "dask %s" % getattr(client, "scheduler", None).address \
+            if getattr(client, "scheduler", None) is not None else "dask"
+    return type(executor).__name__

@@ -1,0 +1,252 @@
+"""One frame's task, run in the worker: render it, then write its files atomically.
+
+:class:`FrameTask` (what a worker gets), :class:`FrameInfo` and :class:`Frame` (what it
+returns), :func:`run_frame`, the file names of a frame and their staging (no partial frame
+is ever left), the per-process cache of shared inputs and the fault-injection hook of the
+tests (:data:`FAULT_ENV`).
+"""
+import contextlib
+import json
+import os
+import pickle
+import socket
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+import numba
+import numpy as np
+
+from .. import engine, output
+from ..constants import RTD
+from .frames import EXTENSIONS, SeriesError, apply_overrides, degrees
+
+#: environment variable of the fault-injection hook (tests only), see :func:`_fault`
+FAULT_ENV = "NBNUMBA_SERIES_FAULT"
+
+
+# ---------------------------------------------------------------------------------------
+# file names
+
+
+def frame_paths(template, index, kinds):
+    """[(kind, path)] of frame ``index``: ``template.format(index)`` + each extension."""
+    name = template.format(index)
+    return [(k, name + EXTENSIONS[k]) for k in kinds]
+
+
+def check_template(template):
+    """Raise :class:`SeriesError` unless ``template`` names each frame differently."""
+    try:
+        a, b = template.format(0), template.format(1)
+    except (IndexError, KeyError, ValueError) as exc:
+        raise SeriesError(f"template {template!r}: {exc} (use e.g. 'frame_{{:05d}}')") from None
+    if a == b:
+        raise SeriesError(f"template {template!r} gives the same name to every frame; "
+                          "it needs a {} field for the frame index, e.g. 'frame_{:05d}'")
+
+
+def _min_sizes(pixels):
+    # float: exact; SMV: header (512 bytes at least) + uint16; PGM: a short header + uint8
+    return {"float": (4 * pixels, True), "int": (512 + 2 * pixels, False),
+            "noise": (512 + 2 * pixels, False), "pgm": (pixels + 11, False)}
+
+
+def frame_complete(paths, pixels):
+    """True when every file of a frame exists with (at least) the size it must have."""
+    sizes = _min_sizes(pixels)
+    for kind, path in paths:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return False
+        need, exact = sizes[kind]
+        if size < need or (exact and size != need):
+            return False
+    return True
+
+
+def _stage_name(path):
+    d, b = os.path.split(path)
+    return os.path.join(d, ".nbnumba-stage-%d-%d-%s" % (os.getpid(), threading.get_ident(), b))
+
+
+def _clean_stages(paths):
+    """Remove staging files left by killed workers for these outputs."""
+    by_dir = {}
+    for p in paths:
+        d, b = os.path.split(p)
+        by_dir.setdefault(d or ".", set()).add(b)
+    for d, names in by_dir.items():
+        try:
+            entries = os.listdir(d)
+        except OSError:
+            continue
+        for e in entries:
+            if e.startswith(".nbnumba-stage-"):
+                parts = e.split("-", 4)
+                if len(parts) == 5 and parts[4] in names:
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(d, e))
+
+
+# ---------------------------------------------------------------------------------------
+# the task (runs in the worker)
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """What a worker gets for one frame: small, never an image."""
+    index: int
+    overrides: Tuple[Tuple[str, Any], ...]
+    seed: Optional[int]                         #: noise -seed of this frame
+    job: str                                    #: key of the shared base (per process cache)
+    paths: Optional[Tuple[Tuple[str, str], ...]]  #: None: return the images
+    threads: Optional[int] = None               #: numba threads for this frame
+    device: str = "cpu"
+    attempt: int = 1
+
+
+@dataclass
+class FrameInfo:
+    """Metadata of a rendered frame (what a worker returns)."""
+    index: int
+    files: Tuple[str, ...]
+    seed: Optional[int]
+    phi: float                  #: first phi, degrees
+    osc: float                  #: oscillation, degrees
+    max_I: float
+    mean: float
+    int_scale: float
+    photons: Optional[float]    #: on the noise image
+    overloads: Optional[int]
+    seconds: float              #: render and write time in the worker
+    worker: str                 #: host:pid
+    threads: int
+    attempt: int
+
+
+@dataclass
+class Frame:
+    """A frame returned by :func:`render_series`."""
+    info: FrameInfo
+    image: np.ndarray                   #: float32 (slow, fast), photons per pixel
+    int_pixels: np.ndarray              #: uint16 (slow, fast), noiseless SMV pixels
+    noise_pixels: Optional[np.ndarray]  #: uint16 (slow, fast) or None
+
+
+_SHARED = OrderedDict()      # job key -> (base config, OutputSpec), per process
+_SHARED_LOCK = threading.Lock()
+_SHARED_KEEP = 4
+
+
+def _shared(key, payload):
+    """The (base, outputs) of job ``key``: built once per process, then cached."""
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            _SHARED.move_to_end(key)
+            return _SHARED[key]
+    if payload is None:
+        raise SeriesError(f"job {key[:12]} is not known in process {os.getpid()}")
+    if isinstance(payload, tuple) and payload[0] == "file":
+        with open(payload[1], "rb") as handle:
+            data = handle.read()
+    else:
+        data = payload
+    value = pickle.loads(data)
+    with _SHARED_LOCK:
+        _SHARED[key] = value
+        while len(_SHARED) > _SHARED_KEEP:
+            _SHARED.popitem(last=False)
+    return value
+
+
+def _fault(task, stage):
+    """Fault injection for the tests: ``NBNUMBA_SERIES_FAULT`` holds JSON
+    ``{"frames": [..], "stage": "start"|"write", "mode": "raise"|"exit", "times": n,
+    "marker": dir}``; the first ``n`` attempts (all processes together, counted with
+    files in ``marker``; no ``times``: every attempt) of those frames fail."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    spec = json.loads(spec)
+    if task.index not in spec.get("frames", ()) or spec.get("stage", "start") != stage:
+        return
+    times = spec.get("times")
+    if times is not None:
+        for n in range(int(times)):
+            try:
+                fd = os.open(os.path.join(spec["marker"], "fault-%d-%d" % (task.index, n)),
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            break
+        else:
+            return
+    if spec.get("mode") == "exit":
+        os._exit(70)
+    raise RuntimeError(f"injected fault in frame {task.index} ({stage})")
+
+
+def run_frame(task, payload=None):
+    """Render one frame and write its files (or return its images). Runs in the worker."""
+    t0 = time.perf_counter()
+    base, outputs = _shared(task.job, payload)
+    _fault(task, "start")
+    cfg = apply_overrides(base, task.overrides)
+    setup = engine.prepare(cfg)
+    rows = setup.roi[3] - setup.roi[2] + 1
+    result = engine.render(setup, device=task.device, threads=task.threads,
+                           block_rows=max(1, rows // 50))
+    ints = output.make_int_image(result, outputs.int_scale, outputs.adc)
+    pgm = output.make_pgm(result, outputs.pgm_scale, ints.scale) if outputs.pgm else None
+    noise = (output.make_noise_image(result, task.seed, outputs.adc) if outputs.noise
+             else None)
+    if task.paths is not None:
+        _write_frame(task, result, ints, pgm, noise)
+    info = FrameInfo(
+        index=task.index, files=tuple(p for _, p in task.paths or ()),
+        seed=task.seed if outputs.noise else None, phi=degrees(cfg.crystal.phi0),
+        osc=setup.osc * RTD, max_I=float(result.stats.max_I), mean=float(result.stats.mean),
+        int_scale=float(ints.scale), photons=None if noise is None else float(noise.photons),
+        overloads=None if noise is None else int(noise.overloads),
+        seconds=time.perf_counter() - t0, worker="%s:%d" % (socket.gethostname(), os.getpid()),
+        threads=int(task.threads or numba.get_num_threads()), attempt=task.attempt)
+    if task.paths is not None:
+        return info
+    shape = result.image.shape
+    return Frame(info, result.image, ints.pixels.reshape(shape),
+                 None if noise is None else noise.pixels.reshape(shape))
+
+
+def _write_frame(task, result, ints, pgm, noise):
+    """Write every file of the frame under staging names, then rename them all; on any
+    failure remove what this attempt wrote (no partial frame is ever left)."""
+    writers = {
+        "float": lambda p: output.write_float_image(result, p),
+        "int": lambda p: output.write_smv_image(result, p, ints.pixels),
+        "pgm": lambda p: output.write_pgm(result, p, pgm),
+        "noise": lambda p: output.write_smv_image(result, p, noise.pixels),
+    }
+    staged, renamed = [], []
+    try:
+        for kind, path in task.paths:
+            stage = _stage_name(path)
+            staged.append(stage)
+            writers[kind](stage)
+            _fault(task, "write")
+        for stage, (_, path) in zip(staged, task.paths):
+            os.replace(stage, path)
+            renamed.append(path)
+    except BaseException:
+        for p in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(p)
+        if renamed:  # the set would mix two renders: drop the whole frame
+            for _, p in task.paths:
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
+        raise
