@@ -495,6 +495,8 @@ def _absorption(state, values):
     if depth == float("inf") or depth == 0.0:
         det.thickness = 0.0
         det.attenuation_mu = 0.0
+    elif depth < 0.0 or depth * 1e-6 == 0.0:
+        raise ValueError(f"the attenuation depth must be positive (um), or inf, got {depth:g}")
     else:
         det.attenuation_mu = 1.0 / (depth * 1e-6)
 

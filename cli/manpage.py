@@ -20,9 +20,10 @@ from pathlib import Path
 
 from .parse import EPILOG, build_parser
 
-ROOT = Path(__file__).resolve().parent.parent
-MAN_FILE = ROOT / "docs" / "nbnumba.1"
-FLAGS_FILE = ROOT / "docs" / "flags.md"
+#: the repository's docs folder, relative to the working directory (run from the root)
+DOCS = Path("docs")
+MAN_NAME = "nbnumba.1"
+FLAGS_NAME = "flags.md"
 
 SHORT_DESCRIPTION = "nanoBragg-compatible X-ray diffraction image simulator"
 
@@ -215,17 +216,21 @@ def main(argv=None):
     ap.add_argument("--markdown", metavar="FILE",
                     help="write the Markdown flag reference to FILE ('-' for stdout)")
     ap.add_argument("--check", action="store_true",
-                    help=f"compare {MAN_FILE.relative_to(ROOT)} and {FLAGS_FILE.relative_to(ROOT)} "
-                         "with freshly generated text (ignoring the date); exit 1 if stale")
+                    help=f"compare DOCS/{MAN_NAME} and DOCS/{FLAGS_NAME} with freshly generated "
+                         "text (ignoring the date); exit 1 if stale")
+    ap.add_argument("--docs", metavar="DOCS", default=str(DOCS),
+                    help="the docs folder written by default and compared by --check "
+                         "(default: docs, run from the repository root)")
     args = ap.parse_args(argv)
+    man_file, flags_file = Path(args.docs) / MAN_NAME, Path(args.docs) / FLAGS_NAME
     if not (args.output or args.markdown or args.check):
-        args.output, args.markdown = str(MAN_FILE), str(FLAGS_FILE)
+        args.output, args.markdown = str(man_file), str(flags_file)
     if args.check:
         stale = []
-        for path, text, norm in ((MAN_FILE, man_page(), _strip_date),
-                                 (FLAGS_FILE, flags_markdown(), lambda t: t)):
+        for path, text, norm in ((man_file, man_page(), _strip_date),
+                                 (flags_file, flags_markdown(), lambda t: t)):
             if not path.exists() or norm(path.read_text(encoding="utf-8")) != norm(text):
-                stale.append(str(path.relative_to(ROOT)))
+                stale.append(str(path))
         if stale:
             sys.stderr.write("stale: %s (regenerate with: python -m nbnumba_cli.manpage)\n"
                              % ", ".join(stale))

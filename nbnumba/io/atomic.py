@@ -20,6 +20,12 @@ class OutputError(OSError):
     """An output file cannot be written. The message names the file."""
 
 
+def temp_prefix(path):
+    """Start of the temporary names used while writing ``path``:
+    ``.nbnumba-<name>.`` (then random characters and ``.part``)."""
+    return ".nbnumba-" + os.path.basename(path) + "."
+
+
 def check_writable(path):
     """Fail early (before any rendering) if ``path`` cannot be created or replaced."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
@@ -36,7 +42,7 @@ def write_atomic(path, data):
     directory = os.path.dirname(os.path.abspath(path)) or "."
     chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".nbnumba-", suffix=".part", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=directory)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:

@@ -91,21 +91,30 @@ def header_value(header, key):
     return c_atof(header[eq + 1:])
 
 
+def _count(value, key, what, path):
+    """A header count as an int (0 when the key is absent); an error when out of range."""
+    if value is None:
+        return 0
+    if not (abs(value) < 2 ** 31):
+        raise InputFileError(f"{what} {path}: {key} value {value:g} is out of range")
+    return int(value)
+
+
 def read_smv(path, what="SMV image"):
     """Read an SMV file's header and pixels; InputFileError if it is not one."""
     data = read_bytes(path, what)
     if not data.startswith(_MAGIC):
         raise InputFileError(f"{what} {path} does not look like an SMV (ADSC) image")
     first = data[:HEADER_BYTES].split(b"\0", 1)[0]
-    size = header_value(first, "HEADER_BYTES")
-    header_size = int(size) if size else 0
+    header_size = _count(header_value(first, "HEADER_BYTES"), "HEADER_BYTES", what, path)
     if header_size <= 0:
         raise InputFileError(f"{what} {path}: bad HEADER_BYTES")
     header = data[:header_size].split(b"\0", 1)[0] if header_size != HEADER_BYTES else first
-    width = int(header_value(header, "SIZE1") or 0)
-    height = int(header_value(header, "SIZE2") or 0)
+    width = _count(header_value(header, "SIZE1"), "SIZE1", what, path)
+    height = _count(header_value(header, "SIZE2"), "SIZE2", what, path)
     if width == 0:
-        width = height = int(header_value(header, "DETECTOR_DIMENSIONS") or 0)
+        width = height = _count(header_value(header, "DETECTOR_DIMENSIONS"),
+                                "DETECTOR_DIMENSIONS", what, path)
     if width <= 0 or height <= 0:
         raise InputFileError(f"{what} {path}: no image size (SIZE1/SIZE2) in header")
     need = 2 * width * height

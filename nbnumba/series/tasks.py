@@ -85,11 +85,22 @@ def _clean_stages(paths):
         except OSError:
             continue
         for e in entries:
-            if e.startswith(".nbnumba-stage-"):
-                parts = e.split("-", 4)
-                if len(parts) == 5 and parts[4] in names:
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(d, e))
+            if _is_stage_of(e, names):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(d, e))
+
+
+def _is_stage_of(entry, names):
+    """True for a staging file ``.nbnumba-stage-PID-TID-NAME`` of one of ``names``, or for
+    the temporary file of an atomic write of one (``.nbnumba-<staging name>.XXXX.part``,
+    left by a worker killed while writing it)."""
+    core = entry
+    if core.startswith(".nbnumba-.nbnumba-stage-") and core.endswith(".part"):
+        core = core[len(".nbnumba-"):].rsplit(".", 2)[0]
+    if not core.startswith(".nbnumba-stage-"):
+        return False
+    parts = core.split("-", 4)
+    return len(parts) == 5 and parts[4] in names
 
 
 # ---------------------------------------------------------------------------------------
