@@ -17,8 +17,8 @@ from ..io.atomic import OutputError, check_writable
 from .executors import (SerialExecutor, _dask_client, _executor_name, _executor_threads,
                         _executor_width, _is_client, _Shipment)
 from .frames import SeriesError, apply_overrides
-from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, check_template, frame_complete,
-                    frame_paths, run_frame)
+from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, _drop_written_since,
+                    check_template, frame_complete, frame_paths, run_frame)
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,6 +153,7 @@ def _run(frameset, paths_of, executor, threads, device, resume, progress, retrie
         todo.append(i)
 
     t0 = time.perf_counter()
+    started = time.time()
     meter = SeriesProgress(n) if progress is True else progress
     done, failed = {}, []
     shipment = _Shipment((base, frameset.outputs), executor, client, spool_dir)
@@ -214,6 +215,9 @@ def _run(frameset, paths_of, executor, threads, device, resume, progress, retrie
         all_paths = [p for i in todo if paths_of(i) is not None for _, p in paths_of(i)]
         if all_paths and not running:
             _clean_stages(all_paths)
+            for f in failed:
+                if paths_of(f.index) is not None:
+                    _drop_written_since([p for _, p in paths_of(f.index)], started)
     failed.sort(key=lambda f: f.index)
     return SeriesReport(total=n, frames=[done[i] for i in sorted(done)], skipped=skipped,
                         failed=failed, seed=seed if frameset.outputs.noise else None,

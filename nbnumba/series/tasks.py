@@ -90,6 +90,15 @@ def _clean_stages(paths):
                     os.unlink(os.path.join(d, e))
 
 
+def _drop_written_since(paths, since):
+    """Remove the outputs of a failed frame that this run wrote (a worker killed while
+    renaming its staged files can leave part of a frame); older files stay."""
+    for p in paths:
+        with contextlib.suppress(OSError):
+            if os.stat(p).st_mtime >= since:
+                os.unlink(p)
+
+
 def _is_stage_of(entry, names):
     """True for a staging file ``.nbnumba-stage-PID-TID-NAME`` of one of ``names``, or for
     the temporary file of an atomic write of one (``.nbnumba-<staging name>.XXXX.part``,
