@@ -29,10 +29,10 @@ _INT_LIMIT = 2 ** 31 - 1   # the C's int
 def c_float(text):
     """A decimal number as the C's ``atof`` reads it (no inf/nan, no trailing junk)."""
     if not _FLOAT.match(text):
-        raise ValueError(f"'{text}' is not a number")
+        raise ValueError(f"{text!r} is not a number")
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"'{text}' is out of range")
+        raise ValueError(f"{text!r} is out of range")
     return value
 
 
@@ -43,10 +43,10 @@ def c_int(text):
     """An integer (``5`` or ``5.0``) in the C's int range; C ``atoi`` would silently
     truncate ``2.7`` or overflow."""
     if not _INT.match(text):
-        raise ValueError(f"'{text}' is not an integer")
+        raise ValueError(f"{text!r} is not an integer")
     value = int(text.split(".")[0])
     if abs(value) > _INT_LIMIT:
-        raise ValueError(f"'{text}' is out of range")
+        raise ValueError(f"{text!r} is out of range")
     return value
 
 
@@ -69,7 +69,7 @@ def pivot_name(text):
         return "SAMPLE"
     if "beam" in low:
         return "BEAM"
-    raise ValueError(f"'{text}' is not a pivot (use beam or sample)")
+    raise ValueError(f"{text!r} is not a pivot (use beam or sample)")
 
 
 pivot_name.__name__ = "pivot"
@@ -77,7 +77,7 @@ pivot_name.__name__ = "pivot"
 
 def device_name(text):
     if text not in ("cpu", "cuda"):
-        raise ValueError(f"'{text}' is not a device (use cpu or cuda)")
+        raise ValueError(f"{text!r} is not a device (use cpu or cuda)")
     return text
 
 

@@ -11,7 +11,7 @@ import time
 
 from nbnumba import engine, output
 from nbnumba.io import fdump
-from nbnumba.io.atomic import OutputError, check_writable
+from nbnumba.io.atomic import FileSet, OutputError, check_writable
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
@@ -91,34 +91,46 @@ def _run(argv, stdout):
             _printout(result, out.printout_pixel, say)
         say()
         say(report.solid_angle_line(result))
-        say("writing %s as %d 4-byte floats" % (out.floatfile, setup.fpixels * setup.spixels))
-        output.write_float_image(result, out.floatfile)
-        for line in report.statistics_lines(result):
-            say(line)
-        ints = output.make_int_image(result, out.int_scale, out.adc)
-        say("intfile_scale = %g" % ints.scale)
-        say("writing %s as 2-byte integers" % out.intfile)
-        adc_header = out.adc if out.smv_extended else None
-        output.write_smv_image(result, out.intfile, ints.pixels, adc_header)
-        if out.write_pgm:
-            pgm = output.make_pgm(result, out.pgm_scale, ints.scale)
-            say("pgm_scale = %g" % pgm.scale)
-            say("writing %s as 1-byte integers" % out.pgmfile)
-            output.write_pgm(result, out.pgmfile, pgm)
-        if out.write_noise:
-            noise = output.make_noise_image(result, out.seed, out.adc)
-            say("%.0f photons on noise image (%d overloads)" % (noise.photons, noise.overloads))
-            say("writing %s as 2-byte integers" % out.noisefile)
-            output.write_smv_image(result, out.noisefile, noise.pixels, adc_header)
+        with FileSet() as files:  # every output replaced at the end, or none
+            _write_outputs(result, out, files, say)
         stdout.flush()
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
-        sys.stderr.write("nbnumba: error: %s\n" % exc)
+        sys.stderr.write("nbnumba: error: %s\n" % one_line(str(exc)))
         return EXIT_ERROR
     except MemoryError:
         sys.stderr.write("nbnumba: error: not enough memory for this image\n")
         return EXIT_ERROR
+
+
+def _write_outputs(result, out, files, say):
+    """Stage the float, SMV, PGM and noise images in the C's order, with its lines."""
+    setup = result.setup
+    say("writing %s as %d 4-byte floats" % (out.floatfile, setup.fpixels * setup.spixels))
+    files.stage(out.floatfile, output.float_bytes(result))
+    for line in report.statistics_lines(result):
+        say(line)
+    ints = output.make_int_image(result, out.int_scale, out.adc)
+    say("intfile_scale = %g" % ints.scale)
+    say("writing %s as 2-byte integers" % out.intfile)
+    adc_header = out.adc if out.smv_extended else None
+    files.stage(out.intfile, output.smv_image_bytes(result, ints.pixels, adc_header))
+    if out.write_pgm:
+        pgm = output.make_pgm(result, out.pgm_scale, ints.scale)
+        say("pgm_scale = %g" % pgm.scale)
+        say("writing %s as 1-byte integers" % out.pgmfile)
+        files.stage(out.pgmfile, output.pgm_bytes(result, pgm))
+    if out.write_noise:
+        noise = output.make_noise_image(result, out.seed, out.adc)
+        say("%.0f photons on noise image (%d overloads)" % (noise.photons, noise.overloads))
+        say("writing %s as 2-byte integers" % out.noisefile)
+        files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
+
+
+def one_line(text):
+    """``text`` with line breaks and other unprintable characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _printout(result, pixel, say):
@@ -155,7 +167,7 @@ def main(argv=None):
         if os.environ.get("NBNUMBA_DEBUG"):
             raise
         sys.stderr.write("nbnumba: internal error: %s: %s (set NBNUMBA_DEBUG=1 for details)\n"
-                         % (type(exc).__name__, exc))
+                         % (type(exc).__name__, one_line(str(exc))))
         return EXIT_ERROR
 
 

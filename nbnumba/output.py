@@ -80,6 +80,11 @@ def make_int_image(result, scale=0.0, adc=40.0):
     return IntegerImage(pixels, used)
 
 
+def smv_image_bytes(result, pixels, adc_offset=None):
+    """The chunks of an SMV file of uint16 pixels with nbnumba's (the C's) header."""
+    return smv.smv_bytes(smv_header(result.setup, adc_offset), pixels)
+
+
 def write_smv_image(result, path, pixels, adc_offset=None):
     """Write uint16 pixels as an SMV file with the C's header (see :func:`smv_header`
     for the ``adc_offset`` extension)."""

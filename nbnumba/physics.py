@@ -20,11 +20,11 @@ _SPHERE_NORM = 0.723601254558268
 
 # --- sine and cosine for the inner loop ------------------------------------------------
 # libm's sin() is an opaque call that stops the compiler from vectorising the inner loop.
-# These are pure arithmetic: Cody-Waite reduction by pi/2 in three 33-bit parts carried as
-# a double-double (with the fourth part of pi/2 for results close to zero), then Taylor
-# polynomials of sin and cos on |r| <= pi/4. They agree with
-# glibc's correctly rounded results to within 1 ulp (about 3% of arguments differ by 1 ulp)
-# for |x| < FAST_TRIG_LIMIT; the engine falls back to libm beyond that.
+# These are pure arithmetic: Cody-Waite reduction by pi/2 in four parts (three 33-bit
+# parts and the remainder) carried as a double-double, then polynomials of sin and cos on
+# |r| <= pi/4. They agree with glibc's correctly rounded results to within 1 ulp (about
+# 3% of arguments differ by 1 ulp) for |x| < FAST_TRIG_LIMIT; the engine falls back to
+# libm beyond that.
 
 FAST_TRIG_LIMIT = 1.6e6          #: |x| below which k * _PIO2_1 is exact (k < 2**20)
 _TWO_OVER_PI = 6.36619772367581382433e-01
@@ -33,10 +33,13 @@ _PIO2_2 = 6.07710050630396597660e-11   # next 33 bits
 _PIO2_3 = 2.02226624871116645580e-21   # next 33 bits
 _PIO2_3T = 8.47842766036889956997e-32  # pi/2 - (_PIO2_1 + _PIO2_2 + _PIO2_3)
 _ROUNDER = 6755399441055744.0          # 1.5 * 2**52: x + _ROUNDER - _ROUNDER rounds x to an integer
-_S3, _S5, _S7, _S9 = -1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0
-_S11, _S13, _S15, _S17 = -1.0 / 39916800.0, 1.0 / 6227020800.0, -1.0 / 1307674368000.0, 1.0 / 355687428096000.0
-_C4, _C6, _C8, _C10 = 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40320.0, -1.0 / 3628800.0
-_C12, _C14, _C16, _C18 = 1.0 / 479001600.0, -1.0 / 87178291200.0, 1.0 / 20922789888000.0, -1.0 / 6402373705728000.0
+# Near-minimax polynomials in z = r*r on [0, (pi/4)^2] (Chebyshev fits, regenerate with
+# ``python -m profiles.sine_coefficients``): (sin r - r)/r^3 = _S3 + _S5 z + ..., error
+# below 2.1e-17; (cos r - 1 + z/2)/z^2 = _C4 + _C6 z + ..., error below 1.3e-18.
+_S3, _S5, _S7 = -0.16666666666666666, 0.008333333333330948, -0.00019841269836758574
+_S9, _S11, _S13 = 2.755731610255244e-06, -2.5051131845003624e-08, 1.5918129294866608e-10
+_C4, _C6, _C8 = 0.041666666666666664, -0.0013888888888887398, 2.480158729876569e-05
+_C10, _C12, _C14 = -2.7557317271729793e-07, 2.08761462684032e-09, -1.1382632425521717e-11
 
 
 @_jit.inline
@@ -52,9 +55,9 @@ def _sin_cos_quadrant(x, shift):
     rr = rr - (t - r)
     r = t
     z = r * r
-    ps = _S3 + z * (_S5 + z * (_S7 + z * (_S9 + z * (_S11 + z * (_S13 + z * (_S15 + z * _S17))))))
+    ps = _S3 + z * (_S5 + z * (_S7 + z * (_S9 + z * (_S11 + z * _S13))))
     s = r + (r * z * ps + rr * (1.0 - 0.5 * z))
-    pc = _C4 + z * (_C6 + z * (_C8 + z * (_C10 + z * (_C12 + z * (_C14 + z * (_C16 + z * _C18))))))
+    pc = _C4 + z * (_C6 + z * (_C8 + z * (_C10 + z * (_C12 + z * _C14))))
     hz = 0.5 * z
     w = 1.0 - hz
     c = w + (((1.0 - w) - hz) + (z * z * pc - r * rr))

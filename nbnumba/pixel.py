@@ -304,15 +304,17 @@ def render_pixel_batched(fi, si, det, beam, incident_t, wavelengths, latt, cells
                          src_polar):
     """Photons in pixel (fi, si) without interpolation, evaluations batched per sub-pixel.
 
-    incident_t: (3, n_sources) unit incident directions. cells_t: (9, n_sources * n_cells)
-    crystal vectors tiled once per source (SoA, so the term loop reads contiguous
-    memory). Scratch arrays of this thread: q_src (3, n_sources); q_t (3, J) with
-    J = n_sources * n_cells (may be q_src itself when n_cells == 1); f_latt, f_index (J);
-    src_live, src_polar (n_sources). Returns (value, omega_sum).
+    incident_t: (3, n_sources) unit incident directions. cells_t: (9, J) crystal vectors
+    tiled once per source (SoA, so the term loop reads contiguous memory), J at least
+    n_sources * n_cells: zero columns pad it to a whole number of vector lengths, so the
+    vectorised loop has no scalar remainder; they are computed and never summed.
+    Scratch arrays of this thread: q_src (3, n_sources or more); q_t (3, J), zero in the
+    padding (q_src itself when n_cells == 1); f_latt, f_index (J); src_live, src_polar
+    (n_sources). Returns (value, omega_sum).
     """
     subpixel = det.pixel_size / det.oversample
     n_sources = wavelengths.shape[0]
-    n_terms = n_sources * n_cells
+    n_terms = cells_t.shape[1]
     over_polar = sums.over_polar
 
     intensity = sums.i_bg

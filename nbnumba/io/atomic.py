@@ -3,6 +3,7 @@
 An interrupted or failed run therefore never leaves a half-written file, and an
 existing file keeps its old content until the new one is complete.
 """
+import contextlib
 import os
 import tempfile
 
@@ -37,8 +38,9 @@ def check_writable(path):
         raise OutputError(f"cannot write {path}: no write permission in {directory}")
 
 
-def write_atomic(path, data):
-    """Write ``data`` (bytes, or a list of byte chunks) to ``path`` atomically."""
+def _write_temp(path, data):
+    """Write ``data`` (bytes or a list of byte chunks) to a new temporary file next to
+    ``path``; returns its name."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     try:
@@ -50,12 +52,60 @@ def write_atomic(path, data):
             for chunk in chunks:
                 handle.write(chunk)
         os.chmod(tmp, _MODE)
-        os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+    return tmp
+
+
+class FileSet:
+    """Output files replaced together, as a ``with`` block.
+
+    Each file is written to a temporary name in its directory as soon as it is staged;
+    leaving the block normally renames them all into place, an exception removes them,
+    so a run that fails part-way replaces none of its outputs.
+    """
+
+    def __init__(self):
+        self._staged = []
+
+    def stage(self, path, data):
+        """Write ``data`` (bytes or byte chunks) for ``path`` under a temporary name."""
+        self._staged.append((_write_temp(path, data), path))
+
+    def commit(self):
+        """Rename every staged file into place."""
+        try:
+            while self._staged:
+                tmp, path = self._staged[0]
+                os.replace(tmp, path)
+                self._staged.pop(0)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def discard(self):
+        """Remove every staged file."""
+        for tmp, _ in self._staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._staged = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+
+def write_atomic(path, data):
+    """Write ``data`` (bytes, or a list of byte chunks) to ``path`` atomically."""
+    with FileSet() as files:
+        files.stage(path, data)

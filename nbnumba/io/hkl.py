@@ -36,7 +36,7 @@ def parse_hkl(text, name="HKL file"):
         hkl = numbers[:3]
         if any(x != round(x) for x in hkl):
             raise InputFileError(f"{name} line {number}: Miller indices must be integers, got "
-                                 + " ".join(tokens[:3]))
+                                 + repr(" ".join(tokens[:3])))
         if any(abs(x) > 1e6 for x in hkl):
             raise InputFileError(f"{name} line {number}: Miller index out of range")
         indices.append([int(round(x)) for x in hkl])

@@ -18,7 +18,7 @@ def parse_matrix(text, name="matrix file"):
         try:
             numbers.append(float(token))
         except ValueError:
-            raise InputFileError(f"{name}: '{token}' is not a number "
+            raise InputFileError(f"{name}: {token!r} is not a number "
                                  f"(expected 9 numbers, found {len(numbers)})") from None
     if len(numbers) < 9:
         raise InputFileError(f"{name}: expected 9 numbers (a 3x3 A matrix), found {len(numbers)}")

@@ -35,10 +35,10 @@ def parse_sources(text, name="source file"):
                 value = float(token)
             except ValueError:
                 raise InputFileError(
-                    f"{name} line {number}: '{token}' is not a number "
+                    f"{name} line {number}: {token!r} is not a number "
                     "(expected X Y Z weight lambda; comments are not allowed)") from None
             if not np.isfinite(value):
-                raise InputFileError(f"{name} line {number}: '{token}' is not a finite number")
+                raise InputFileError(f"{name} line {number}: {token!r} is not a finite number")
             values.append(value)
         rows.append(values + [np.nan] * (5 - len(values)))
     if not rows:

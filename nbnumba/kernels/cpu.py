@@ -59,8 +59,8 @@ def render_rows_batched(image, fpixels, rows, cols, mask, use_mask,
     n_sources = wavelengths.shape[0]
     n_terms = cells_t.shape[1]
     for r in numba.prange(rows[1] - rows[0]):
-        q_src = np.empty((3, n_sources))
-        q_t = q_src if n_cells == 1 else np.empty((3, n_terms))
+        q_src = np.zeros((3, n_terms if n_cells == 1 else n_sources))
+        q_t = q_src if n_cells == 1 else np.zeros((3, n_terms))
         f_latt = np.empty(n_terms)
         f_index = np.empty(n_terms, dtype=np.int64)
         src_live = np.empty(n_sources, dtype=np.bool_)

@@ -11,6 +11,10 @@ MAX_BATCH = 1 << 20
 #: smallest batch worth the per-sub-pixel set-up of the fast path
 MIN_BATCH = 8
 
+#: the batch is padded to a multiple of this (vector length x unrolling) so that the
+#: vectorised loop needs no scalar remainder
+VECTOR_PAD = 8
+
 
 def render(region, row_start, row_stop, first_pixel, inputs, interpolate, threads=None,
            progress=None, block_rows=None):
@@ -36,7 +40,9 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     batched = not interpolate and MIN_BATCH <= n_sources * n_cells <= MAX_BATCH
     if batched:
         incident_t = inputs.incident_t
-        cells_tiled = np.ascontiguousarray(np.tile(inputs.cells_t, (1, n_sources)))
+        tiled = np.tile(inputs.cells_t, (1, n_sources))
+        pad = -tiled.shape[1] % VECTOR_PAD
+        cells_tiled = np.ascontiguousarray(np.pad(tiled, ((0, 0), (0, pad))))
     fgrid_flat = inputs.fgrid_flat
 
     def serial(start, stop):
