@@ -47,7 +47,8 @@ the images are equal. ``--threads`` (default 1) sets ``OMP_NUM_THREADS`` for the
 Exit status: 0 the images agree (correlation >= ``--threshold``, default 0.999);
 1 usage error (bad option, no C program given, output directory not writable);
 2 a runner failed (non-zero exit, time-out, could not start, or no float image);
-3 correlation below the threshold; 4 the images differ in size or shape.
+3 correlation below the threshold; 4 the images differ in size or shape; 9 an internal
+error (one line on stderr; set ``NBNUMBA_DEBUG`` for the traceback); 130 interrupted.
 """
 import argparse
 import json
@@ -65,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .entry import run_guarded
 from .flags import FLAGS
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNNER, EXIT_THRESHOLD, EXIT_SIZE = 0, 1, 2, 3, 4
@@ -508,7 +510,12 @@ def _report(s, shape, quiet):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Console entry point: exit status as in the module docstring, errors in one line."""
+    return run_guarded(_run_reporting_usage, sys.argv[1:] if argv is None else list(argv),
+                       "nb-compare")
+
+
+def _run_reporting_usage(argv):
     try:
         return run(argv)
     except UsageError as exc:
@@ -516,9 +523,6 @@ def main(argv=None):
         return EXIT_USAGE
     except SystemExit as exc:  # argparse: --help (0) or a bad option (2 -> usage error)
         return 0 if exc.code in (0, None) else EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("nb-compare: interrupted\n")
-        return 130
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
 from . import report
+from .entry import error, run_guarded, version
 from .parse import CliError, load_inputs, parse_arguments
 from .progress import ProgressMeter
-
-EXIT_ERROR = 9
 
 
 def _outputs(out):
@@ -72,7 +71,7 @@ def _run(argv, stdout):
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
-        say("nbnumba %s - nanoBragg-compatible diffraction simulator" % _version())
+        say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
         for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
             say(line)
         if sf_source == "hkl":
@@ -97,11 +96,9 @@ def _run(argv, stdout):
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
-        sys.stderr.write("nbnumba: error: %s\n" % one_line(str(exc)))
-        return EXIT_ERROR
+        return error("nbnumba", exc)
     except MemoryError:
-        sys.stderr.write("nbnumba: error: not enough memory for this image\n")
-        return EXIT_ERROR
+        return error("nbnumba", "not enough memory for this image")
 
 
 def _write_outputs(result, out, files, say):
@@ -128,11 +125,6 @@ def _write_outputs(result, out, files, say):
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
 
 
-def one_line(text):
-    """``text`` with line breaks and other unprintable characters escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _printout(result, pixel, say):
     """The -printout blocks (the selected pixel, or every rendered pixel)."""
     from nbnumba import diagnostics
@@ -150,25 +142,9 @@ def _block_rows(setup):
     return max(1, rows // 50)
 
 
-def _version():
-    from nbnumba import __version__
-    return __version__
-
-
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return run(argv)
-    except KeyboardInterrupt:
-        sys.stderr.write("nbnumba: interrupted\n")
-        return 130
-    except Exception as exc:  # an internal error: report it in one line
-        if os.environ.get("NBNUMBA_DEBUG"):
-            raise
-        sys.stderr.write("nbnumba: internal error: %s: %s (set NBNUMBA_DEBUG=1 for details)\n"
-                         % (type(exc).__name__, one_line(str(exc))))
-        return EXIT_ERROR
+    return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
 
 
 def console():

@@ -6,19 +6,24 @@ goes in row blocks and the meter is called between blocks, so it costs nothing i
 the kernel. The rate (and so the ETA) is measured from the first block on, so a first
 block that includes kernel compilation does not distort the estimate.
 """
-import sys
 import time
+
+from nbnumba.progress import StatusLine, clock
 
 
 class ProgressMeter:
+    """Callable ``meter(rows_done, rows_total)`` for :func:`nbnumba.render`'s ``progress``.
+
+    ``delay`` and ``interval`` are in seconds; ``stream`` defaults to stderr.
+    """
+
     def __init__(self, stream=None, delay=1.0, interval=2.0):
-        self.stream = stream if stream is not None else sys.stderr
+        self.line = StatusLine(stream)
         self.delay = delay
         self.interval = interval
         self.start = time.perf_counter()
         self.first = None        # (time, rows done) after the first block
         self.last = None
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def __call__(self, done, total):
         now = time.perf_counter()
@@ -34,19 +39,7 @@ class ProgressMeter:
         t0, d0 = self.first
         rate = (done - d0) / (now - t0) if done > d0 and now > t0 else 0.0
         eta = (total - done) / rate if rate > 0 else float("nan")
-        text = "%3d%% done, %s elapsed, %s left" % (100 * done / total, _clock(elapsed),
-                                                     _clock(eta))
-        if self.tty:
-            self.stream.write("\r" + text + ("\n" if done >= total else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        text = "%3d%% done, %s elapsed, %s left" % (100 * done / total, clock(elapsed),
+                                                     clock(eta))
+        self.line.show(text, final=done >= total)
 
-
-def _clock(seconds):
-    if seconds != seconds:
-        return "?"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 import time
 
@@ -20,11 +19,11 @@ from nbnumba.io.atomic import OutputError, write_atomic
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
+from .entry import error, run_guarded, version
 from .flags import OutputOptions, c_float, c_int
 from .parse import CliError, load_inputs, parse_arguments
 
 PROG = "nbnumba-series"
-EXIT_ERROR = 9
 DESCRIPTION = ("Render a series of frames (a rotation series, random orientations or noise "
                "realisations) with the nbnumba flags for the base frame, one frame after "
                "another or on a dask cluster; every frame is byte-identical to the "
@@ -47,7 +46,7 @@ def add_series_options(parser):
     parser.description = DESCRIPTION
     for action in parser._actions:
         if isinstance(action, argparse._VersionAction):
-            action.version = f"{PROG} {_version()}"
+            action.version = f"{PROG} {version()}"
     g = parser.add_argument_group("Series (nbnumba-series)")
     g.add_argument("--frames", type=_positive, default=1, metavar="N",
                    help="number of frames [default: 1]")
@@ -129,7 +128,7 @@ def run(argv, stdout=None):
         if clock_misset:   # one random orientation for the whole series, as printed
             xtal.misset_seed = int(time.time())
         fs, osc = _frame_set(state, opts)
-        say("%s %s - %d frame%s" % (PROG, _version(), len(fs), "" if len(fs) == 1 else "s"))
+        say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if osc is not None:
             first = series.degrees(state.config.crystal.phi0)
             say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
@@ -164,27 +163,23 @@ def run(argv, stdout=None):
             say("manifest: %s" % opts.manifest)
         stdout.flush()
         for f in report.failed:
-            sys.stderr.write("%s: error: frame %d failed after %d attempt%s: %s\n"
-                             % (PROG, f.index, f.attempts, "" if f.attempts == 1 else "s",
-                                f.error))
+            error(PROG, "frame %d failed after %d attempt%s: %s"
+                  % (f.index, f.attempts, "" if f.attempts == 1 else "s", f.error))
         if report.failed:
-            sys.stderr.write("%s: error: %d of %d frames failed (rerun with --resume to "
-                             "complete the series)\n" % (PROG, len(report.failed), len(fs)))
-            return EXIT_ERROR
+            return error(PROG, "%d of %d frames failed (rerun with --resume to complete "
+                         "the series)" % (len(report.failed), len(fs)))
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError,
             series.SeriesError) as exc:
         stdout.flush()
-        sys.stderr.write("%s: error: %s\n" % (PROG, exc))
-        return EXIT_ERROR
+        return error(PROG, exc)
     except MemoryError:
-        sys.stderr.write("%s: error: not enough memory for this image\n" % PROG)
-        return EXIT_ERROR
+        return error(PROG, "not enough memory for this image")
 
 
 def _write_manifest(path, argv, report):
     data = {
-        "program": PROG, "version": _version(), "argv": list(argv), "seed": report.seed,
+        "program": PROG, "version": version(), "argv": list(argv), "seed": report.seed,
         "seed_rule": "frame i: -seed nbnumba.series.frame_seed(seed, i)",
         "executor": report.executor, "seconds": report.seconds,
         "frames": [dataclasses.asdict(f) for f in report.frames],
@@ -194,25 +189,10 @@ def _write_manifest(path, argv, report):
     write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
-def _version():
-    from nbnumba import __version__
-    return __version__
-
-
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return run(argv)
-    except KeyboardInterrupt:
-        sys.stderr.write("%s: interrupted (rerun with --resume to complete)\n" % PROG)
-        return 130
-    except Exception as exc:  # an internal error: report it in one line
-        if os.environ.get("NBNUMBA_DEBUG"):
-            raise
-        sys.stderr.write("%s: internal error: %s: %s (set NBNUMBA_DEBUG=1 for details)\n"
-                         % (PROG, type(exc).__name__, exc))
-        return EXIT_ERROR
+    return run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
+                       interrupted="interrupted (rerun with --resume to complete)")
 
 
 if __name__ == "__main__":

@@ -40,21 +40,13 @@ def _prepare(args):
     return nb, setup, {"import_s": import_s, "parse_s": parse_s, "prepare_s": prepare_s}
 
 
-def region(setup):
-    """(row0, row1, col0, col1): the region of interest clipped to the detector, as
-    half-open pixel ranges (``setup.roi`` is inclusive xmin, xmax, ymin, ymax)."""
-    xmin, xmax, ymin, ymax = setup.roi
-    col0, col1 = max(xmin, 0), min(xmax, setup.fpixels - 1) + 1
-    row0, row1 = max(ymin, 0), min(ymax, setup.spixels - 1) + 1
-    return row0, max(row1, row0), col0, max(col1, col0)
-
-
 def evaluation_counts(setup):
     """What one render computes: pixels (ROI, unmasked) and inner-loop evaluations.
 
     evaluations = pixels x oversample^2 x sources x phi steps x mosaic domains x layers.
     """
-    row0, row1, col0, col1 = region(setup)
+    from nbnumba.engine import region_rows
+    row0, row1, col0, col1 = region_rows(setup)
     pixels = (row1 - row0) * (col1 - col0)
     if setup.mask is not None:
         mask = setup.mask.reshape(setup.spixels, setup.fpixels)[row0:row1, col0:col1]

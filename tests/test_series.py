@@ -8,7 +8,6 @@ index and leaves no file, and --resume completes the series.
 """
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor

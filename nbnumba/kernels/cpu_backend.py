@@ -16,6 +16,12 @@ MIN_BATCH = 8
 VECTOR_PAD = 8
 
 
+def row_results(n_rows):
+    """Zeroed per-row outputs of a render: (solid angle sum (sr), interpolation
+    switch-off column (-1: none), its h, k, l and h0, k0, l0)."""
+    return (np.zeros(n_rows), np.full(n_rows, -1, dtype=np.int64), np.zeros((n_rows, 6)))
+
+
 def render(region, row_start, row_stop, first_pixel, inputs, interpolate, threads=None,
            progress=None, block_rows=None):
     """Render rows [row_start, row_stop) of ``region``; returns per-row bookkeeping.
@@ -29,9 +35,7 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     """
     image, fpixels, mask, use_mask, col_start, col_stop = region
     n_rows = max(row_stop - row_start, 0)
-    row_omega = np.zeros(n_rows)
-    row_switch_col = np.full(n_rows, -1, dtype=np.int64)
-    row_switch_hkl = np.zeros((n_rows, 6))
+    row_omega, row_switch_col, row_switch_hkl = row_results(n_rows)
     if n_rows == 0:
         return row_omega, row_switch_col, row_switch_hkl
     cols = (int(col_start), int(col_stop))

@@ -48,9 +48,7 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     image, fpixels, mask, use_mask, col_start, col_stop = region
     n_rows = max(row_stop - row_start, 0)
     n_cols = max(col_stop - col_start, 0)
-    row_omega = np.zeros(n_rows)
-    row_switch_col = np.full(n_rows, -1, dtype=np.int64)
-    row_switch_hkl = np.zeros((n_rows, 6))
+    row_omega, row_switch_col, row_switch_hkl = cpu_backend.row_results(n_rows)
     n = n_rows * n_cols
     if n == 0:
         return row_omega, row_switch_col, row_switch_hkl

@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from .. import engine
 from ..io.atomic import OutputError, check_writable
+from ..progress import StatusLine, clock
 from .executors import (SerialExecutor, _dask_client, _executor_name, _executor_threads,
                         _executor_width, _is_client, _Shipment)
 from .frames import SeriesError, apply_overrides
@@ -61,12 +62,11 @@ class SeriesProgress:
     """A progress line on stderr: frames done/total, rate, ETA (in place on a terminal)."""
 
     def __init__(self, total, stream=None, interval=2.0):
-        self.stream = stream if stream is not None else sys.stderr
+        self.line = StatusLine(stream)
         self.total = total
         self.interval = interval
         self.start = time.perf_counter()
         self.last = None
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def __call__(self, done, skipped, failed):
         now = time.perf_counter()
@@ -83,21 +83,8 @@ class SeriesProgress:
             text += " (%d skipped)" % skipped
         if failed:
             text += ", %d failed" % failed
-        text += ", %.2f frames/s, %s elapsed, ETA %s" % (rate, _clock(elapsed), _clock(eta))
-        if self.tty:
-            self.stream.write("\r" + text + ("\n" if finished else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _clock(seconds):
-    if seconds != seconds:
-        return "?"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+        text += ", %.2f frames/s, %s elapsed, ETA %s" % (rate, clock(elapsed), clock(eta))
+        self.line.show(text, final=finished)
 
 
 def _describe(error):

@@ -1,0 +1,95 @@
+"""Progress lines and the commands' one-line error reporting."""
+import io
+
+import pytest
+
+from nbnumba.progress import StatusLine, clock
+from nbnumba.series import SeriesProgress
+from nbnumba_cli import entry
+from nbnumba_cli.progress import ProgressMeter
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0, "0:00"), (59.4, "0:59"), (61, "1:01"), (3599.6, "1:00:00"), (7322, "2:02:02"),
+    (float("nan"), "?"),
+])
+def test_clock(seconds, text):
+    assert clock(seconds) == text
+
+
+def test_status_line_rewrites_in_place_on_a_terminal_only():
+    term = FakeTerminal()
+    line = StatusLine(term)
+    line.show("a")
+    line.show("b", final=True)
+    assert term.getvalue() == "\ra\rb\n"
+    log = io.StringIO()
+    line = StatusLine(log)
+    line.show("a")
+    line.show("b", final=True)
+    assert log.getvalue() == "a\nb\n"
+
+
+def test_progress_meter_is_silent_for_short_renders_then_reports_the_end():
+    log = io.StringIO()
+    meter = ProgressMeter(log, delay=3600.0)
+    for done in (0, 10, 20):
+        meter(done, 20)
+    assert log.getvalue() == ""
+    log = io.StringIO()
+    meter = ProgressMeter(log, delay=0.0, interval=3600.0)
+    meter(5, 20)          # the first block only starts the rate clock
+    meter(10, 20)
+    meter(15, 20)         # within the interval: not reported
+    meter(20, 20)         # the end always is
+    lines = log.getvalue().splitlines()
+    assert [line.split("%")[0].strip() for line in lines] == ["50", "100"]
+    assert all("elapsed" in line and "left" in line for line in lines)
+
+
+def test_series_progress_counts_skipped_and_failed_frames():
+    log = io.StringIO()
+    meter = SeriesProgress(4, stream=log, interval=3600.0)
+    meter(1, 0, 0)
+    meter(2, 0, 0)        # within the interval: not reported
+    meter(2, 1, 1)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("frames 1/4 done, ")
+    assert lines[1].startswith("frames 3/4 done (1 skipped), 1 failed, ")
+
+
+def test_error_is_one_line_and_returns_the_error_status(capsys):
+    assert entry.error("prog", "bad\nname\x00") == entry.EXIT_ERROR == 9
+    err = capsys.readouterr().err
+    assert err == "prog: error: bad\\nname\\x00\n"
+
+
+def _crash(argv):
+    raise RuntimeError("first line\nsecond line")
+
+
+def _interrupt(argv):
+    raise KeyboardInterrupt
+
+
+def test_internal_errors_and_interrupts_are_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("NBNUMBA_DEBUG", raising=False)
+    assert entry.run_guarded(_crash, [], "prog") == 9
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("prog: internal error: RuntimeError: first line\\nsecond line")
+    assert entry.run_guarded(_interrupt, [], "prog", interrupted="stopped") == 130
+    assert capsys.readouterr().err == "prog: stopped\n"
+    assert entry.run_guarded(lambda argv: len(argv), ["a", "b"], "prog") == 2
+
+
+def test_debug_setting_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv("NBNUMBA_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        entry.run_guarded(_crash, [], "prog")
