@@ -11,12 +11,13 @@ import time
 
 from nbnumba import engine, output
 from nbnumba.io import fdump
-from nbnumba.io.atomic import FileSet, OutputError, check_writable
+from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
-from . import report
-from .entry import error, run_guarded, version
+from . import render_plan, report
+from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
+from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 from .progress import ProgressMeter
 
@@ -57,45 +58,51 @@ def run(argv, stdout=None):
 
 
 def _run(argv, stdout):
-    stdout = stdout if stdout is not None else sys.stdout
+    console = ConsoleStream(stdout if stdout is not None else sys.stdout)
 
     def say(text=""):
-        stdout.write(text + "\n")
+        console.write(text + "\n")
 
     try:
-        state = parse_arguments(argv)
-        sf_source = load_inputs(state)
-        out = state.out
-        for path in _outputs(out):
-            check_writable(path)
-        if out.seed is None:
-            out.seed = int(time.time())
-        setup = engine.prepare(state.config)
-        say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
-        for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
-            say(line)
-        if sf_source == "hkl":
-            try:
-                fdump.write_fdump(setup.structure_factors, fdump.DUMP_NAME)
-                say("writing dump file for next time: %s" % fdump.DUMP_NAME)
-            except OutputError:
-                say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
-        stdout.flush()
-        meter = ProgressMeter() if out.progress else None
-        result = engine.render(setup, device=state.device, threads=state.threads, progress=meter,
-                               block_rows=_block_rows(setup))
-        if result.interpolation_switch is not None:
-            say(result.interpolation_switch.warning())
-        if out.printout:
-            _printout(result, out.printout_pixel, say)
-        say()
-        say(report.solid_angle_line(result))
         with FileSet() as files:  # every output replaced at the end, or none
+            state = parse_arguments(argv)
+            sf_source = load_inputs(state)
+            out = state.out
+            for path in _outputs(out):  # checked (FIFOs and devices opened) before rendering
+                files.reserve(path)
+            if out.seed is None:
+                out.seed = int(time.time())
+            setup = engine.prepare(state.config)
+            say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
+            for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
+                say(line)
+            if sf_source == "hkl":
+                try:
+                    fdump.write_fdump(setup.structure_factors, fdump.DUMP_NAME)
+                    say("writing dump file for next time: %s" % fdump.DUMP_NAME)
+                except OutputError:
+                    say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
+            console.flush()
+            plan = render_plan.plan(setup, state.threads, state.device)
+            if out.progress and plan.announce:
+                say_error("nbnumba: %s\n" % plan.announcement())
+            meter = ProgressMeter(stream=ConsoleStream(sys.stderr)) if out.progress else None
+            result = engine.render(setup, device=state.device, threads=state.threads,
+                                   progress=meter, block_rows=plan.block_rows)
+            if result.interpolation_switch is not None:
+                say(result.interpolation_switch.warning())
+            if out.printout:
+                _printout(result, out.printout_pixel, say)
+            say()
+            say(report.solid_angle_line(result))
             _write_outputs(result, out, files, say)
-        stdout.flush()
+        console.flush()
+        note = failure_note("nbnumba", console)
+        if note:
+            say_error(note + "\n")
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
-        stdout.flush()
+        console.flush()
         return error("nbnumba", exc)
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
@@ -137,14 +144,11 @@ def _printout(result, pixel, say):
                 say(line)
 
 
-def _block_rows(setup):
-    rows = setup.roi[3] - setup.roi[2] + 1
-    return max(1, rows // 50)
-
-
 def main(argv=None):
-    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
+    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; SIGTERM
+    stops a run like Ctrl-C (exit status 143 instead of 130)."""
+    with sigterm_as_interrupt():
+        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
 
 
 def console():
@@ -155,8 +159,7 @@ def console():
     without it once stdout and stderr are flushed.
     """
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_quietly()
     os._exit(code)
 
 
