@@ -15,7 +15,7 @@ from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
-from . import render_plan, report
+from . import report
 from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
 from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
@@ -58,54 +58,54 @@ def run(argv, stdout=None):
 
 
 def _run(argv, stdout):
-    console = ConsoleStream(stdout if stdout is not None else sys.stdout)
+    stdout = ConsoleStream(stdout if stdout is not None else sys.stdout)
 
     def say(text=""):
-        console.write(text + "\n")
+        stdout.write(text + "\n")
 
+    files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
-        with FileSet() as files:  # every output replaced at the end, or none
-            state = parse_arguments(argv)
-            sf_source = load_inputs(state)
-            out = state.out
-            for path in _outputs(out):  # checked (FIFOs and devices opened) before rendering
-                files.reserve(path)
-            if out.seed is None:
-                out.seed = int(time.time())
-            setup = engine.prepare(state.config)
-            say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
-            for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
-                say(line)
-            if sf_source == "hkl":
-                try:
-                    fdump.write_fdump(setup.structure_factors, fdump.DUMP_NAME)
-                    say("writing dump file for next time: %s" % fdump.DUMP_NAME)
-                except OutputError:
-                    say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
-            console.flush()
-            plan = render_plan.plan(setup, state.threads, state.device)
-            if out.progress and plan.announce:
-                say_error("nbnumba: %s\n" % plan.announcement())
-            meter = ProgressMeter(stream=ConsoleStream(sys.stderr)) if out.progress else None
-            result = engine.render(setup, device=state.device, threads=state.threads,
-                                   progress=meter, block_rows=plan.block_rows)
-            if result.interpolation_switch is not None:
-                say(result.interpolation_switch.warning())
-            if out.printout:
-                _printout(result, out.printout_pixel, say)
-            say()
-            say(report.solid_angle_line(result))
+        state = parse_arguments(argv)
+        sf_source = load_inputs(state)
+        out = state.out
+        for path in _outputs(out):
+            files.reserve(path)
+        if out.seed is None:
+            out.seed = int(time.time())
+        setup = engine.prepare(state.config)
+        say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
+        for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
+            say(line)
+        if sf_source == "hkl":
+            try:
+                fdump.write_fdump(setup.structure_factors, fdump.DUMP_NAME)
+                say("writing dump file for next time: %s" % fdump.DUMP_NAME)
+            except OutputError:
+                say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
+        stdout.flush()
+        meter = ProgressMeter() if out.progress else None
+        result = engine.render(setup, device=state.device, threads=state.threads, progress=meter,
+                               block_rows=_block_rows(setup))
+        if result.interpolation_switch is not None:
+            say(result.interpolation_switch.warning())
+        if out.printout:
+            _printout(result, out.printout_pixel, say)
+        say()
+        say(report.solid_angle_line(result))
+        with files:
             _write_outputs(result, out, files, say)
-        console.flush()
-        note = failure_note("nbnumba", console)
+        stdout.flush()
+        note = failure_note("nbnumba", stdout)
         if note:
             say_error(note + "\n")
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
-        console.flush()
+        stdout.flush()
         return error("nbnumba", exc)
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
+    finally:
+        files.discard()
 
 
 def _write_outputs(result, out, files, say):
@@ -142,6 +142,11 @@ def _printout(result, pixel, say):
         if 0 <= f < fp and 0 <= s < sp:
             for line in diagnostics.pixel_report(result, f, s, inputs):
                 say(line)
+
+
+def _block_rows(setup):
+    rows = setup.roi[3] - setup.roi[2] + 1
+    return max(1, rows // 50)
 
 
 def main(argv=None):
