@@ -383,3 +383,12 @@ def test_console_stream_notes_the_first_failure():
     stream.write("b")
     assert Full.calls == 1
     assert "No space left on device" in failure_note("nbnumba", stream)
+
+
+def test_check_writable_does_not_open_a_fifo(tmp_path):
+    # opening and closing a FIFO would end its reader's input; the standalone check
+    # (used by the series runner) only looks at it
+    os.mkfifo(tmp_path / "pipe.bin")
+    atomic.check_writable(str(tmp_path / "pipe.bin"))
+    with pytest.raises(atomic.OutputError, match="it is a directory"):
+        atomic.check_writable(str(tmp_path))

@@ -164,8 +164,9 @@ class Target:
     several hard links), "stream" (character device or FIFO, kept open in ``fd``).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, open_streams=True):
         self.path = path
+        self._open_streams = open_streams
         self.real = os.path.realpath(path)
         self.directory = os.path.dirname(self.real) or "."
         self.fd = None
@@ -205,7 +206,10 @@ class Target:
                     raise _error(path, reason)
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
             self.kind = "stream"
-            self._open_stream(stat.S_ISFIFO(st.st_mode))
+            if self._open_streams:
+                self._open_stream(stat.S_ISFIFO(st.st_mode))
+            elif not _may_write(real, st):
+                raise _error(path, "permission denied")
         elif stat.S_ISDIR(st.st_mode):
             raise _error(path, "it is a directory")
         else:
@@ -253,8 +257,10 @@ class Target:
 
 def check_writable(path):
     """Fail early (before any rendering) if ``path`` cannot be written (see the module
-    notes for what is refused); raises :class:`OutputError` naming the path."""
-    Target(path).close()
+    notes for what is refused); raises :class:`OutputError` naming the path. A device
+    or FIFO is not opened here (opening and closing a FIFO would end its reader's
+    input); :meth:`FileSet.reserve` opens them."""
+    Target(path, open_streams=False).close()
 
 
 # ---------------------------------------------------------------------------------------
