@@ -13,15 +13,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import crystal, geometry, images, pixel, rng, sampling
-from .config import SHAPES, SimulationConfig, StructureFactors
+from . import _jit, crystal, geometry, images, pixel, rng, sampling
+from .config import SHAPES, ConfigError, SimulationConfig, StructureFactors, check_units
 from .constants import AVOGADRO, R_E_SQUARED, WATER_F, WATER_MW
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be simulated. The message names it."""
 
 
 #: largest number of sub-pixels per pixel axis (given or automatic)
@@ -131,6 +127,7 @@ def _validate(config: SimulationConfig):
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
         _check_finite(section, name)
+    check_units(config)
     _positive(beam.wavelength, "wavelength")
     _positive(det.pixel_size, "pixel size")
     if det.fpixels < 0 or det.spixels < 0:
@@ -219,6 +216,7 @@ def _roi(roi, fpixels, spixels):
     return tuple(int(v) if v >= 0 else d for v, d in zip(roi, defaults))
 
 
+@_jit.without_blas_probe
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
     _validate(config)
@@ -418,6 +416,7 @@ def region_rows(setup: Setup):
     return row0, max(row1, row0), col0, max(col1, col0)
 
 
+@_jit.without_blas_probe
 def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None,
            libm_sine=False):
     """Render the float image of a prepared set-up.
