@@ -392,3 +392,18 @@ def test_check_writable_does_not_open_a_fifo(tmp_path):
     atomic.check_writable(str(tmp_path / "pipe.bin"))
     with pytest.raises(atomic.OutputError, match="it is a directory"):
         atomic.check_writable(str(tmp_path))
+
+
+def test_library_writer_keeps_links_and_mode(tmp_path):
+    # nbnumba.output's writers go through write_atomic: the same rules as the command
+    (tmp_path / "a.bin").write_bytes(b"old")
+    os.chmod(tmp_path / "a.bin", 0o600)
+    os.link(tmp_path / "a.bin", tmp_path / "b.bin")
+    os.symlink("c.bin", tmp_path / "link.bin")
+    atomic.write_atomic(str(tmp_path / "a.bin"), [b"new", b" data"])
+    atomic.write_atomic(str(tmp_path / "link.bin"), b"via link")
+    assert (tmp_path / "b.bin").read_bytes() == b"new data"
+    assert stat.S_IMODE(os.stat(tmp_path / "a.bin").st_mode) == 0o600
+    assert os.path.islink(tmp_path / "link.bin")
+    assert (tmp_path / "c.bin").read_bytes() == b"via link"
+    assert _parts(tmp_path) == []
