@@ -12,14 +12,12 @@ from .. import memory
 from ..config import StructureFactors
 from .atomic import write_atomic
 from .errors import InputFileError, open_regular
+from .hkl import MAX_GRID_POINTS
 
 DUMP_NAME = "Fdump.bin"
 
 #: longest header line read (bytes)
 MAX_HEADER = 200
-
-#: largest grid read (points): that of the ``-hkl`` reader
-from .hkl import MAX_GRID_POINTS  # noqa: E402
 
 
 def _header(sf: StructureFactors):
@@ -89,7 +87,7 @@ def _grid_bytes(head, name):
 def read_fdump(path=DUMP_NAME):
     """Read an Fdump.bin file (a regular file; only the bytes its header announces)."""
     name = str(path)
-    with open_regular(path, "structure-factor dump") as (handle, size):
+    with open_regular(path, "structure-factor dump") as (handle, _):
         head = handle.read(MAX_HEADER + 2)
         need = _grid_bytes(head, name)
         data = head + handle.read(max(need - (len(head) - head.find(b"\n") - 2), 0))
