@@ -10,12 +10,13 @@ import time
 
 from nbnumba import _jit, engine, output
 from nbnumba.io import fdump
-from nbnumba.io.atomic import FileSet, OutputError, check_writable
+from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
 from . import report
-from .entry import error, run_guarded, version
+from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
+from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 from .progress import ProgressMeter
 
@@ -36,17 +37,18 @@ def run(argv, stdout=None):
 
 
 def _run(argv, stdout):
-    stdout = stdout if stdout is not None else sys.stdout
+    stdout = ConsoleStream(stdout if stdout is not None else sys.stdout)
 
     def say(text=""):
         stdout.write(text + "\n")
 
+    files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
         sf_source = load_inputs(state)
         out = state.out
         for path in _outputs(out):
-            check_writable(path)
+            files.reserve(path)
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
@@ -69,15 +71,20 @@ def _run(argv, stdout):
             _printout(result, out.printout_pixel, say)
         say()
         say(report.solid_angle_line(result))
-        with FileSet() as files:  # every output replaced at the end, or none
+        with files:
             _write_outputs(result, out, files, say)
         stdout.flush()
+        note = failure_note("nbnumba", stdout)
+        if note:
+            say_error(note + "\n")
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
         return error("nbnumba", exc)
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
+    finally:
+        files.discard()
 
 
 def _write_outputs(result, out, files, say):
@@ -122,8 +129,10 @@ def _block_rows(setup):
 
 
 def main(argv=None):
-    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
+    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; SIGTERM
+    stops a run like Ctrl-C (exit status 143 instead of 130)."""
+    with sigterm_as_interrupt():
+        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
 
 
 def console():
@@ -134,8 +143,7 @@ def console():
     without it once stdout and stderr are flushed.
     """
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_quietly()
     os._exit(code)
 
 
