@@ -15,7 +15,7 @@ from nbnumba.io.atomic import FileSet, OutputError, check_writable
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
-from . import report
+from . import report, truth
 from .entry import error, run_guarded, version
 from .parse import CliError, load_inputs, parse_arguments
 from .progress import ProgressMeter
@@ -68,9 +68,11 @@ def _run(argv, stdout):
         out = state.out
         for path in _outputs(out):
             check_writable(path)
+        truth.check_paths(out.expt, out.xds_inp)
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
+        experiment_files = truth.image_files(setup, out)
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
         for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
             say(line)
@@ -92,6 +94,9 @@ def _run(argv, stdout):
         say(report.solid_angle_line(result))
         with FileSet() as files:  # every output replaced at the end, or none
             _write_outputs(result, out, files, say)
+            for path, data, what in experiment_files:
+                say("writing %s (%s)" % (path, what))
+                files.stage(path, data)
         stdout.flush()
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:

@@ -1,0 +1,66 @@
+"""The experiment files beside the images: ``-expt``/``-xds_inp`` (``nbnumba``) and
+``--expt``/``--xds-inp`` (``nbnumba-series``).
+
+Both commands build the files' content from the prepared set-ups before rendering (so
+a name DIALS cannot read, a curved detector or a still for XDS is an error before any
+work) and stage them with the images, through the same atomic writing.
+"""
+from nbnumba import engine
+from nbnumba.experiment import (ExperimentError, check_describable, describe, image_number,
+                                series_template)
+from nbnumba.io.atomic import check_writable
+from nbnumba.io.expt import expt_bytes
+from nbnumba.io.xds_inp import xds_inp_bytes
+
+from .parse import CliError
+
+
+def _files(images, expt, xds_inp, expt_option, xds_option):
+    files = []
+    try:
+        if expt:
+            files.append((expt, expt_bytes(images, expt), "DIALS experiment list"))
+        if xds_inp:
+            files.append((xds_inp, xds_inp_bytes(images, xds_inp, xds_option), "XDS input"))
+    except ExperimentError as exc:
+        raise CliError(str(exc)) from None
+    return files
+
+
+def check_paths(*paths):
+    """check_writable for each path given (None: not asked for)."""
+    for path in paths:
+        if path:
+            check_writable(path)
+
+
+def image_files(setup, out):
+    """[(path, bytes, what)] of the files ``-expt``/``-xds_inp`` ask for (maybe none),
+    describing the ``-intfile`` image of a prepared set-up."""
+    if not (out.expt or out.xds_inp):
+        return []
+    option = "-expt" if out.expt else "-xds_inp"
+    try:
+        check_describable(setup, option)
+        name = image_number(out.intfile, option)
+    except ExperimentError as exc:
+        raise CliError(str(exc)) from None
+    return _files([describe(setup, name, out.adc)], out.expt, out.xds_inp, "-expt", "-xds_inp")
+
+
+def series_files(frameset, template, adc, expt, xds_inp):
+    """[(path, bytes, what)] of ``--expt``/``--xds-inp`` for a series' ``.img`` frames."""
+    if not (expt or xds_inp):
+        return []
+    option = "--expt" if expt else "--xds-inp"
+    images = []
+    try:
+        series_template(template, len(frameset), option)
+        for i in range(len(frameset)):
+            setup = engine.prepare(frameset.config(i))
+            check_describable(setup, option)
+            name = image_number(template.format(i) + ".img", option)
+            images.append(describe(setup, name, adc))
+    except ExperimentError as exc:
+        raise CliError(str(exc)) from None
+    return _files(images, expt, xds_inp, "--expt", "--xds-inp")
