@@ -138,7 +138,7 @@ def run(argv, stdout=None):
         fs, osc = _frame_set(state, opts)
         expt = opts.expt or out.expt
         xds_inp = opts.xds_inp or out.xds_inp
-        truth.check_paths(expt, xds_inp)
+        truth.check_paths(expt, xds_inp, create_directories=True)
         experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if osc is not None:

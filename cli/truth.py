@@ -5,10 +5,12 @@ Both commands build the files' content from the prepared set-ups before renderin
 a name DIALS cannot read, a curved detector or a still for XDS is an error before any
 work) and stage them with the images, through the same atomic writing.
 """
+import os
+
 from nbnumba import engine
 from nbnumba.experiment import (ExperimentError, check_describable, describe, image_number,
                                 series_template)
-from nbnumba.io.atomic import check_writable
+from nbnumba.io.atomic import OutputError, check_writable
 from nbnumba.io.expt import expt_bytes
 from nbnumba.io.xds_inp import xds_inp_bytes
 
@@ -27,11 +29,24 @@ def _files(images, expt, xds_inp, expt_option, xds_option):
     return files
 
 
-def check_paths(*paths):
-    """check_writable for each path given (None: not asked for)."""
+def check_paths(*paths, create_directories=False):
+    """check_writable for each path given (None: not asked for); with
+    ``create_directories`` missing directories are made first (as the series does for
+    its frames)."""
     for path in paths:
         if path:
+            if create_directories:
+                _make_directory(path)
             check_writable(path)
+
+
+def _make_directory(path):
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: cannot create {directory}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def image_files(setup, out):
