@@ -229,9 +229,14 @@ class SimulatedImage:
 
 def check_describable(setup, option):
     """Raise :class:`ExperimentError` for a set-up the files cannot describe."""
-    if setup.geometry.curved:
+    g = setup.geometry
+    if g.curved:
         raise ExperimentError(f"{option}: a curved detector (-curved_det) is not a flat "
                               "panel; DIALS and XDS cannot describe it")
+    if abs(vec.dot(g.fdet, g.sdet)) > 1e-9:
+        raise ExperimentError(f"{option}: the detector's fast and slow axes are not "
+                              "perpendicular (-fdet_vector, -sdet_vector); DIALS and XDS "
+                              "need a rectangular pixel grid")
 
 
 def describe(setup, name, adc):

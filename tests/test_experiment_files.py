@@ -204,10 +204,10 @@ def _nbnumba_hkl(result, f, s):
     """h of pixel (f, s) from nbnumba's geometry and its first crystal orientation."""
     setup = result.setup
     position = _nbnumba_positions(setup, f, s)
-    diffracted = position / np.linalg.norm(position)
+    diffracted = position / np.linalg.norm(position, axis=-1, keepdims=True)
     q = (diffracted - np.array(setup.geometry.beam)) / setup.config.beam.wavelength
     cell = setup.cells[0].reshape(3, 3)            # a, b, c (m) at phi0
-    return cell @ q
+    return q @ cell.T
 
 
 def _expt_hkl(expt, f, s):
@@ -256,13 +256,17 @@ MILLER_CASES = {
 
 @pytest.mark.parametrize("case", sorted(MILLER_CASES))
 def test_brightest_spot_miller_index_from_the_files(tmp_path, case):
+    """The brightest spot apart from the direct beam (h = 0 says nothing of orientation)."""
     argv = (BASE + "-detpixels 48 -pixel 0.25 -oversample 1".split()
             + MILLER_CASES[case].split())
     cfg, _ = config_from_args(argv, cwd=str(tmp_path))
     result = render(prepare(cfg))
-    s, f = np.unravel_index(int(np.argmax(result.image)), result.image.shape)
-    own = _nbnumba_hkl(result, f, s)
-    assert np.max(np.abs(own - np.round(own))) < 0.1          # a Bragg spot
+    s_all, f_all = np.mgrid[0:48, 0:48]
+    h_all = _nbnumba_hkl(result, f_all, s_all)
+    direct_beam = np.all(np.round(h_all) == 0, axis=-1)
+    s, f = np.unravel_index(int(np.argmax(np.where(direct_beam, 0, result.image))), (48, 48))
+    own = h_all[s, f]
+    assert np.max(np.abs(own - np.round(own))) < 0.1 and np.any(np.round(own) != 0)
     printed = re.search(r"hkl= (\S+) (\S+) (\S+)", "\n".join(pixel_report(result, f, s)))
     assert np.allclose([float(x) for x in printed.groups()], own, atol=2e-6)  # the kernel's
     image = describe(result.setup, image_number(str(tmp_path / "sim_00007.img"), "-expt"), 40)
@@ -341,3 +345,42 @@ def test_series_template_must_end_in_the_number(tmp_path):
                            "--expt", "s.expt"], tmp_path, entry=series_main)
     assert run.code == 9 and "must end with the frame number" in run.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_still_series_has_one_experiment_per_frame(tmp_path):
+    args = SMALL + ["--frames", "2", "--orientation-seed", "4", "--template", "st_{:03d}",
+                    "--expt", "stills.expt"]
+    run = run_cli(args, tmp_path, entry=series_main)
+    assert run.code == 0, run.err
+    expt = json.loads((tmp_path / "stills.expt").read_text())
+    assert [e.get("scan") for e in expt["experiment"]] == [None, None]
+    assert [i["images"] for i in expt["imageset"]] == [["st_000.img"], ["st_001.img"]]
+    assert [e["crystal"] for e in expt["experiment"]] == [0, 1]   # two orientations
+    assert len(expt["beam"]) == 1 and len(expt["detector"]) == 1
+    run = run_cli(args[:-2] + ["--xds-inp", "XDS.INP"], tmp_path, entry=series_main)
+    assert run.code == 9 and "XDS processes one rotation sweep" in run.err
+
+
+def test_skewed_detector_axes_are_refused(tmp_path):
+    run = run_cli(SMALL + ["-fdet_vector", "0", "0", "1", "-sdet_vector", "0", "-1", "0.5",
+                           "-intfile", "s_001.img", "-osc", "1", "-expt", "x.expt"], tmp_path)
+    assert run.code == 9 and "not perpendicular" in run.err
+
+
+def test_polarization_plane_and_fraction(tmp_path):
+    # K < 0: more intensity with the E-vector perpendicular to -polar's axis (0,0,1)
+    _, image = _image(tmp_path, CASES["mosflm"] + " -polar -0.4")
+    normal, fraction = image.polarization()
+    assert fraction == pytest.approx(0.7) and np.allclose(normal, (0, 0, 1))
+    beam = experiment_list([image], str(tmp_path / "s.expt"))["beam"][0]
+    assert np.allclose(beam["polarization_normal"], (1, 0, 0))   # the spindle's direction
+
+
+def test_lab_frame_is_a_rotation_even_for_an_axis_along_the_beam():
+    for beam, axis in [((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0)),
+                       ((0.0, 0.6, 0.8), (0.3, 0.1, 0.2))]:
+        for sign in (-1, 1):
+            rows = np.array(lab_frame(beam, axis, sign))
+            assert np.allclose(rows @ rows.T, np.eye(3)) and np.linalg.det(rows) == \
+                pytest.approx(1.0)
+            assert np.allclose(rows @ np.array(beam), (0, 0, sign))
