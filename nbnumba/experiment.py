@@ -6,11 +6,11 @@ the beam, the spindle and the crystal at phi = 0. nbnumba's lab frame depends on
 detector convention (the beam travels along +x for MOSFLM, along +z for XDS ...); the
 files use a frame that depends only on the physics:
 
-* **DIALS** (``dials_frame``): the beam travels along -z (DIALS' ``s0`` points along -z)
+* **DIALS** (``lab_frame(beam, spindle, -1)``): the beam travels along -z (DIALS' ``s0`` points along -z)
   and the rotation axis lies along +x (the imgCIF/DIALS laboratory frame). For the
   MOSFLM convention this is the fixed map (x, y, z) -> (-z, y, x) that dxtbx uses for
   MOSFLM matrices and that the SMV header's ``DIALS_ORIGIN`` assumes.
-* **XDS** (``xds_frame``): the beam travels along +z and the rotation axis lies along
+* **XDS** (``lab_frame(beam, spindle, +1)``): the beam travels along +z and the rotation axis lies along
   +x (XDS' usual frame; XDS accepts any right-handed frame).
 
 Both are proper rotations of nbnumba's frame, so every pixel position, angle and Miller
@@ -91,13 +91,13 @@ def _split(path):
 
 
 def series_template(template, frames, option):
-    """The int-image names of a series as (NumberedName of frame 0, zero-padded?).
+    """Check that a series template gives names DIALS and XDS read.
 
     template: the ``nbnumba-series`` template (a Python format string of the frame
     index, to which ``.img`` is appended). It must end in its one index field, written
     ``{}``, ``{:d}``, ``{:0Nd}`` or ``{:0N}``, right after a character that is not a
     digit, so that every frame's name ends in its number (``sim_{:05d}``).
-    Returns (first frame's name split, width or 0 when the numbers are not padded).
+    Returns (frame 0's :class:`NumberedName`, the zero-padded width or 0).
     """
     fields = [f for f in string.Formatter().parse(template) if f[1] is not None]
     problem = None
