@@ -11,6 +11,8 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
+import signal
 import sys
 import time
 
@@ -19,7 +21,7 @@ from nbnumba.io.atomic import OutputError, write_atomic
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
-from .entry import error, run_guarded, version
+from .entry import EXIT_INTERRUPTED, error, run_guarded, version
 from .flags import OutputOptions, c_float, c_int
 from .parse import CliError, load_inputs, parse_arguments
 
@@ -149,8 +151,6 @@ def _ignored_names(out):
 
 
 def _executor(opts, threads, frames):
-    if opts.workers is not None and opts.scheduler is not None:
-        raise CliError("give --workers or --scheduler, not both")
     if opts.workers is not None or opts.scheduler is not None:
         workers = None if opts.workers is None else min(opts.workers, frames)
         return series.dask_executor(workers=workers, scheduler=opts.scheduler,
@@ -172,6 +172,8 @@ def run(argv, stdout=None):
         load_inputs(state)
         out = state.out
         series.check_template(opts.template)
+        if opts.workers is not None and opts.scheduler is not None:
+            raise CliError("give --workers or --scheduler, not both")
         recorded_seed = out.seed is None and opts.resume and out.write_noise
         if recorded_seed:   # continue the run on disk with the seed it chose
             out.seed = series.recorded_seed(opts.template)
@@ -269,8 +271,16 @@ def _write_manifest(path, argv, report):
 
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    return run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
-                       interrupted="interrupted (rerun with --resume to complete)")
+    status = run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
+                         interrupted="interrupted (rerun with --resume to complete)")
+    if status == EXIT_INTERRUPTED and argv is None:
+        # the command is over and its cluster stopped: leave now, so that a repeated
+        # Ctrl-C (or one still travelling) cannot turn the exit into a crash
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import List, Optional
 from .. import engine
 from ..io.atomic import OutputError, check_writable
 from ..progress import StatusLine, clock
-from .executors import (SerialExecutor, _dask_client, _executor_name, _executor_threads,
+from .executors import (INTERRUPT, SerialExecutor, _dask_client, _executor_name, _executor_threads,
                         _executor_width, _is_client, _Shipment)
 from . import record
 from .frames import SeriesError, apply_overrides
@@ -125,7 +125,11 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
     width = _executor_width(executor, client)
     name = describe or _executor_name(executor, client)
 
-    skipped = [i for i in range(n) if skip is not None and skip(i)]
+    skipped = []
+    for i in range(n):
+        INTERRUPT.check()
+        if skip is not None and skip(i):
+            skipped.append(i)
     todo = sorted(set(range(n)) - set(skipped))
 
     t0 = time.perf_counter()
@@ -157,7 +161,8 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                 if meter:
                     meter(len(done), len(skipped), len(failed))
                 continue
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
+            INTERRUPT.check()
             for fut in finished:
                 i, attempt = running.pop(fut)
                 try:
