@@ -42,7 +42,8 @@ from .frames import (EXTENSIONS, SEED_LIMIT, FrameSet, OutputSpec, SeriesError,
                      apply_overrides, degrees, frame_seed, matrix_series, misset_series,
                      random_orientations, rotation_series, stills)
 from .record import recorded_seed, run_lock
-from .runner import FrameFailure, check_resume, SeriesProgress, SeriesReport, render_series, write_series
+from .runner import (FrameFailure, SeriesProgress, SeriesReport, check_resume, render_series,
+                     write_series)
 from .tasks import (FAULT_ENV, Frame, FrameInfo, FrameTask, check_template, frame_complete,
                     frame_paths, run_frame)
 

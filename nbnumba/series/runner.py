@@ -15,9 +15,9 @@ from typing import List, Optional
 from .. import engine
 from ..io.atomic import OutputError, check_writable
 from ..progress import StatusLine, clock
-from .executors import (INTERRUPT, SerialExecutor, _dask_client, _executor_name, _executor_threads,
-                        _executor_width, _is_client, _Shipment)
 from . import record
+from .executors import (INTERRUPT, SerialExecutor, _dask_client, _executor_name,
+                        _executor_threads, _executor_width, _is_client, _Shipment)
 from .frames import SeriesError, apply_overrides
 from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, _drop_written_since,
                     check_template, frame_paths, run_frame)
