@@ -15,6 +15,7 @@ from typing import Callable, Optional, Tuple
 
 from nbnumba.config import SimulationConfig
 from nbnumba.constants import HC_EV_ANGSTROM, RTD
+from nbnumba.kernels import DEVICES
 
 # ---------------------------------------------------------------------------------------
 # value converters (argparse ``type=``): strict, with a clear message on bad input
@@ -76,8 +77,8 @@ pivot_name.__name__ = "pivot"
 
 
 def device_name(text):
-    if text not in ("cpu", "cuda"):
-        raise ValueError(f"{text!r} is not a device (use cpu or cuda)")
+    if text not in DEVICES:
+        raise ValueError(f"{text!r} is not a device (use {', '.join(DEVICES)})")
     return text
 
 
@@ -105,6 +106,8 @@ class OutputOptions:
     smv_extended: bool = False
     printout: bool = False
     printout_pixel: Optional[Tuple[int, int]] = None
+    expt: Optional[str] = None        #: -expt: DIALS experiment list of the int image
+    xds_inp: Optional[str] = None     #: -xds_inp: XDS.INP of the int image
 
 
 @dataclass
@@ -625,11 +628,20 @@ def _threads(state, values):
 
 flag("-nthreads", "nbnumba", "CPU threads [default: NUMBA_NUM_THREADS or all cores]",
      _threads, kind=c_int, metavar=["N"])
-flag("-device", "nbnumba", "compute device [default: cpu]", _set_state("device"),
-     kind=device_name, metavar=["cpu|cuda"])
+flag("-device", "nbnumba", "compute device: cpu, cuda (GPU, same images as the CPU) or "
+     "cuda-fast (GPU with fused multiply-adds: last bits may differ) [default: cpu]",
+     _set_state("device"), kind=device_name, metavar=["cpu|cuda|cuda-fast"])
 flag("-smv_extended", "nbnumba", "SMV headers for every reader: add ADC_OFFSET (read by DIALS) "
      "and pad headers longer than 512 bytes to a multiple of 512 (bytes then differ from the "
      "C program's) [default: the C's header]", _out_switch(smv_extended=True), nargs=0)
+
+flag("-expt", "nbnumba", "also write a DIALS experiment list (JSON, as dials.import writes) "
+     "of the -intfile image: beam, detector, goniometer and scan, and the true crystal at "
+     "phi = 0; the image name must end in its number (-intfile sim_00001.img) "
+     "[default: none]", _out("expt"), kind=str, metavar=["FILE"])
+flag("-xds_inp", "nbnumba", "also write an XDS.INP for the -intfile image (a rotation: needs "
+     "-osc) with the true cell as UNIT_CELL_CONSTANTS; numbered name as for -expt "
+     "[default: none]", _out("xds_inp"), kind=str, metavar=["FILE"])
 
 
 def all_names():
