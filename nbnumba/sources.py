@@ -126,7 +126,12 @@ def resolve_sources(beam: BeamConfig, beam_vector, polar_vector, vertical_vector
         positions, weights, lambdas = file_sources(beam.sources, beam_vector, beam.wavelength)
         messages = []
     if len(lambdas) == 0:
-        raise SourceError("no sources: the divergence grid is empty")
+        (hn, hr, _), (vn, vr, _) = hdiv, vdiv
+        raise SourceError(
+            f"no sources: no point of the {hn}x{vn} divergence grid ({hr * 1e3:g} x "
+            f"{vr * 1e3:g} mrad) lies inside the round divergence cut (the C writes an "
+            "all-NaN image); give the divergence ranges (-hdivrange/-vdivrange, mrad) with "
+            "the steps, use -square_div, or leave the divergence flags out")
     if np.any(~(lambdas > 0)):
         raise SourceError("every source wavelength must be positive")
     return Sources(positions=positions, weights=weights, wavelengths=lambdas,
