@@ -122,6 +122,7 @@ class ParseState:
     user_cell: bool = False
     threads: Optional[int] = None
     device: str = "cpu"
+    notes: list = field(default_factory=list)   #: one-line notes for stderr (header wins ...)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ def _run(argv, stdout):
     try:
         state = parse_arguments(argv)
         sf_source = load_inputs(state)
+        for note in state.notes:
+            print("nbnumba: " + note, file=sys.stderr)
         out = state.out
         for path in _outputs(out):
             check_writable(path)
@@ -113,6 +115,7 @@ def _write_outputs(result, out, files, say):
     say("writing %s as 2-byte integers" % out.intfile)
     adc_header = out.adc if out.smv_extended else None
     files.stage(out.intfile, output.smv_image_bytes(result, ints.pixels, adc_header))
+    _warn_overloads(result, out.intfile, int((ints.pixels >= 65535).sum()))
     if out.write_pgm:
         pgm = output.make_pgm(result, out.pgm_scale, ints.scale)
         say("pgm_scale = %g" % pgm.scale)
@@ -123,6 +126,14 @@ def _write_outputs(result, out, files, say):
         say("%.0f photons on noise image (%d overloads)" % (noise.photons, noise.overloads))
         say("writing %s as 2-byte integers" % out.noisefile)
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
+        _warn_overloads(result, out.noisefile, noise.overloads)
+
+
+def _warn_overloads(result, path, overloaded):
+    """Warn on stderr when most pixels of an SMV image are clipped (-water 100 ...)."""
+    line = report.overload_warning(path, overloaded, result.stats.rendered, result.stats.mean)
+    if line is not None:
+        print("nbnumba: " + line, file=sys.stderr)
 
 
 def _printout(result, pixel, say):

@@ -144,3 +144,16 @@ def statistics_lines(result):
     st = result.stats
     return ["max_I = %s  at %s %s" % (c_g(st.max_I), c_g(fx), c_g(sy)),
             "mean= %s rms= %s rmsd= %s" % (c_g(st.mean), c_g(st.rms), c_g(st.rmsd))]
+
+
+def overload_warning(path, overloaded, rendered, mean):
+    """One warning line when most rendered pixels of an SMV image are overloaded, or None.
+
+    overloaded: pixels clipped at 65535 counts; rendered: pixels rendered (ROI, mask);
+    mean: the float image's mean, photons per pixel.
+    """
+    if rendered <= 0 or 2 * overloaded <= rendered:
+        return None
+    return (f"warning: {overloaded} of {rendered} pixels of {path} are overloaded (clipped at "
+            f"65535; mean {c_g(mean)} photons per pixel); lower -water, -fluence, -flux or "
+            "-exposure (or -scale for the integer image)")
