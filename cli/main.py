@@ -123,7 +123,8 @@ def _write_outputs(result, out, files, say):
         files.stage(out.pgmfile, output.pgm_bytes(result, pgm))
     if out.write_noise:
         noise = output.make_noise_image(result, out.seed, out.adc)
-        say("%.0f photons on noise image (%d overloads)" % (noise.photons, noise.overloads))
+        say("%s photons on noise image (%d overloads)" % (report.c_g(noise.photons, "%.0f"),
+                                                          noise.overloads))
         say("writing %s as 2-byte integers" % out.noisefile)
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
         _warn_overloads(result, out.noisefile, noise.overloads)

@@ -121,12 +121,12 @@ def setup_lines(setup, out, sf_source, hkl_file):
     return lines
 
 
-def c_g(value):
-    """``value`` as the C's ``printf("%g")`` writes it: like Python's ``%g``, except that a
+def c_g(value, spec="%g"):
+    """``value`` as the C's ``printf(spec)`` writes it: like Python's ``%``, except that a
     NaN with its sign bit set (what x86 arithmetic makes of 0/0 or inf - inf) is ``-nan``."""
     if math.isnan(value):
         return "-nan" if math.copysign(1.0, value) < 0.0 else "nan"
-    return "%g" % value
+    return spec % value
 
 
 def solid_angle_line(result):
@@ -155,5 +155,5 @@ def overload_warning(path, overloaded, rendered, mean):
     if rendered <= 0 or 2 * overloaded <= rendered:
         return None
     return (f"warning: {overloaded} of {rendered} pixels of {path} are overloaded (clipped at "
-            f"65535; mean {c_g(mean)} photons per pixel); lower -water, -fluence, -flux or "
-            "-exposure (or -scale for the integer image)")
+            f"65535; mean {c_g(mean)} photons per pixel); lower the intensity (-water, -fluence, "
+            "-flux, -exposure), -scale or -adc")

@@ -127,6 +127,12 @@ def _check_finite(section, name):
                 raise ConfigError(f"{name}.{f.name} must be finite, got {value}")
 
 
+def _fits_float32(value):
+    """True when ``value`` rounds to a finite single-precision number."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32(value)))
+
+
 def _validate(config: SimulationConfig):
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
@@ -149,7 +155,7 @@ def _validate(config: SimulationConfig):
     for name, n in (("na", cr.na), ("nb", cr.nb), ("nc", cr.nc)):
         if abs(n) > 10 ** 6:
             raise ConfigError(f"{name} = {n} is out of range")
-    if cr.mosaic_spread is not None and not math.isfinite(np.float32(cr.mosaic_spread)):
+    if cr.mosaic_spread is not None and not _fits_float32(cr.mosaic_spread):
         # the C rounds the spread to float32: an infinite cap makes every pixel NaN
         raise ConfigError(f"mosaic spread {cr.mosaic_spread * RTD:g} degrees is too large "
                           "(the C's single-precision spread overflows and every pixel is NaN)")
