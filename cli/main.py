@@ -62,17 +62,20 @@ def _run(argv, stdout):
     def say(text=""):
         stdout.write(text + "\n")
 
+    notes = []
+
     try:
         state = parse_arguments(argv)
+        notes = state.notes
         sf_source = load_inputs(state)
-        for note in state.notes:
-            print("nbnumba: " + note, file=sys.stderr)
         out = state.out
         for path in _outputs(out):
             check_writable(path)
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
+        for note in notes:
+            print("nbnumba: " + note, file=sys.stderr)
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
         for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
             say(line)
@@ -98,7 +101,8 @@ def _run(argv, stdout):
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
-        return error("nbnumba", exc)
+        # a note that explains the failure (a header value won) joins the one error line
+        return error("nbnumba", "; ".join([str(exc)] + notes))
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
 

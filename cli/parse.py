@@ -179,7 +179,7 @@ def _note_header_close_distance(state, ordered, flag, path):
     close_mm = state.config.detector.close_distance * 1000.0
     state.notes.append(f"note: the {flag} header's CLOSE_DISTANCE ({close_mm:g} mm, {path}) "
                        f"wins over -distance {given['-distance'][0]:g} (as in the C); give "
-                       "-close_distance to place the detector")
+                       "-close_distance instead")
 
 
 def load_inputs(state, cwd="."):

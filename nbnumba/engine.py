@@ -223,10 +223,9 @@ def prepare(config: SimulationConfig) -> Setup:
     phi_steps, osc, phi_step = sampling.phi_rule(cr.phi_steps, cr.osc, cr.phi_step)
     if phi_steps <= 0:
         raise ConfigError(
-            f"the phi rotation has no steps: an oscillation range of {osc * RTD:g} degrees "
-            f"in steps of {phi_step * RTD:g} degrees gives {phi_steps} (the C divides by 0 "
-            "and writes an all-NaN image); give -phisteps 1 for a still image, or a "
-            "positive -osc (an -img/-mask header's OSC_RANGE counts as -osc)")
+            f"no phi steps: an oscillation of {osc * RTD:g} degrees (-osc, or OSC_RANGE of an "
+            f"-img/-mask header) in steps of {phi_step * RTD:g} degrees gives none, and the C "
+            "writes an all-NaN image; give -phisteps 1 for a still image, or a positive -osc")
     _check_count(phi_steps, "the number of phi steps")
     layers, thickness, layer_step = sampling.thickness_rule(det.thickness_steps, det.thickness, None)
     _check_count(layers, "the number of sensor layers")

@@ -121,9 +121,9 @@ def test_meaningful_degenerate_input_renders_the_c_image(cli, tmp_path, name):
 
 #: flags -> words the one-line error must contain (the reason, then the fix)
 REFUSED = {
-    "zero_phi_steps": (["-phi", "1", "-osc", "0", "-phistep", "0.3"], ["no steps", "-phisteps 1"]),
+    "zero_phi_steps": (["-phi", "1", "-osc", "0", "-phistep", "0.3"], ["no phi steps", "NaN", "-phisteps 1"]),
     "zero_phi_steps_printout": (["-phi", "1", "-osc", "0", "-phistep", "0.3",
-                                 "-printout_pixel", "2", "2"], ["no steps", "-phisteps 1"]),
+                                 "-printout_pixel", "2", "2"], ["no phi steps", "NaN", "-phisteps 1"]),
     "one_divergence_step": (["-divsteps", "1"], ["no sources", "NaN", "-square_div"]),
     "flux_without_beam_size": (["-flux", "1e12", "-beamsize", "0"], ["beam size", "-beamsize"]),
     "auto_oversample_above_limit": (["-lambda", "1e-3"], ["1500 sub-pixels", "-oversample"]),
