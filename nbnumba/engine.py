@@ -158,7 +158,8 @@ def _validate(config: SimulationConfig):
     if cr.mosaic_spread is not None and not _fits_float32(cr.mosaic_spread):
         # the C rounds the spread to float32: an infinite cap makes every pixel NaN
         raise ConfigError(f"mosaic spread {cr.mosaic_spread * RTD:g} degrees is too large "
-                          "(the C's single-precision spread overflows and every pixel is NaN)")
+                          "(the C's single-precision spread overflows and every pixel is "
+                          "NaN); give a -mosaic below 1e40 degrees")
     if beam.flux != 0.0 and beam.exposure > 0.0 and beam.beam_size == 0.0:
         raise ConfigError("a flux needs a beam size: the fluence is flux x exposure / beamsize^2, "
                           "infinite for a beam size of 0 (the C writes an all-NaN image); give "

@@ -292,7 +292,8 @@ def check_placement(geom: DetectorGeometry):
         corner = tuple(geom.pix0[i] + df * geom.fdet[i] + ds * geom.sdet[i] for i in range(3))
         if not math.isfinite(vec.dot(corner, corner)):
             raise GeometryError(
-                f"the detector is too large to compute: a corner lies {vec.norm(corner):g} m "
-                f"from the sample and its squared distance overflows (pixel "
+                f"the detector is too large to compute: a corner lies "
+                f"{max(abs(x) for x in corner):g} m from the sample and its squared distance "
+                f"overflows (pixel "
                 f"{geom.pixel_size * 1e3:g} mm, {geom.fpixels}x{geom.spixels} pixels; the C "
                 "program would write an all-NaN image); check -pixel, -detsize, -distance")
