@@ -4,12 +4,11 @@ Parses the C program's flags, renders the image, prints the C's summary and stat
 lines and writes the same files (float, SMV, PGM, noise, Fdump.bin). Errors are one line
 on stderr with exit status 9; no output file is written or replaced by a failed run.
 """
-import contextlib
 import os
 import sys
 import time
 
-from nbnumba import engine, output
+from nbnumba import _jit, engine, output
 from nbnumba.io import fdump
 from nbnumba.io.atomic import FileSet, OutputError, check_writable
 from nbnumba.io.errors import InputFileError
@@ -30,29 +29,9 @@ def _outputs(out):
     return paths
 
 
-@contextlib.contextmanager
-def _no_blas_probe():
-    """Hide scipy.linalg while numba initialises its compiler in this process.
-
-    The first time numba compiles or loads a function it checks for BLAS by importing
-    scipy.linalg (about 0.2 s, a quarter of a small run). nbnumba's kernels use no BLAS,
-    so the command skips the probe; numba then records "no BLAS" for this process only.
-    Nothing changes once numba is initialised or when scipy.linalg is already loaded.
-    """
-    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
-        yield
-        return
-    sys.modules["scipy.linalg"] = None
-    try:
-        yield
-    finally:
-        if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
-            del sys.modules["scipy.linalg"]
-
-
 def run(argv, stdout=None):
     """Run one simulation from C-style arguments; returns the exit status."""
-    with _no_blas_probe():
+    with _jit.no_blas_probe():  # scipy.linalg stays out, as in the library
         return _run(argv, stdout)
 
 

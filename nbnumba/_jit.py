@@ -13,10 +13,51 @@ Physics modules say *what* to compile; this module says *how*:
 
 ``fastmath`` is deliberately off everywhere: its ``nnan``/``ninf``/``reassoc`` flags
 change rounding and NaN handling and break bit parity with the C program.
+
+The library's entry points that may compile (``engine.prepare``, ``engine.render``) run
+under :func:`no_blas_probe`, which keeps ``scipy.linalg`` out of the process.
 """
+import contextlib
+import functools
+import sys
+
 import numba
 
 scalar = numba.njit(cache=True, error_model="numpy")
 inline = numba.njit(cache=True, error_model="numpy", inline="always")
 serial = numba.njit(cache=True, error_model="numpy")
 parallel = numba.njit(cache=True, parallel=True, error_model="numpy")
+
+
+@contextlib.contextmanager
+def no_blas_probe():
+    """Keep ``scipy.linalg`` out of the process while numba initialises its compiler.
+
+    The first time numba compiles or loads a function from its cache, it checks for a
+    BLAS by importing ``scipy.linalg``. nbnumba's kernels use no BLAS, and that import
+    costs about 0.2 s and loads scipy's BLAS, which conflicts with the BLAS of a
+    pip-installed cctbx (importing ``dxtbx`` afterwards crashes the process). So numba is
+    initialised with ``scipy.linalg`` hidden; it then records "no BLAS" for ``np.vdot``
+    and ``np.inner`` only (they fall back to a plain loop), while ``np.dot`` and
+    ``np.linalg`` in the user's own numba code still import ``scipy.linalg`` when they are
+    compiled. Nothing changes once numba is initialised or when ``scipy.linalg`` is
+    already loaded.
+    """
+    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
+        yield
+        return
+    sys.modules["scipy.linalg"] = None
+    try:
+        yield
+    finally:
+        if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
+            del sys.modules["scipy.linalg"]
+
+
+def without_blas_probe(function):
+    """Decorator: run ``function`` (an entry point that may compile) in :func:`no_blas_probe`."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with no_blas_probe():
+            return function(*args, **kwargs)
+    return wrapper

@@ -13,15 +13,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import crystal, geometry, images, pixel, rng, sampling
-from .config import SHAPES, SimulationConfig, StructureFactors
+from . import _jit, crystal, geometry, images, pixel, rng, sampling
+from .config import SHAPES, ConfigError, SimulationConfig, StructureFactors, check_units
 from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be simulated. The message names it."""
 
 
 #: largest number of sub-pixels per pixel axis (given or automatic)
@@ -127,16 +123,11 @@ def _check_finite(section, name):
                 raise ConfigError(f"{name}.{f.name} must be finite, got {value}")
 
 
-def _fits_float32(value):
-    """True when ``value`` rounds to a finite single-precision number."""
-    with np.errstate(over="ignore"):
-        return bool(np.isfinite(np.float32(value)))
-
-
 def _validate(config: SimulationConfig):
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
         _check_finite(section, name)
+    check_units(config)
     _positive(beam.wavelength, "wavelength")
     _positive(det.pixel_size, "pixel size")
     if det.fpixels < 0 or det.spixels < 0:
@@ -155,11 +146,6 @@ def _validate(config: SimulationConfig):
     for name, n in (("na", cr.na), ("nb", cr.nb), ("nc", cr.nc)):
         if abs(n) > 10 ** 6:
             raise ConfigError(f"{name} = {n} is out of range")
-    if cr.mosaic_spread is not None and not _fits_float32(cr.mosaic_spread):
-        # the C rounds the spread to float32: an infinite cap makes every pixel NaN
-        raise ConfigError(f"mosaic spread {cr.mosaic_spread * RTD:g} degrees is too large "
-                          "(the C's single-precision spread overflows and every pixel is "
-                          "NaN); give a -mosaic below 1e40 degrees")
     if beam.flux != 0.0 and beam.exposure > 0.0 and beam.beam_size == 0.0:
         raise ConfigError("a flux needs a beam size: the fluence is flux x exposure / beamsize^2, "
                           "infinite for a beam size of 0 (the C writes an all-NaN image); give "
@@ -214,6 +200,7 @@ def _oversample_refusal(count, extent, geom):
             f"{MAX_OVERSAMPLE}")
 
 
+@_jit.without_blas_probe
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
     _validate(config)
@@ -419,6 +406,7 @@ def region_rows(setup: Setup):
     return row0, max(row1, row0), col0, max(col1, col0)
 
 
+@_jit.without_blas_probe
 def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None,
            libm_sine=False):
     """Render the float image of a prepared set-up.
