@@ -78,6 +78,7 @@ def guards():
     cap and the alarm handler for this module; everything is restored afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         assert run_cli(BASE, tmp).code == 0
+        assert run_cli(BASE + ["-printout_pixel", "0", "0"], tmp).code == 0  # its kernel
     real_render = engine.render
 
     def guarded_render(setup, *args, **kwargs):
