@@ -10,12 +10,13 @@ import time
 
 from nbnumba import _jit, engine, output
 from nbnumba.io import fdump
-from nbnumba.io.atomic import FileSet, OutputError, check_writable
+from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
 from . import report
-from .entry import error, run_guarded, version
+from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
+from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 from .progress import ProgressMeter
 
@@ -36,25 +37,25 @@ def run(argv, stdout=None):
 
 
 def _run(argv, stdout):
-    stdout = stdout if stdout is not None else sys.stdout
+    stdout = ConsoleStream(stdout if stdout is not None else sys.stdout)
 
     def say(text=""):
         stdout.write(text + "\n")
 
     notes = []
-
+    files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
         notes = state.notes
         sf_source = load_inputs(state)
         out = state.out
         for path in _outputs(out):
-            check_writable(path)
+            files.reserve(path)
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
         for note in notes:
-            print("nbnumba: " + note, file=sys.stderr)
+            say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
         for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
             say(line)
@@ -74,9 +75,12 @@ def _run(argv, stdout):
             _printout(result, out.printout_pixel, say)
         say()
         say(report.solid_angle_line(result))
-        with FileSet() as files:  # every output replaced at the end, or none
+        with files:
             _write_outputs(result, out, files, say)
         stdout.flush()
+        note = failure_note("nbnumba", stdout)
+        if note:
+            say_error(note + "\n")
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
@@ -84,6 +88,8 @@ def _run(argv, stdout):
         return error("nbnumba", "; ".join([str(exc)] + notes))
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
+    finally:
+        files.discard()
 
 
 def _write_outputs(result, out, files, say):
@@ -117,7 +123,7 @@ def _warn_overloads(result, path, overloaded):
     """Warn on stderr when most pixels of an SMV image are clipped (-water 100 ...)."""
     line = report.overload_warning(path, overloaded, result.stats.rendered, result.stats.mean)
     if line is not None:
-        print("nbnumba: " + line, file=sys.stderr)
+        say_error("nbnumba: " + line + "\n")
 
 
 def _printout(result, pixel, say):
@@ -138,8 +144,10 @@ def _block_rows(setup):
 
 
 def main(argv=None):
-    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
+    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; SIGTERM
+    stops a run like Ctrl-C (exit status 143 instead of 130)."""
+    with sigterm_as_interrupt():
+        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
 
 
 def console():
@@ -150,8 +158,7 @@ def console():
     without it once stdout and stderr are flushed.
     """
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_quietly()
     os._exit(code)
 
 

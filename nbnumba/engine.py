@@ -158,6 +158,38 @@ def _check_count(value, what, limit=sampling.MAX_STEPS):
                           "check the step sizes and counts")
 
 
+#: memory per detector pixel (bytes): float image, integer, noise and PGM images and the
+#: temporaries of scaling them and of the statistics
+BYTES_PER_PIXEL = 40
+
+#: memory per crystal orientation (phi step x mosaic domain; bytes): the mosaic
+#: rotations, the orientation table and its transposed copy for the kernels (9 float64
+#: each) and the per-source copies of the fast path
+BYTES_PER_ORIENTATION = 3 * 72
+
+#: memory per source (bytes): direction, wavelength, weight and their kernel copies
+BYTES_PER_SOURCE = 2 * 64
+
+
+def memory_estimate(pixels, sources, orientations):
+    """Bytes a render allocates that grow with the input: the images of ``pixels``
+    pixels, the tables of ``sources`` sources and ``orientations`` crystal orientations
+    (and the batched fast path's per-term copies, at most ``MAX_BATCH`` terms)."""
+    from .kernels.cpu_backend import MAX_BATCH
+    terms = sources * orientations
+    batched = 2 * 72 * terms if terms <= MAX_BATCH else 0
+    return (BYTES_PER_PIXEL * pixels + BYTES_PER_ORIENTATION * orientations
+            + BYTES_PER_SOURCE * sources + batched)
+
+
+def _check_memory(pixels, sources, orientations):
+    from . import memory
+    memory.require(memory_estimate(pixels, sources, orientations),
+                   f"a render of {pixels} pixels, {sources} sources and {orientations} crystal "
+                   "orientations (phi steps x mosaic domains)",
+                   "use fewer pixels (-detpixels, -roi), sources or orientations", ConfigError)
+
+
 def _fluence_and_sample(beam, sample_size, messages):
     """Fluence from flux/exposure/beam size and the beam clipping of the sample (C order)."""
     fluence, flux = beam.fluence, beam.flux
@@ -276,6 +308,7 @@ def prepare(config: SimulationConfig) -> Setup:
         sources = resolve_sources(beam, frame.beam, frame.polar, frame.vertical)
     except SourceError as exc:
         raise ConfigError(str(exc)) from None
+    _check_memory(geom.fpixels * geom.spixels, sources.count, phi_steps * mosaic.domains)
     mosaic_matrices = crystal.mosaic_rotations(mosaic.spread, mosaic.domains, cr.mosaic_seed, table)
     phis = crystal.phi_angles(cr.phi0, phi_step, phi_steps)
     cells = crystal.rotation_table(lattice, frame.spindle, phis, mosaic_matrices, mosaic.spread)
@@ -411,7 +444,7 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=N
            libm_sine=False):
     """Render the float image of a prepared set-up.
 
-    device: "cpu" (default) or "cuda".
+    device: "cpu" (default), "cuda" (GPU, images equal to the CPU's) or "cuda-fast".
     threads: CPU threads (None: numba's default, i.e. NUMBA_NUM_THREADS or all cores).
     progress: optional callable(rows_done, rows_total) called between row blocks.
     block_rows: rows per kernel call (progress granularity; None: all at once).
