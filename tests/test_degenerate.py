@@ -170,6 +170,12 @@ def test_header_osc_range_zero_with_phistep_is_refused(cli, tmp_path):
     assert "OSC_RANGE" in line and "-phisteps 1" in line
 
 
+def test_source_wavelength_with_overflowing_inverse_is_refused(cli, tmp_path):
+    (tmp_path / "src.txt").write_text("1 1 0 0 1e-309\n")
+    line = _error_line(cli(SMALL + ["-sourcefile", "src.txt"]))
+    assert "source wavelength 1e-309 m" in line and "metres" in line
+
+
 def test_cell_out_of_double_range_is_refused(cli, tmp_path):
     (tmp_path / "tiny_cell.mat").write_text("1e110 0 0\n0 1e110 0\n0 0 1e110\n")
     line = _error_line(cli(["-mat", "tiny_cell.mat", "-default_F", "1", "-detpixels", "8",
