@@ -42,9 +42,11 @@ def _run(argv, stdout):
     def say(text=""):
         stdout.write(text + "\n")
 
+    notes = []
     files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
+        notes = state.notes
         sf_source = load_inputs(state)
         out = state.out
         for path in _outputs(out):
@@ -53,6 +55,8 @@ def _run(argv, stdout):
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
         experiment_files = truth.image_files(setup, out)
+        for note in notes:
+            say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
         for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
             say(line)
@@ -84,7 +88,8 @@ def _run(argv, stdout):
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
-        return error("nbnumba", exc)
+        # a note that explains the failure (a header value won) joins the one error line
+        return error("nbnumba", "; ".join([str(exc)] + notes))
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
     finally:
@@ -103,6 +108,7 @@ def _write_outputs(result, out, files, say):
     say("writing %s as 2-byte integers" % out.intfile)
     adc_header = out.adc if out.smv_extended else None
     files.stage(out.intfile, output.smv_image_bytes(result, ints.pixels, adc_header))
+    _warn_overloads(result, out.intfile, int((ints.pixels >= 65535).sum()))
     if out.write_pgm:
         pgm = output.make_pgm(result, out.pgm_scale, ints.scale)
         say("pgm_scale = %g" % pgm.scale)
@@ -110,9 +116,18 @@ def _write_outputs(result, out, files, say):
         files.stage(out.pgmfile, output.pgm_bytes(result, pgm))
     if out.write_noise:
         noise = output.make_noise_image(result, out.seed, out.adc)
-        say("%.0f photons on noise image (%d overloads)" % (noise.photons, noise.overloads))
+        say("%s photons on noise image (%d overloads)" % (report.c_g(noise.photons, "%.0f"),
+                                                          noise.overloads))
         say("writing %s as 2-byte integers" % out.noisefile)
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
+        _warn_overloads(result, out.noisefile, noise.overloads)
+
+
+def _warn_overloads(result, path, overloaded):
+    """Warn on stderr when most pixels of an SMV image are clipped (-water 100 ...)."""
+    line = report.overload_warning(path, overloaded, result.stats.rendered, result.stats.mean)
+    if line is not None:
+        say_error("nbnumba: " + line + "\n")
 
 
 def _printout(result, pixel, say):
