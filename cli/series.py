@@ -192,7 +192,7 @@ def _write_manifest(path, argv, report):
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
     return run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
-                       interrupted="interrupted (rerun with --resume to complete)")
+                       interrupted="interrupted (rerun with --resume to complete)", numba=True)
 
 
 if __name__ == "__main__":
