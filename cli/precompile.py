@@ -122,10 +122,14 @@ def compile_all(prog="nbnumba", stdout=None):
                      "writable directory" % problem)
     start = time.perf_counter()
     stderr = sys.stderr   # the variants' own messages are captured, not this line
+    said = []
 
     def starting(dispatcher):
+        if said:
+            return
+        said.append(True)
         stderr.write("%s: compiling every kernel variant for this CPU (a few minutes, "
-                         "once per machine and nbnumba version) ...\n" % prog)
+                     "once per machine and nbnumba version) ...\n" % prog)
         stderr.flush()
 
     old = os.getcwd()

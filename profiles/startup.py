@@ -34,7 +34,9 @@ def mark(name):
     marks.append((name, time.perf_counter(), time.process_time()))
 import numpy
 mark("import numpy")
-import numba
+from nbnumba_cli.entry import _lean_numba_import
+with _lean_numba_import():   # as the nbnumba command does
+    import numba
 mark("import numba")
 import nbnumba
 mark("import nbnumba (modules, decorators)")

@@ -130,6 +130,7 @@ def test_ahead_of_time_compile_leaves_nothing_to_compile_for_any_golden_case(tmp
     summary = done.stdout.splitlines()
     assert len(summary) == 1 and summary[0].startswith("nbnumba: compiled "), done.stdout
     assert done.stderr.startswith("nbnumba: compiling every kernel variant")
+    assert done.stderr.count("\n") == 1, done.stderr
     before = _snapshot(cache)
     assert any(name.endswith(".nbc") for name in before)
 
