@@ -4,19 +4,19 @@ Parses the C program's flags, renders the image, prints the C's summary and stat
 lines and writes the same files (float, SMV, PGM, noise, Fdump.bin). Errors are one line
 on stderr with exit status 9; no output file is written or replaced by a failed run.
 """
-import contextlib
 import os
 import sys
 import time
 
-from nbnumba import engine, output
+from nbnumba import _jit, engine, output
 from nbnumba.io import fdump
-from nbnumba.io.atomic import FileSet, OutputError, check_writable
+from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
 from . import report
-from .entry import error, run_guarded, version
+from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
+from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 from .progress import ProgressMeter, render_plan
 
@@ -30,44 +30,25 @@ def _outputs(out):
     return paths
 
 
-@contextlib.contextmanager
-def _no_blas_probe():
-    """Hide scipy.linalg while numba initialises its compiler in this process.
-
-    The first time numba compiles or loads a function it checks for BLAS by importing
-    scipy.linalg (about 0.2 s, a quarter of a small run). nbnumba's kernels use no BLAS,
-    so the command skips the probe; numba then records "no BLAS" for this process only.
-    Nothing changes once numba is initialised or when scipy.linalg is already loaded.
-    """
-    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
-        yield
-        return
-    sys.modules["scipy.linalg"] = None
-    try:
-        yield
-    finally:
-        if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
-            del sys.modules["scipy.linalg"]
-
-
 def run(argv, stdout=None):
     """Run one simulation from C-style arguments; returns the exit status."""
-    with _no_blas_probe():
+    with _jit.no_blas_probe():  # scipy.linalg stays out, as in the library
         return _run(argv, stdout)
 
 
 def _run(argv, stdout):
-    stdout = stdout if stdout is not None else sys.stdout
+    stdout = ConsoleStream(stdout if stdout is not None else sys.stdout)
 
     def say(text=""):
         stdout.write(text + "\n")
 
+    files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
         sf_source = load_inputs(state)
         out = state.out
         for path in _outputs(out):
-            check_writable(path)
+            files.reserve(path)
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
@@ -91,15 +72,20 @@ def _run(argv, stdout):
             _printout(result, out.printout_pixel, say)
         say()
         say(report.solid_angle_line(result))
-        with FileSet() as files:  # every output replaced at the end, or none
+        with files:
             _write_outputs(result, out, files, say)
         stdout.flush()
+        note = failure_note("nbnumba", stdout)
+        if note:
+            say_error(note + "\n")
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
         return error("nbnumba", exc)
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
+    finally:
+        files.discard()
 
 
 def _write_outputs(result, out, files, say):
@@ -146,8 +132,11 @@ def _thread_count(requested):
 
 
 def main(argv=None):
-    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba", numba=True)
+    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; SIGTERM
+    stops a run like Ctrl-C (exit status 143 instead of 130)."""
+    with sigterm_as_interrupt():
+        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba",
+                           numba=True)
 
 
 def console():
@@ -158,8 +147,7 @@ def console():
     without it once stdout and stderr are flushed.
     """
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_quietly()
     os._exit(code)
 
 

@@ -195,7 +195,8 @@ def load_inputs(state, cwd="."):
         if state.source_file is not None:
             cfg.beam.sources = sourcefile.read_sources(state.source_file)
         if state.stol_file is not None:
-            sourcefile.parse_sources(read_text(state.stol_file, "scattering table"),
+            sourcefile.parse_sources(read_text(state.stol_file, "scattering table",
+                                               sourcefile.MAX_FILE_BYTES),
                                      name=state.stol_file)
         if state.hkl_file is not None:
             xtal.structure_factors = hkl.read_hkl(state.hkl_file, xtal.default_F)

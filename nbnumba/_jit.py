@@ -18,7 +18,14 @@ Compiled code is cached on disk by numba. Where no cache directory can be writte
 read-only installation without ``NUMBA_CACHE_DIR``), numba refuses ``cache=True`` at
 import; nbnumba then compiles without caching, every run, and
 :func:`nbnumba.compilecache.cache_problem` says why.
+
+The library's entry points that may compile (``engine.prepare``, ``engine.render``) run
+under :func:`no_blas_probe`, which keeps ``scipy.linalg`` out of the process.
 """
+import contextlib
+import functools
+import sys
+
 import numba
 
 from . import compilecache
@@ -47,3 +54,37 @@ scalar = _compiler(error_model="numpy")
 inline = _compiler(error_model="numpy", inline="always")
 serial = _compiler(error_model="numpy")
 parallel = _compiler(parallel=True, error_model="numpy")
+
+
+@contextlib.contextmanager
+def no_blas_probe():
+    """Keep ``scipy.linalg`` out of the process while numba initialises its compiler.
+
+    The first time numba compiles or loads a function from its cache, it checks for a
+    BLAS by importing ``scipy.linalg``. nbnumba's kernels use no BLAS, and that import
+    costs about 0.2 s and loads scipy's BLAS, which conflicts with the BLAS of a
+    pip-installed cctbx (importing ``dxtbx`` afterwards crashes the process). So numba is
+    initialised with ``scipy.linalg`` hidden; it then records "no BLAS" for ``np.vdot``
+    and ``np.inner`` only (they fall back to a plain loop), while ``np.dot`` and
+    ``np.linalg`` in the user's own numba code still import ``scipy.linalg`` when they are
+    compiled. Nothing changes once numba is initialised or when ``scipy.linalg`` is
+    already loaded.
+    """
+    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
+        yield
+        return
+    sys.modules["scipy.linalg"] = None
+    try:
+        yield
+    finally:
+        if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
+            del sys.modules["scipy.linalg"]
+
+
+def without_blas_probe(function):
+    """Decorator: run ``function`` (an entry point that may compile) in :func:`no_blas_probe`."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with no_blas_probe():
+            return function(*args, **kwargs)
+    return wrapper

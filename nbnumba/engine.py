@@ -13,15 +13,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import crystal, geometry, images, pixel, rng, sampling
-from .config import SHAPES, SimulationConfig, StructureFactors
+from . import _jit, crystal, geometry, images, pixel, rng, sampling
+from .config import SHAPES, ConfigError, SimulationConfig, StructureFactors, check_units
 from .constants import AVOGADRO, R_E_SQUARED, WATER_F, WATER_MW
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be simulated. The message names it."""
 
 
 #: largest number of sub-pixels per pixel axis (given or automatic)
@@ -131,6 +127,7 @@ def _validate(config: SimulationConfig):
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
         _check_finite(section, name)
+    check_units(config)
     _positive(beam.wavelength, "wavelength")
     _positive(det.pixel_size, "pixel size")
     if det.fpixels < 0 or det.spixels < 0:
@@ -161,6 +158,38 @@ def _check_count(value, what, limit=sampling.MAX_STEPS):
                           "check the step sizes and counts")
 
 
+#: memory per detector pixel (bytes): float image, integer, noise and PGM images and the
+#: temporaries of scaling them and of the statistics
+BYTES_PER_PIXEL = 40
+
+#: memory per crystal orientation (phi step x mosaic domain; bytes): the mosaic
+#: rotations, the orientation table and its transposed copy for the kernels (9 float64
+#: each) and the per-source copies of the fast path
+BYTES_PER_ORIENTATION = 3 * 72
+
+#: memory per source (bytes): direction, wavelength, weight and their kernel copies
+BYTES_PER_SOURCE = 2 * 64
+
+
+def memory_estimate(pixels, sources, orientations):
+    """Bytes a render allocates that grow with the input: the images of ``pixels``
+    pixels, the tables of ``sources`` sources and ``orientations`` crystal orientations
+    (and the batched fast path's per-term copies, at most ``MAX_BATCH`` terms)."""
+    from .kernels.cpu_backend import MAX_BATCH
+    terms = sources * orientations
+    batched = 2 * 72 * terms if terms <= MAX_BATCH else 0
+    return (BYTES_PER_PIXEL * pixels + BYTES_PER_ORIENTATION * orientations
+            + BYTES_PER_SOURCE * sources + batched)
+
+
+def _check_memory(pixels, sources, orientations):
+    from . import memory
+    memory.require(memory_estimate(pixels, sources, orientations),
+                   f"a render of {pixels} pixels, {sources} sources and {orientations} crystal "
+                   "orientations (phi steps x mosaic domains)",
+                   "use fewer pixels (-detpixels, -roi), sources or orientations", ConfigError)
+
+
 def _fluence_and_sample(beam, sample_size, messages):
     """Fluence from flux/exposure/beam size and the beam clipping of the sample (C order)."""
     fluence, flux = beam.fluence, beam.flux
@@ -187,6 +216,7 @@ def _roi(roi, fpixels, spixels):
     return tuple(int(v) if v >= 0 else d for v, d in zip(roi, defaults))
 
 
+@_jit.without_blas_probe
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
     _validate(config)
@@ -255,6 +285,7 @@ def prepare(config: SimulationConfig) -> Setup:
         sources = resolve_sources(beam, frame.beam, frame.polar, frame.vertical)
     except SourceError as exc:
         raise ConfigError(str(exc)) from None
+    _check_memory(geom.fpixels * geom.spixels, sources.count, phi_steps * mosaic.domains)
     mosaic_matrices = crystal.mosaic_rotations(mosaic.spread, mosaic.domains, cr.mosaic_seed, table)
     phis = crystal.phi_angles(cr.phi0, phi_step, phi_steps)
     cells = crystal.rotation_table(lattice, frame.spindle, phis, mosaic_matrices, mosaic.spread)
@@ -385,6 +416,7 @@ def region_rows(setup: Setup):
     return row0, max(row1, row0), col0, max(col1, col0)
 
 
+@_jit.without_blas_probe
 def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None,
            libm_sine=False):
     """Render the float image of a prepared set-up.

@@ -1,7 +1,8 @@
 """Writing a rendered image the way the C program does: float, SMV, PGM and noise files.
 
 Each ``make_*`` function returns the pixels (and the numbers the C prints) without
-touching the disk; each ``write_*`` function writes a file atomically.
+touching the disk, as 2-D arrays (slow, fast) like ``Result.image``; each ``write_*``
+function writes a file atomically. All of them are exported by the ``nbnumba`` package.
 """
 from dataclasses import dataclass
 
@@ -57,27 +58,36 @@ def smv_header(setup, adc_offset=None):
 
 
 def float_bytes(result):
-    """The raw float file's content: little-endian float32 in raster order (a buffer)."""
+    """The raw float file's content: little-endian float32 photons per pixel in raster
+    order (a buffer)."""
     return memoryview(np.ascontiguousarray(result.image, dtype="<f4")).cast("B")
 
 
 def write_float_image(result, path):
-    """Write ``-floatfile`` (raw little-endian float32, no header)."""
+    """Write ``result.image`` as ``-floatfile`` does: raw little-endian float32 (photons
+    per pixel), raster order, no header."""
     write_atomic(path, float_bytes(result))
 
 
 @dataclass
 class IntegerImage:
-    pixels: np.ndarray   #: uint16, raster order
-    scale: float         #: the scale used (counts per photon)
+    """A noiseless integer image.
+
+    pixels: uint16 (slow, fast), ADC counts; scale: the scale used, counts per photon.
+    """
+    pixels: np.ndarray
+    scale: float
 
 
 def make_int_image(result, scale=0.0, adc=40.0):
-    """Noiseless integer image: scale <= 0 means 55000/max_I (as the C)."""
+    """Noiseless integer image (``-intfile``): counts = photons x scale + adc, rounded.
+
+    scale: counts per photon; <= 0 means 55000/max_I (as the C). adc: offset, counts.
+    """
     used = images.integer_scale(scale, result.stats.max_I)
     setup = result.setup
     pixels = images.integer_image(result.image, setup.fpixels, setup.spixels, setup.roi, used, adc)
-    return IntegerImage(pixels, used)
+    return IntegerImage(pixels.reshape(result.image.shape), used)
 
 
 def smv_image_bytes(result, pixels, adc_offset=None):
@@ -86,23 +96,26 @@ def smv_image_bytes(result, pixels, adc_offset=None):
 
 
 def write_smv_image(result, path, pixels, adc_offset=None):
-    """Write uint16 pixels as an SMV file with the C's header (see :func:`smv_header`
-    for the ``adc_offset`` extension)."""
+    """Write uint16 pixels (counts, (slow, fast) or flat raster order, e.g. the
+    ``pixels`` of :func:`make_int_image` or :func:`make_noise_image`) as an SMV file with
+    the C's header (see :func:`smv_header` for the ``adc_offset`` extension, counts)."""
     smv.write_smv(path, smv_header(result.setup, adc_offset), pixels)
 
 
 @dataclass
 class PGMImage:
-    pixels: np.ndarray   #: uint8, raster order
+    """An 8-bit preview. pixels: uint8 (slow, fast), grey levels; scale: levels per photon."""
+    pixels: np.ndarray
     scale: float
 
 
 def make_pgm(result, scale=0.0, int_scale=1.0):
-    """8-bit preview: scale <= 0 means 250/(5 rmsd), or the int scale if rmsd is 0."""
+    """8-bit preview: scale (grey levels per photon) <= 0 means 250/(5 rmsd), or
+    ``int_scale`` (counts per photon) if rmsd is 0."""
     used = images.pgm_scale(scale, result.stats.rmsd, int_scale)
     setup = result.setup
-    return PGMImage(images.pgm_pixels(result.image, setup.fpixels, setup.spixels, setup.roi, used),
-                    used)
+    pixels = images.pgm_pixels(result.image, setup.fpixels, setup.spixels, setup.roi, used)
+    return PGMImage(pixels.reshape(result.image.shape), used)
 
 
 def pgm_bytes(result, pgm):
@@ -113,24 +126,31 @@ def pgm_bytes(result, pgm):
 
 
 def write_pgm(result, path, pgm):
-    """Write a binary PGM (P5) preview."""
+    """Write a :class:`PGMImage` (from :func:`make_pgm`) as a binary PGM (P5) file."""
     write_atomic(path, pgm_bytes(result, pgm))
 
 
 @dataclass
 class NoiseImage:
-    pixels: np.ndarray   #: uint16, raster order
-    photons: float       #: sum of the Poisson deviates (before the ADC offset)
-    overloads: int       #: pixels clipped at 65535
+    """A Poisson noise image.
+
+    pixels: uint16 (slow, fast), ADC counts; photons: sum of the Poisson deviates (before
+    the ADC offset); overloads: number of pixels clipped at 65535 counts.
+    """
+    pixels: np.ndarray
+    photons: float
+    overloads: int
 
 
 def make_noise_image(result, seed, adc=40.0):
-    """Poisson noise image with the C-compatible generator (bit-identical for a seed).
+    """Poisson noise image (``-noisefile``) with the C-compatible generator
+    (bit-identical for a seed): counts = Poisson(photons) + adc, at most 65535.
 
-    seed: the ``-seed`` value. The random table continues from the run's set-up draws,
-    exactly as in the C (this matters only for negative seeds).
+    seed: the ``-seed`` value (an integer). adc: offset, counts. The random table
+    continues from the run's set-up draws, exactly as in the C (this matters only for
+    negative seeds).
     """
     setup = result.setup
     pixels, photons, overloads = rng.noise_image(result.image, setup.fpixels, setup.spixels,
                                                  setup.roi, adc, seed, setup.rng_table)
-    return NoiseImage(pixels, photons, overloads)
+    return NoiseImage(pixels.reshape(result.image.shape), photons, overloads)

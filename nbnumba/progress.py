@@ -24,9 +24,13 @@ class StatusLine:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def show(self, text, final=False):
-        """Replace the line with ``text`` (on a terminal), else append it; ``final`` ends it."""
-        if self.tty:
-            self.stream.write("\r" + text + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        """Replace the line with ``text`` (on a terminal), else append it; ``final`` ends it.
+        A stream that cannot be written is ignored."""
+        try:
+            if self.tty:
+                self.stream.write("\r" + text + ("\n" if final else ""))
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a console that cannot take it never stops the work
+            pass

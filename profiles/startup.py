@@ -42,7 +42,7 @@ import nbnumba
 mark("import nbnumba (modules, decorators)")
 from nbnumba_cli import main as cli_main
 from nbnumba_cli.parse import parse_arguments, load_inputs
-from nbnumba import engine
+from nbnumba import _jit, engine
 from nbnumba.io.atomic import FileSet
 mark("import the command")
 from numba.core import caching
@@ -59,7 +59,7 @@ caching.Cache.load_overload = timed_load
 state = parse_arguments(json.loads(sys.argv[1]))
 load_inputs(state)
 mark("parse the flags, read inputs")
-with cli_main._no_blas_probe():
+with _jit.no_blas_probe():
     from numba.core.registry import cpu_target
     cpu_target.target_context.refresh()
     cpu_target.target_context.codegen()

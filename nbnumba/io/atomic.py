@@ -1,11 +1,38 @@
-"""Atomic file output: write to a temporary name in the target directory, then rename.
+"""Safe file output: every target is checked first, regular files are replaced whole.
 
-An interrupted or failed run therefore never leaves a half-written file, and an
-existing file keeps its old content until the new one is complete.
+What happens to an output path depends on what is there:
+
+* nothing, or a regular file with one link: the new content is written to a temporary
+  file in the same directory and renamed over the path when the whole set is complete,
+  so a failed or interrupted run leaves the old file (or no file). The new file keeps
+  the old file's permission bits (and, where the user may set them, its owner and group);
+* a symbolic link: the file it points to is written (the link stays a link);
+* a regular file with several hard links: written in place at the end (space reserved
+  first), so that every link sees the new content;
+* a character device (``/dev/null``) or a FIFO: opened when checked, written at the end,
+  never renamed over. A FIFO must already have a reader;
+* a directory, block device or socket: refused.
+
+A file the user may not write to is refused, also for root: a regular file with no
+write permission bit at all (mode 0444), an immutable file, or a file in a sticky
+directory owned by another user. All checks run before anything is rendered and again
+before anything is renamed, so a run either replaces its whole set or none of it.
+
+Temporary names are ``.nbnumba-<name>.<tag>-<pid>-<random>.part`` (``<name>`` shortened
+so the whole name always fits the file system's limit; ``<tag>`` identifies the target
+name and the host). A run removes the temporaries of its own targets left by processes
+that no longer exist (a killed run); nothing else is ever removed.
 """
 import contextlib
+import errno
+import hashlib
 import os
-import tempfile
+import secrets
+import signal
+import socket
+import stat
+import threading
+import time
 
 
 def _default_mode():
@@ -16,83 +43,413 @@ def _default_mode():
 
 _MODE = _default_mode()
 
+#: signals held back while renaming a set of files (delivered once the set is complete)
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class OutputError(OSError):
     """An output file cannot be written. The message names the file."""
 
 
+# ---------------------------------------------------------------------------------------
+# temporary names
+
+
+def _name_max(directory):
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _tag(name):
+    """10 hex digits identifying a target file name (bytes) on this host."""
+    host = socket.gethostname().encode("utf-8", "surrogateescape")
+    return hashlib.sha1(host + b"\0" + name).hexdigest()[:10]
+
+
 def temp_prefix(path):
-    """Start of the temporary names used while writing ``path``:
-    ``.nbnumba-<name>.`` (then random characters and ``.part``)."""
+    """Start of the temporary names used while writing ``path`` when the name is short
+    enough to appear whole: ``.nbnumba-<name>.`` (then tag, pid, random and ``.part``)."""
     return ".nbnumba-" + os.path.basename(path) + "."
 
 
+def temp_name(path, pid=None, name_max=255):
+    """A temporary file name (no directory) for writing ``path``; at most ``name_max``
+    bytes, whatever the length of the target's name."""
+    name = os.fsencode(os.path.basename(path))
+    suffix = ("%s-%d-%s.part" % (_tag(name), os.getpid() if pid is None else pid,
+                                 secrets.token_hex(3))).encode("ascii")
+    room = name_max - len(b".nbnumba-") - 1 - len(suffix)
+    stem = name[:max(room, 0)]
+    while stem and len(stem) < len(name) and 0x80 <= name[len(stem)] < 0xC0:
+        stem = stem[:-1]  # do not cut a UTF-8 character in two
+    return os.fsdecode(b".nbnumba-" + stem + b"." + suffix)
+
+
+def _temp_owner(entry, tag):
+    """The pid in ``entry`` if it is a temporary name of the target with ``tag``."""
+    if not (entry.startswith(".nbnumba-") and entry.endswith(".part")):
+        return None
+    fields = entry[:-len(".part")].rsplit(".", 1)[-1].split("-")
+    if len(fields) != 3 or fields[0] != tag or not fields[1].isdigit():
+        return None
+    return int(fields[1])
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporaries of ``path`` left by processes that no longer exist (on
+    this host); returns the names removed."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    tag = _tag(os.fsencode(os.path.basename(path)))
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = _temp_owner(entry, tag)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, entry))
+            removed.append(entry)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------
+# checking a target
+
+
+def _error(path, reason):
+    return OutputError(f"cannot write {os.fsdecode(path)}: {reason}")
+
+
+def _reason(exc):
+    return exc.strerror or str(exc)
+
+
+def _may_write(path, st):
+    """May this user write to the existing regular file ``path`` (mode bits and
+    immutable flag; root too is refused a file without any write bit)?"""
+    if os.geteuid() == 0 and not st.st_mode & 0o222:
+        return False
+    effective = os.access in os.supports_effective_ids
+    return os.access(path, os.W_OK, effective_ids=effective)
+
+
+def _may_replace(path, st, directory):
+    """Reason why the existing file ``path`` cannot be renamed over, or None."""
+    dst = os.stat(directory)
+    euid = os.geteuid()
+    if dst.st_mode & stat.S_ISVTX and euid not in (0, st.st_uid, dst.st_uid):
+        return "owned by another user in a sticky directory"
+    return None
+
+
+class Target:
+    """One output path, checked: how it will be written (``kind``) and where (``real``).
+
+    kind: "replace" (temporary file renamed over it), "inplace" (regular file with
+    several hard links), "stream" (character device or FIFO, kept open in ``fd``).
+    """
+
+    def __init__(self, path, open_streams=True):
+        self.path = path
+        self._open_streams = open_streams
+        self.real = os.path.realpath(path)
+        self.directory = os.path.dirname(self.real) or "."
+        self.fd = None
+        self.mode = _MODE
+        self.owner = None
+        self.kind = "replace"
+        self._inspect()
+
+    def _inspect(self):
+        path, real = self.path, self.real
+        name = os.path.basename(real)
+        if not name:
+            raise _error(path, "not a file name")
+        if not os.path.isdir(self.directory):
+            raise _error(path, f"directory {os.fsdecode(self.directory)} does not exist")
+        if len(os.fsencode(name)) > _name_max(self.directory):
+            raise _error(path, "file name too long")
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise _error(path, _reason(exc)) from None
+        if st is None:
+            self._check_directory()
+        elif stat.S_ISREG(st.st_mode):
+            if not _may_write(real, st):
+                raise _error(path, "permission denied (the file is read-only)")
+            self.mode = stat.S_IMODE(st.st_mode)
+            self.owner = (st.st_uid, st.st_gid)
+            if st.st_nlink > 1:
+                self.kind = "inplace"
+            else:
+                self._check_directory()
+                reason = _may_replace(real, st, self.directory)
+                if reason:
+                    raise _error(path, reason)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            self.kind = "stream"
+            if self._open_streams:
+                self._open_stream(stat.S_ISFIFO(st.st_mode))
+            elif not _may_write(real, st):
+                raise _error(path, "permission denied")
+        elif stat.S_ISDIR(st.st_mode):
+            raise _error(path, "it is a directory")
+        else:
+            raise _error(path, "not a regular file, character device or FIFO")
+
+    def _check_directory(self):
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise _error(self.path, "no write permission in directory "
+                         + os.fsdecode(self.directory))
+
+    def _open_stream(self, fifo):
+        flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC | (os.O_NONBLOCK if fifo else 0)
+        try:
+            self.fd = os.open(self.real, flags)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                raise _error(self.path, "FIFO has no reader (start the reader first)") from None
+            raise _error(self.path, _reason(exc)) from None
+        if fifo:  # the reader is there: from now on, write as fast as it reads
+            os.set_blocking(self.fd, True)
+
+    def recheck(self):
+        """Check again, just before renaming, that the target can still be replaced."""
+        try:
+            st = os.stat(self.real)
+        except FileNotFoundError:
+            return self._check_directory()
+        except OSError as exc:
+            raise _error(self.path, _reason(exc)) from None
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            raise _error(self.path, "it changed while nbnumba ran")
+        if not _may_write(self.real, st):
+            raise _error(self.path, "permission denied (the file is read-only)")
+        self._check_directory()
+        reason = _may_replace(self.real, st, self.directory)
+        if reason:
+            raise _error(self.path, reason)
+
+    def close(self):
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
 def check_writable(path):
-    """Fail early (before any rendering) if ``path`` cannot be created or replaced."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        raise OutputError(f"cannot write {path}: directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise OutputError(f"cannot write {path}: it is a directory")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: no write permission in {directory}")
+    """Fail early (before any rendering) if ``path`` cannot be written (see the module
+    notes for what is refused); raises :class:`OutputError` naming the path. A device
+    or FIFO is not opened here (opening and closing a FIFO would end its reader's
+    input); :meth:`FileSet.reserve` opens them."""
+    Target(path, open_streams=False).close()
 
 
-def _write_temp(path, data):
-    """Write ``data`` (bytes or a list of byte chunks) to a new temporary file next to
-    ``path``; returns its name."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+# ---------------------------------------------------------------------------------------
+# writing
+
+
+def _chunks(data):
+    return [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
+
+
+def _write_all(fd, chunks):
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+
+def _write_temp(target, chunks):
+    """Write ``chunks`` to a new temporary file next to ``target``; returns its path."""
+    name_max = _name_max(target.directory)
+    while True:
+        tmp = os.path.join(target.directory, temp_name(target.real, name_max=name_max))
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _error(target.path, _reason(exc)) from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=directory)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        os.chmod(tmp, _MODE)
+        try:
+            _write_all(fd, chunks)
+            if target.owner is not None:
+                with contextlib.suppress(OSError):
+                    os.fchown(fd, *target.owner)
+            os.fchmod(fd, target.mode)
+        finally:
+            os.close(fd)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise _error(target.path, _reason(exc)) from None
         raise
     return tmp
+
+
+def _write_in_place(target, chunks):
+    """Overwrite a regular file in place: reserve the space, write, cut to length."""
+    size = sum(memoryview(c).nbytes for c in chunks)
+    try:
+        fd = os.open(target.real, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _error(target.path, _reason(exc)) from None
+    try:
+        with contextlib.suppress(OSError):  # not every file system reserves space
+            if size:
+                os.posix_fallocate(fd, 0, size)
+        _write_all(fd, chunks)
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        raise _error(target.path, _reason(exc)) from None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def signals_deferred(signals=DEFERRED_SIGNALS):
+    """Hold back ``signals`` (default SIGINT and SIGTERM) inside the block; the first
+    one received is delivered to the previous handler when the block ends. Does
+    nothing outside the main thread (where Python cannot install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = {}
+    for signum in signals:
+        previous[signum] = signal.signal(signum, lambda s, frame: pending.append(s))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            _deliver(pending[0], previous[pending[0]])
+
+
+def _deliver(signum, handler):
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)
+
+
+def _test_pause(point):
+    """Test hook: with ``NBNUMBA_TEST_PAUSE=<point>:<seconds>:<marker file>`` in the
+    environment, create the marker file and wait at ``point`` ("staged": every file
+    written, nothing renamed; "renaming": after the first rename). For tests only."""
+    spec = os.environ.get("NBNUMBA_TEST_PAUSE")
+    if not spec:
+        return
+    where, seconds, marker = spec.split(":", 2)
+    if where != point:
+        return
+    with open(marker, "w"):
+        pass
+    end = time.monotonic() + float(seconds)
+    while time.monotonic() < end:
+        time.sleep(0.02)
 
 
 class FileSet:
     """Output files replaced together, as a ``with`` block.
 
-    Each file is written to a temporary name in its directory as soon as it is staged;
-    leaving the block normally renames them all into place, an exception removes them,
-    so a run that fails part-way replaces none of its outputs.
+    :meth:`reserve` checks a target early (before rendering; it also removes the stale
+    temporaries of killed runs and opens devices and FIFOs). :meth:`stage` writes a
+    regular file's content to a temporary name at once (devices, FIFOs and hard-linked
+    files keep the content until the end). Leaving the block normally writes the
+    devices and FIFOs, then, with SIGINT and SIGTERM held back, writes the hard-linked
+    files and renames every temporary file into place; an exception discards it all, so
+    a run that fails part-way replaces none of its outputs.
     """
 
     def __init__(self):
-        self._staged = []
+        self._targets = {}
+        self._staged = []   # (target, temporary path or None, chunks or None)
+
+    def reserve(self, path):
+        """Check ``path`` now (raises :class:`OutputError`); returns its :class:`Target`."""
+        if path not in self._targets:
+            target = Target(path)
+            if target.kind == "replace":
+                remove_stale_temporaries(target.real)
+            self._targets[path] = target
+        return self._targets[path]
 
     def stage(self, path, data):
-        """Write ``data`` (bytes or byte chunks) for ``path`` under a temporary name."""
-        self._staged.append((_write_temp(path, data), path))
+        """Prepare ``data`` (bytes or byte chunks) for ``path``."""
+        target = self.reserve(path)
+        chunks = _chunks(data)
+        if target.kind == "replace":
+            self._staged.append((target, _write_temp(target, chunks), None))
+        else:
+            self._staged.append((target, None, chunks))
 
     def commit(self):
-        """Rename every staged file into place."""
+        """Write every staged file into place (see the class notes for the order)."""
         try:
-            while self._staged:
-                tmp, path = self._staged[0]
-                os.replace(tmp, path)
-                self._staged.pop(0)
-        except OSError as exc:
+            _test_pause("staged")
+            for target, tmp, _ in self._staged:
+                if tmp is not None:
+                    target.recheck()
+            for target, _, chunks in self._staged:
+                if target.kind == "stream":
+                    try:
+                        _write_all(target.fd, chunks)
+                    except OSError as exc:
+                        raise _error(target.path, _reason(exc)) from None
+            with signals_deferred():
+                for target, _, chunks in self._staged:
+                    if target.kind == "inplace":
+                        _write_in_place(target, chunks)
+                first = True
+                while self._staged:
+                    target, tmp, _ = self._staged[0]
+                    if tmp is not None:
+                        try:
+                            os.replace(tmp, target.real)
+                        except OSError as exc:
+                            raise _error(target.path, _reason(exc)) from None
+                        if first:
+                            _test_pause("renaming")
+                            first = False
+                    self._staged.pop(0)
+        finally:
             self.discard()
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def discard(self):
-        """Remove every staged file."""
-        for tmp, _ in self._staged:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        """Remove every temporary file not yet renamed and close devices and FIFOs."""
+        for _, tmp, _ in self._staged:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         self._staged = []
+        for target in self._targets.values():
+            target.close()
 
     def __enter__(self):
         return self
@@ -106,6 +463,7 @@ class FileSet:
 
 
 def write_atomic(path, data):
-    """Write ``data`` (bytes, or a list of byte chunks) to ``path`` atomically."""
+    """Write ``data`` (bytes, or a list of byte chunks) to ``path`` safely (see the
+    module notes: replaced whole, or written through for devices, FIFOs and hard links)."""
     with FileSet() as files:
         files.stage(path, data)

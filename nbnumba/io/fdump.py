@@ -8,23 +8,33 @@ whose first value starts with one; nbnumba does not).
 """
 import numpy as np
 
+from .. import memory
 from ..config import StructureFactors
 from .atomic import write_atomic
-from .errors import InputFileError, read_bytes
+from .errors import InputFileError, open_regular
+from .hkl import MAX_GRID_POINTS
 
 DUMP_NAME = "Fdump.bin"
+
+#: longest header line read (bytes)
+MAX_HEADER = 200
+
+
+def _header(sf: StructureFactors):
+    h_max, k_max, l_max = sf.maxima
+    return f"{sf.h_min} {h_max} {sf.k_min} {k_max} {sf.l_min} {l_max}\n\f".encode("ascii")
 
 
 def fdump_bytes(sf: StructureFactors):
     """The bytes of an Fdump.bin file for a structure-factor grid."""
-    h_max, k_max, l_max = sf.maxima
-    header = f"{sf.h_min} {h_max} {sf.k_min} {k_max} {sf.l_min} {l_max}\n\f".encode("ascii")
-    return header + np.ascontiguousarray(sf.grid, dtype="<f8").tobytes()
+    return _header(sf) + np.ascontiguousarray(sf.grid, dtype="<f8").tobytes()
 
 
 def write_fdump(sf: StructureFactors, path=DUMP_NAME):
-    """Write the structure-factor cache (atomically)."""
-    write_atomic(path, fdump_bytes(sf))
+    """Write the structure-factor cache (safely, see :mod:`nbnumba.io.atomic`), without
+    copying the grid."""
+    grid = np.ascontiguousarray(sf.grid, dtype="<f8")
+    write_atomic(path, [_header(sf), memoryview(grid).cast("B")])
 
 
 def parse_fdump(data, name=DUMP_NAME):
@@ -54,6 +64,31 @@ def parse_fdump(data, name=DUMP_NAME):
                             count=ranges[0] * ranges[1] * ranges[2])
 
 
+def _grid_bytes(head, name):
+    """Data bytes announced by a header (checked against the grid limit and memory)."""
+    newline = head.find(b"\n")
+    try:
+        bounds = [int(x) for x in head[:newline].decode("ascii").split()] if newline > 0 else []
+    except (UnicodeDecodeError, ValueError):
+        return 0  # the parser reports the malformed header
+    if len(bounds) != 6:
+        return 0
+    shape = [max(hi - lo + 2, 0) for lo, hi in zip(bounds[0::2], bounds[1::2])]
+    points = shape[0] * shape[1] * shape[2]
+    if points > MAX_GRID_POINTS:
+        raise InputFileError(f"{name}: a grid of {points} structure factors "
+                             f"(at most {MAX_GRID_POINTS})")
+    memory.require(8 * points, f"the structure-factor grid of {name}",
+                   "delete it or give -hkl with a smaller range of Miller indices",
+                   InputFileError)
+    return 8 * points
+
+
 def read_fdump(path=DUMP_NAME):
-    """Read an Fdump.bin file."""
-    return parse_fdump(read_bytes(path, "structure-factor dump"), name=str(path))
+    """Read an Fdump.bin file (a regular file; only the bytes its header announces)."""
+    name = str(path)
+    with open_regular(path, "structure-factor dump") as (handle, _):
+        head = handle.read(MAX_HEADER + 2)
+        need = _grid_bytes(head, name)
+        data = head + handle.read(max(need - (len(head) - head.find(b"\n") - 2), 0))
+    return parse_fdump(data, name=name)

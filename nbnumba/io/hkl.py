@@ -9,13 +9,23 @@ lookups outside the grid give ``default_F`` too (see :mod:`nbnumba.physics`).
 For files with exactly four integer columns this is what the C program reads; for
 others the C scrambles columns across lines, which nbnumba does not reproduce.
 """
+import contextlib
+import os
+
 import numpy as np
 
+from .. import memory
 from ..config import StructureFactors
-from .errors import InputFileError, read_text
+from .errors import MiB, InputFileError, read_text
 
 #: largest F grid (points, float64): 2 GB
 MAX_GRID_POINTS = 1 << 28
+
+#: largest HKL file read (bytes): about 8 million reflections of 30 characters
+MAX_FILE_BYTES = 256 * MiB
+
+#: memory used while parsing, per byte of HKL text (measured: 25 for lines of 9 bytes)
+PARSE_BYTES_PER_BYTE = 32
 
 
 def parse_hkl(text, name="HKL file"):
@@ -59,6 +69,9 @@ def grid_from_reflections(hkl, F, default_F):
     if points > MAX_GRID_POINTS:
         raise InputFileError(f"HKL index ranges {list(ranges)} need a grid of {points} "
                              f"structure factors (at most {MAX_GRID_POINTS})")
+    memory.require(8 * points, "the structure-factor grid of h %d..%d, k %d..%d, l %d..%d"
+                   % (lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]),
+                   "use an HKL file with a smaller range of Miller indices", InputFileError)
     grid = np.zeros(tuple(int(r) + 1 for r in ranges))
     if default_F != 0.0:
         grid[:ranges[0], :ranges[1], :ranges[2]] = default_F
@@ -73,7 +86,13 @@ def grid_from_reflections(hkl, F, default_F):
 
 
 def read_hkl(path, default_F=0.0):
-    """Read an ``-hkl`` file into :class:`StructureFactors`."""
-    text = read_text(path, "HKL file")
+    """Read an ``-hkl`` file (a regular file of at most :data:`MAX_FILE_BYTES`) into
+    :class:`StructureFactors`; the memory of the parse and of the grid is checked first."""
+    with contextlib.suppress(OSError):
+        size = os.stat(path).st_size
+        if size <= MAX_FILE_BYTES:
+            memory.require(PARSE_BYTES_PER_BYTE * size, f"reading HKL file {path}",
+                           "use a smaller HKL file", InputFileError)
+    text = read_text(path, "HKL file", MAX_FILE_BYTES)
     hkl, F = parse_hkl(text, name=str(path))
     return grid_from_reflections(hkl, F, default_F)

@@ -6,7 +6,10 @@ wavelength (so the columns are the reciprocal vectors). Anything after the ninth
 """
 import numpy as np
 
-from .errors import InputFileError, read_text
+from .errors import MiB, InputFileError, read_text
+
+#: largest matrix file read (bytes): a MOSFLM .mat file is a few hundred bytes
+MAX_FILE_BYTES = 1 * MiB
 
 
 def parse_matrix(text, name="matrix file"):
@@ -32,4 +35,4 @@ def parse_matrix(text, name="matrix file"):
 
 def read_matrix(path):
     """Read a ``-mat`` file into a 3x3 array."""
-    return parse_matrix(read_text(path, "matrix file"), name=str(path))
+    return parse_matrix(read_text(path, "matrix file", MAX_FILE_BYTES), name=str(path))

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import memory
 from .atomic import write_atomic
-from .errors import InputFileError, read_bytes
+from .errors import InputFileError, open_regular
 
 HEADER_BYTES = 512
+
+#: largest header read (bytes)
+MAX_HEADER_BYTES = 1 << 20
 _MAGIC = b"{\nHEADER_BYT"
 _C_FLOAT = re.compile(rb"^[ \t\n\v\f\r]*([+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?))")
 
@@ -101,8 +105,40 @@ def _count(value, key, what, path):
 
 
 def read_smv(path, what="SMV image"):
-    """Read an SMV file's header and pixels; InputFileError if it is not one."""
-    data = read_bytes(path, what)
+    """Read an SMV file's header and pixels; InputFileError if it is not one.
+
+    The file must be a regular file; only the header (at most :data:`MAX_HEADER_BYTES`)
+    and the pixels it announces are read, after a check that they fit in memory.
+    """
+    with open_regular(path, what) as (handle, size):
+        data = handle.read(HEADER_BYTES)
+        if data.startswith(_MAGIC):
+            first = data.split(b"\0", 1)[0]
+            declared = header_value(first, "HEADER_BYTES")
+            if declared is not None and HEADER_BYTES < declared <= MAX_HEADER_BYTES:
+                data += handle.read(int(declared) - HEADER_BYTES)
+            if declared is not None and declared > MAX_HEADER_BYTES:
+                raise InputFileError(f"{what} {path}: HEADER_BYTES {declared:g} is larger "
+                                     f"than {MAX_HEADER_BYTES}")
+            data += handle.read(_pixel_bytes(data, what, path, size))
+    return _parse_smv(data, path, what)
+
+
+def _pixel_bytes(header, what, path, size):
+    """Bytes of pixel data a header announces (memory checked), capped by the file."""
+    head = header.split(b"\0", 1)[0]
+    width = _count(header_value(head, "SIZE1"), "SIZE1", what, path)
+    height = _count(header_value(head, "SIZE2"), "SIZE2", what, path)
+    if width == 0:
+        width = height = _count(header_value(head, "DETECTOR_DIMENSIONS"),
+                                "DETECTOR_DIMENSIONS", what, path)
+    need = 2 * max(width, 0) * max(height, 0)
+    memory.require(min(need, size) * 3, f"{what} {path} ({width}x{height} pixels)",
+                   "use a smaller image", InputFileError)
+    return min(need, size)
+
+
+def _parse_smv(data, path, what):
     if not data.startswith(_MAGIC):
         raise InputFileError(f"{what} {path} does not look like an SMV (ADSC) image")
     first = data[:HEADER_BYTES].split(b"\0", 1)[0]

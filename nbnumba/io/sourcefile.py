@@ -16,7 +16,10 @@ import re
 import numpy as np
 
 from ..config import SourceList
-from .errors import InputFileError, read_text
+from .errors import MiB, InputFileError, read_text
+
+#: largest source (or -stol) file read (bytes): about 100 000 lines of 40 characters
+MAX_FILE_BYTES = 4 * MiB
 
 _SEPARATORS = re.compile(r"[ \t,;:!]+")
 
@@ -50,4 +53,4 @@ def parse_sources(text, name="source file"):
 
 def read_sources(path):
     """Read a ``-sourcefile`` into a :class:`SourceList`."""
-    return parse_sources(read_text(path, "source file"), name=str(path))
+    return parse_sources(read_text(path, "source file", MAX_FILE_BYTES), name=str(path))

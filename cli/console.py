@@ -1,0 +1,99 @@
+"""Console text that can never cost a run its images.
+
+The images are what a run is for; the lines on stdout and stderr are a report of it.
+:class:`ConsoleStream` wraps a text stream so that a failed write (``> /dev/full``, a
+closed pipe, a strict encoding that cannot show a file name) is noted once instead of
+raised, and later text to that stream is dropped.
+"""
+import contextlib
+import signal
+import sys
+
+
+class ConsoleStream:
+    """A text stream whose write and flush never raise ``OSError`` or encoding errors.
+
+    ``failure`` holds the first ``OSError`` (None while every write succeeded). Text
+    the stream's encoding cannot represent is written with backslash escapes.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.failure = None
+
+    def write(self, text):
+        if self.failure is not None:
+            return
+        try:
+            try:
+                self.stream.write(text)
+            except UnicodeEncodeError:
+                encoding = getattr(self.stream, "encoding", None) or "ascii"
+                self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        except OSError as exc:
+            self.failure = exc
+        except ValueError:  # the stream was closed
+            self.failure = OSError("stream closed")
+
+    def flush(self):
+        if self.failure is not None:
+            return
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failure = exc
+        except ValueError:
+            self.failure = OSError("stream closed")
+
+    def isatty(self):
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError, AttributeError):
+            return False
+
+
+def failure_note(prog, stream):
+    """One line for stderr saying that ``stream``'s text was lost (None if it was not)."""
+    if stream.failure is None:
+        return None
+    reason = getattr(stream.failure, "strerror", None) or str(stream.failure)
+    return "%s: warning: console output was lost (%s); the output files were written" % (
+        prog, reason)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or another terminating signal) received; handled like Ctrl-C."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside the block, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so
+    it stops a run the way Ctrl-C does: temporary files removed, old outputs kept."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def flush_quietly():
+    """Flush stdout and stderr, ignoring a console that cannot take the text."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+
+
+__all__ = ["ConsoleStream", "failure_note", "Terminated", "sigterm_as_interrupt",
+           "flush_quietly"]

@@ -1,0 +1,170 @@
+"""Every code block of the documentation runs as written.
+
+The fenced blocks of README.md and docs/*.md are sorted by their tag:
+
+* ``sh`` / ``bash`` and ``python`` blocks are code: they are run, in the order of their
+  page, in one scratch directory per page (so a block may read the files an earlier block
+  of the same page wrote, as a reader following the page would). The scratch directory
+  holds a copy of ``examples/`` and ``pyproject.toml`` (the blocks are written to run in a
+  source checkout) and, under the names the docs use for "your files", ``A.mat`` and
+  ``P1.hkl`` (copies of ``examples/A_cubic.mat`` and ``examples/P1_grid.hkl``). ``pip`` is
+  replaced by a check that the command installs this checkout with extras it defines.
+  ``sh`` blocks run under ``bash -e``; ``python`` blocks run as scripts (``python
+  block.py``), so multiprocessing examples need their ``__main__`` guard.
+* a code block that needs what a plain machine lacks (the C program, a GPU, DIALS, a
+  cluster) is preceded by ``<!-- not run: needs ... -->``: it is listed and counted, not
+  run;
+* ``text`` or untagged blocks show output or syntax and are not code.
+
+Any other tag fails the inventory test, so that every block is classified on purpose.
+Run ``python tests/test_docs.py`` for the inventory.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+CODE_TAGS = {"sh": "sh", "bash": "sh", "python": "python"}
+TEXT_TAGS = {"", "text"}
+NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
+FENCE = re.compile(r"^(?P<indent>\s*)```(?P<tag>[^`\s]*)\s*$")
+BLOCK_TIMEOUT = 180  # seconds; the blocks are small, this only stops a hang
+YOUR_FILES = {"A.mat": "examples/A_cubic.mat", "P1.hkl": "examples/P1_grid.hkl"}
+
+
+@dataclass
+class Block:
+    page: Path
+    line: int         #: 1-based line of the opening fence
+    tag: str
+    code: str
+    not_run: str      #: the reason, or "" for a block that runs
+
+    @property
+    def where(self):
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page):
+    """The fenced blocks of a Markdown page, with their not-run reasons."""
+    lines = page.read_text().split("\n")
+    found = []
+    i = 0
+    while i < len(lines):
+        fence = FENCE.match(lines[i])
+        if not fence:
+            i += 1
+            continue
+        indent = len(fence.group("indent"))
+        end = i + 1
+        while end < len(lines) and not lines[end].strip().startswith("```"):
+            end += 1
+        assert end < len(lines), f"{page}:{i + 1}: unclosed code block"
+        previous = next((line for line in reversed(lines[:i]) if line.strip()), "")
+        mark = NOT_RUN.match(previous)
+        code = textwrap.dedent("\n".join(line[indent:] if line[:indent].isspace() else line
+                                         for line in lines[i + 1:end]))
+        found.append(Block(page, i + 1, fence.group("tag"), code + "\n",
+                           mark.group("reason") if mark else ""))
+        i = end + 1
+    return found
+
+
+def inventory():
+    return [block for page in PAGES for block in blocks(page)]
+
+
+PIP_STUB = '''\
+"""Stand-in for pip in the docs' blocks: checks the install command, installs nothing."""
+import re, sys, tomllib
+args = sys.argv[1:]
+assert args[:1] == ["install"], f"docs run pip {args}, expected pip install"
+extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]
+for target in (a for a in args[1:] if not a.startswith("-")):
+    match = re.fullmatch(r"\\.(?:\\[([a-z,]+)\\])?", target)
+    assert match, f"pip install {target}: the docs install the checkout ('.' or '.[extra]')"
+    for extra in filter(None, (match.group(1) or "").split(",")):
+        assert extra in extras, f"pip install {target}: no extra {extra!r} in pyproject.toml"
+'''
+
+
+def scratch_directory(tmp_path):
+    """A directory that looks like a source checkout with the docs' input files."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    for name, source in YOUR_FILES.items():
+        shutil.copy(ROOT / source, tmp_path / name)
+    stubs = tmp_path / ".stubs"
+    stubs.mkdir()
+    pip = stubs / "pip"
+    pip.write_text(f"#!{sys.executable}\n" + PIP_STUB)
+    pip.chmod(0o755)
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(stubs), str(Path(sys.executable).parent),
+                                   env.get("PATH", "")])
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_block(block, directory, env, number):
+    if CODE_TAGS[block.tag] == "python":
+        script = directory / f"doc_block_{number}.py"
+        script.write_text(block.code)
+        command = [sys.executable, script.name]
+    else:
+        command = ["bash", "-e", "-o", "pipefail", "-c", block.code]
+    run = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True,
+                         timeout=BLOCK_TIMEOUT)
+    assert run.returncode == 0, (f"{block.where}: exit {run.returncode}\n{block.code}\n"
+                                 f"stdout: {run.stdout[-2000:]}\nstderr: {run.stderr[-3000:]}")
+
+
+def test_every_block_is_classified():
+    """Code is tagged sh/bash/python, output and syntax text/untagged; only code can be
+    marked not run, and a mark says why."""
+    for block in inventory():
+        assert block.tag in CODE_TAGS or block.tag in TEXT_TAGS, (
+            f"{block.where}: tag {block.tag!r}: use sh or python for code, text for output")
+        if block.not_run:
+            assert block.tag in CODE_TAGS, f"{block.where}: 'not run' on a block that is not code"
+            assert block.not_run.startswith(("needs ", "is ")), (
+                f"{block.where}: say what the block needs: <!-- not run: needs ... -->")
+
+
+def test_not_run_blocks_are_listed():
+    """The blocks not run, with their reasons (printed, counted)."""
+    code = [block for block in inventory() if block.tag in CODE_TAGS]
+    skipped = [block for block in code if block.not_run]
+    assert len(code) > len(skipped) > 0
+    assert all(block.not_run for block in skipped)
+    print(f"\ndocs code blocks: {len(code) - len(skipped)} run, {len(skipped)} not run:")
+    for block in skipped:
+        print(f"  {block.where}: {block.not_run}")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_code_blocks_run(page, tmp_path):
+    env = scratch_directory(tmp_path)
+    for number, block in enumerate(blocks(page)):
+        if block.tag in CODE_TAGS and not block.not_run:
+            run_block(block, tmp_path, env, number)
+
+
+if __name__ == "__main__":
+    every = inventory()
+    for block in every:
+        kind = ("not run: " + block.not_run if block.not_run
+                else "run" if block.tag in CODE_TAGS else "not code")
+        print(f"{block.where:28s} [{block.tag or '-'}] {kind}")
+    code = [block for block in every if block.tag in CODE_TAGS]
+    print(f"{len(code)} code blocks: {sum(not b.not_run for b in code)} run, "
+          f"{sum(bool(b.not_run) for b in code)} not run; "
+          f"{len(every) - len(code)} text blocks")
