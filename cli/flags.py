@@ -15,6 +15,7 @@ from typing import Callable, Optional, Tuple
 
 from nbnumba.config import SimulationConfig
 from nbnumba.constants import HC_EV_ANGSTROM, RTD
+from nbnumba.kernels import DEVICES
 
 # ---------------------------------------------------------------------------------------
 # value converters (argparse ``type=``): strict, with a clear message on bad input
@@ -76,8 +77,8 @@ pivot_name.__name__ = "pivot"
 
 
 def device_name(text):
-    if text not in ("cpu", "cuda"):
-        raise ValueError(f"{text!r} is not a device (use cpu or cuda)")
+    if text not in DEVICES:
+        raise ValueError(f"{text!r} is not a device (use {', '.join(DEVICES)})")
     return text
 
 
@@ -625,8 +626,9 @@ def _threads(state, values):
 
 flag("-nthreads", "nbnumba", "CPU threads [default: NUMBA_NUM_THREADS or all cores]",
      _threads, kind=c_int, metavar=["N"])
-flag("-device", "nbnumba", "compute device [default: cpu]", _set_state("device"),
-     kind=device_name, metavar=["cpu|cuda"])
+flag("-device", "nbnumba", "compute device: cpu, cuda (GPU, same images as the CPU) or "
+     "cuda-fast (GPU with fused multiply-adds: last bits may differ) [default: cpu]",
+     _set_state("device"), kind=device_name, metavar=["cpu|cuda|cuda-fast"])
 flag("-smv_extended", "nbnumba", "SMV headers for every reader: add ADC_OFFSET (read by DIALS) "
      "and pad headers longer than 512 bytes to a multiple of 512 (bytes then differ from the "
      "C program's) [default: the C's header]", _out_switch(smv_extended=True), nargs=0)

@@ -421,7 +421,7 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=N
            libm_sine=False):
     """Render the float image of a prepared set-up.
 
-    device: "cpu" (default) or "cuda".
+    device: "cpu" (default), "cuda" (GPU, images equal to the CPU's) or "cuda-fast".
     threads: CPU threads (None: numba's default, i.e. NUMBA_NUM_THREADS or all cores).
     progress: optional callable(rows_done, rows_total) called between row blocks.
     block_rows: rows per kernel call (progress granularity; None: all at once).

@@ -2,7 +2,8 @@
 
 Usage: NUMBA_ENABLE_CUDASIM=1 NUMBA_DISABLE_JIT=1 python tests/cudasim_runner.py CASES.json OUT.npz
 
-CASES.json: {"name": {"args": [...], "cwd": "dir"}, ...}. The simulator runs kernels as
+CASES.json: {"name": {"args": [...], "cwd": "dir", "device": "cuda"}, ...} ("device"
+optional: "cuda" or "cuda-fast"). The simulator runs kernels as
 Python threads, and with NUMBA_DISABLE_JIT the physics functions they call are plain
 Python too (the simulator cannot pass its arrays to compiled functions). Writes the
 float images and the solid-angle sums to OUT.npz for the parent test to compare with the
@@ -25,7 +26,7 @@ def main(cases_path, out_path):
         os.chdir(case["cwd"])
         try:
             cfg, _ = config_from_args(case["args"])
-            result = engine.render(engine.prepare(cfg), device="cuda")
+            result = engine.render(engine.prepare(cfg), device=case.get("device", "cuda"))
         finally:
             os.chdir(old)
         results[name + ".image"] = result.image

@@ -3,7 +3,9 @@
 One subprocess renders every case with ``-device cuda`` (the simulator must be enabled
 before numba is imported); this process renders the same cases with the compiled CPU
 kernel. The simulator does not fuse multiply-adds, so the images must be bit-identical.
-Each case is cut to a few hundred pixels with -roi.
+Each case is cut to a few hundred pixels with -roi. The cases of ``FAST_CASES`` run the
+``-device cuda-fast`` back end, whose lattice factor uses the library sine: they are
+compared with the CPU engine using the library sine too (``libm_sine``).
 """
 import json
 import os
@@ -57,7 +59,12 @@ CASES = {
                                  "-roi", "0", "31", "24", "29"],
     "mask": ["-mask", "inputs/mask_64.img"] + CELL + HKL +
             ["-N", "5", "-roi", "8", "23", "4", "15"],
+    "fast_build_round": ["-round_xtal"] + CELL + HKL + ["-N", "5", "-detpixels", "64",
+                                                        "-roi", "20", "31", "28", "35"],
 }
+
+#: cases rendered with -device cuda-fast
+FAST_CASES = {"fast_build_round"}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +76,8 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def simulated(workdir):
-    cases = {name: {"args": args + ["-nopgm", "-nonoise"], "cwd": str(workdir)}
+    cases = {name: {"args": args + ["-nopgm", "-nonoise"], "cwd": str(workdir),
+                    "device": "cuda-fast" if name in FAST_CASES else "cuda"}
              for name, args in CASES.items()}
     spec = workdir / "cases.json"
     spec.write_text(json.dumps(cases))
@@ -88,7 +96,7 @@ def test_cuda_kernel_matches_cpu(name, simulated, workdir):
     os.chdir(workdir)
     try:
         cfg, _ = config_from_args(CASES[name] + ["-nopgm", "-nonoise"])
-        cpu = engine.render(engine.prepare(cfg), device="cpu")
+        cpu = engine.render(engine.prepare(cfg), device="cpu", libm_sine=name in FAST_CASES)
     finally:
         os.chdir(old)
     gpu_image = simulated[name + ".image"]

@@ -1,4 +1,6 @@
-"""Kernel back ends. ``get_backend("cpu")`` or ``get_backend("cuda")``.
+"""Kernel back ends: ``get_backend("cpu")``, ``get_backend("cuda")`` (the GPU build whose
+images equal the CPU's) or ``get_backend("cuda-fast")`` (the GPU build with fused
+multiply-adds and libdevice's sine).
 
 A back end renders a block of rows of the region of interest; both call the same
 per-pixel function (:func:`nbnumba.pixel.render_pixel`) and differ only in how pixels
@@ -11,16 +13,16 @@ class DeviceError(RuntimeError):
     """The requested compute device is not available."""
 
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "cuda-fast")
 
 
 def get_backend(device):
-    """The back-end module for ``device`` ("cpu" or "cuda")."""
+    """The back end for ``device`` (one of :data:`DEVICES`): an object with ``render``."""
     if device == "cpu":
         from . import cpu_backend
         return cpu_backend
-    if device == "cuda":
+    if device in ("cuda", "cuda-fast"):
         from . import cuda_backend
-        cuda_backend.check_available()
-        return cuda_backend
-    raise DeviceError(f"unknown device {device!r} (choose cpu or cuda)")
+        cuda_backend.check_available(device)
+        return cuda_backend.backend(device)
+    raise DeviceError(f"unknown device {device!r} (choose {', '.join(DEVICES)})")

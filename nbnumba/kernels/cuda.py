@@ -4,20 +4,38 @@ This is the only module of nbnumba that imports ``numba.cuda`` (from the optiona
 ``numba-cuda`` package). The thread body is :func:`nbnumba.pixel.render_pixel`, the
 same function the CPU kernel runs, so the physics exists once; numba-cuda compiles it
 (and everything it calls) as device functions.
+
+The kernel is built two ways (:data:`BUILDS`):
+
+* ``parity`` (``-device cuda``): libNVVM's contraction of multiply-adds into fused
+  multiply-adds is off (``-fma=0``). With numba-cuda's defaults (no fastmath: IEEE
+  division and square root, no flush-to-zero) every ``+ - * / sqrt`` then rounds as on
+  the CPU, so the GPU sums what the CPU sums, bit for bit. The libdevice functions the
+  kernel can reach are listed, with the flags that reach them, in docs/architecture.md.
+* ``fast`` (``-device cuda-fast``): libNVVM's default contraction (``-fma=1``), and
+  libdevice's sine in the lattice factor (the back end passes ``fast_trig`` off).
+
+:func:`compile_ptx` compiles either build for a given compute capability without a GPU
+or a driver (libNVVM and NVRTC come from the CUDA wheels of ``nbnumba[cuda]``).
 """
+import contextlib
+from types import SimpleNamespace
+
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
 from ..pixel import render_pixel
 
 #: threads per block
 BLOCK = 128
 
+#: NVVM options each build adds to numba-cuda's own (``-opt=3``, no fastmath)
+BUILDS = {"parity": {"fma": False}, "fast": {}}
 
-@cuda.jit
-def render_region(image, fpixels, row0, col0, n_rows, n_cols, first_pixel, mask, use_mask,
-                  det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat, grid, sums,
-                  interpolate, pixel_omega, row_switch):
+
+def _render_region(image, fpixels, row0, col0, n_rows, n_cols, first_pixel, mask, use_mask,
+                   det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat, grid,
+                   sums, interpolate, pixel_omega, row_switch):
     """Render pixel (row0 + i // n_cols, col0 + i % n_cols) for thread i.
 
     image: float32 flat raster; pixel_omega[i]: the pixel's solid-angle sum (0 when not
@@ -45,14 +63,121 @@ def render_region(image, fpixels, row0, col0, n_rows, n_cols, first_pixel, mask,
         cuda.atomic.min(row_switch, r, fi)
 
 
+#: one dispatcher per build, so that each keeps its own compiled kernels
+KERNELS = {build: cuda.jit(_render_region) for build in BUILDS}
+render_region = KERNELS["parity"]
+
+
+@contextlib.contextmanager
+def nvvm_options(extra):
+    """Add the NVVM options ``extra`` (name -> value) to every compilation in the block.
+
+    numba-cuda builds libNVVM's option list from ``fastmath`` and ``opt`` alone and has no
+    argument for others such as ``-fma``; they are added where that list reaches libNVVM
+    (``numba.cuda.cudadrv.nvvm.compile_ir``). numba's compiler lock is held throughout,
+    so no other compilation sees them.
+    """
+    if not extra:
+        yield
+        return
+    from numba.cuda.core.compiler_lock import global_compiler_lock
+    from numba.cuda.cudadrv import nvvm
+
+    original = nvvm.compile_ir
+
+    def compile_ir(llvmir, **options):
+        return original(llvmir, **{**options, **extra})
+
+    with global_compiler_lock:
+        nvvm.compile_ir = compile_ir
+        try:
+            yield
+        finally:
+            nvvm.compile_ir = original
+
+
+@contextlib.contextmanager
+def _assumed_device(cc):
+    """Let numba-cuda compile device functions for compute capability ``cc`` without a
+    driver.
+
+    numba-cuda compiles each function the kernel calls as a device function for the
+    capability of the current device (``get_current_device()`` in its dispatcher), even
+    when the kernel itself is compiled for an explicit ``cc``; without a driver that
+    call fails. Inside the block it answers with a device of capability ``cc``. (The
+    device functions' code does not depend on it here: the kernel's PTX is generated
+    for ``cc`` from all of them together.)
+    """
+    from numba.cuda import dispatcher
+    from numba.cuda.core.compiler_lock import global_compiler_lock
+
+    original = dispatcher.get_current_device
+    with global_compiler_lock:
+        dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=cc)
+        try:
+            yield
+        finally:
+            dispatcher.get_current_device = original
+
+
+def argument_types(args):
+    """numba types of kernel arguments as :func:`launch` passes them (host arrays stand
+    for the C-contiguous device arrays made from them)."""
+    from numba import types
+    from numba.cuda.typing.typeof import typeof
+    from numba.np.numpy_support import from_dtype
+
+    return tuple(types.Array(from_dtype(a.dtype), a.ndim, "C") if isinstance(a, np.ndarray)
+                 else typeof(a) for a in args)
+
+
+def compile_ptx(argtypes, ccs, build="parity"):
+    """Compile the kernel for argument types ``argtypes`` without a GPU or driver.
+
+    ccs: compute capabilities, e.g. [(8, 0), (9, 0)]; the kernel is typed and lowered
+    once (for the first) and libNVVM generates PTX for each. Returns {cc: (ptx,
+    own_ptx, nvvm_ir)}: the kernel's PTX; the PTX of nbnumba's own code alone, with the
+    libdevice functions left as external calls (libNVVM otherwise inlines them, and
+    their bodies use fused multiply-adds by design); and the LLVM IR handed to libNVVM,
+    where the calls of libdevice functions (``__nv_*``) are visible.
+    """
+    import re
+    from numba.cuda.compiler import _compile_pyfunc_with_fixup  # the core of cuda.compile
+    from numba.cuda.cudadrv import nvvm
+
+    results = {}
+    with _assumed_device(ccs[0]), nvvm_options(BUILDS[build]):
+        library, _ = _compile_pyfunc_with_fixup(_render_region, argtypes, device=False,
+                                                abi="numba", cc=ccs[0])
+        compile_ir = nvvm.compile_ir
+        for cc in ccs:
+            seen = {}
+
+            def recording_compile_ir(llvmir, **options):
+                seen.update(options)
+                return compile_ir(llvmir, **options)
+
+            nvvm.compile_ir = recording_compile_ir
+            try:
+                ptx = library.get_asm_str(cc=cc)
+            finally:
+                nvvm.compile_ir = compile_ir
+            opaque = [re.sub(r'@"?__nv_(\w+)"?', r'@"nbnumba_libdevice_\1"', ir)
+                      for ir in library.llvm_strs]
+            own_ptx = compile_ir(opaque, **seen).decode().strip("\x00").strip()
+            results[cc] = (ptx, own_ptx, library.get_llvm_str())
+    return results
+
+
 def is_available():
     """(True, "") when a CUDA GPU is usable, else (False, reason)."""
     try:
         if cuda.is_available():
             return True, ""
-        return False, "no CUDA GPU or driver found"
+        return False, "no CUDA GPU was found"
     except Exception as exc:  # the driver can fail in many ways
-        return False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return False, f"no CUDA GPU was found ({reason})"
 
 
 def to_device(array):
@@ -60,15 +185,29 @@ def to_device(array):
     return cuda.to_device(np.ascontiguousarray(array))
 
 
-def launch(n_threads, *args):
-    """Run :func:`render_region` over ``n_threads`` pixels and wait for it.
+def _compiled(build, args):
+    """The kernel dispatcher of ``build``, compiled for ``args`` with the build's NVVM
+    options (the simulator compiles nothing)."""
+    kernel = KERNELS[build]
+    if config.ENABLE_CUDASIM:
+        return kernel
+    signature = tuple(kernel.typeof_pyval(a) for a in args)
+    if signature not in kernel.overloads:
+        with nvvm_options(BUILDS[build]):
+            kernel.compile(signature)
+    return kernel
+
+
+def launch(build, n_threads, *args):
+    """Run the kernel of ``build`` over ``n_threads`` pixels and wait for it.
 
     Returns the kernel's own run time in seconds (CUDA events; no transfers).
     """
+    kernel = _compiled(build, args)
     blocks = (n_threads + BLOCK - 1) // BLOCK
     start, stop = cuda.event(), cuda.event()
     start.record()
-    render_region[blocks, BLOCK](*args)
+    kernel[blocks, BLOCK](*args)
     stop.record()
     stop.synchronize()
     return start.elapsed_time(stop) / 1000.0
