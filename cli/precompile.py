@@ -34,7 +34,7 @@ VARIANTS = (
     [("one evaluation", _F),
      ("structure factors, nearest", _HKL + ["-nointerpolate"]),
      ("tricubic interpolation", _HKL + ["-interpolate"]),
-     ("tricubic, switched off part-way", _HKL + ["-interpolate", "-pixel", "20"]),
+     ("tricubic, switched off part-way", _HKL + ["-interpolate", "-pixel", "5"]),
      ("two sources", _F + ["-sourcefile", "two_sources.txt"]),
      ("three phi steps", _F + ["-osc", "0.3", "-phisteps", "3"]),
      ("five mosaic domains", _F + ["-mosaic", "0.5", "-mosaic_dom", "5"]),
