@@ -106,6 +106,8 @@ class OutputOptions:
     smv_extended: bool = False
     printout: bool = False
     printout_pixel: Optional[Tuple[int, int]] = None
+    expt: Optional[str] = None        #: -expt: DIALS experiment list of the int image
+    xds_inp: Optional[str] = None     #: -xds_inp: XDS.INP of the int image
 
 
 @dataclass
@@ -632,6 +634,14 @@ flag("-device", "nbnumba", "compute device: cpu, cuda (GPU, same images as the C
 flag("-smv_extended", "nbnumba", "SMV headers for every reader: add ADC_OFFSET (read by DIALS) "
      "and pad headers longer than 512 bytes to a multiple of 512 (bytes then differ from the "
      "C program's) [default: the C's header]", _out_switch(smv_extended=True), nargs=0)
+
+flag("-expt", "nbnumba", "also write a DIALS experiment list (JSON, as dials.import writes) "
+     "of the -intfile image: beam, detector, goniometer and scan, and the true crystal at "
+     "phi = 0; the image name must end in its number (-intfile sim_00001.img) "
+     "[default: none]", _out("expt"), kind=str, metavar=["FILE"])
+flag("-xds_inp", "nbnumba", "also write an XDS.INP for the -intfile image (a rotation: needs "
+     "-osc) with the true cell as UNIT_CELL_CONSTANTS; numbered name as for -expt "
+     "[default: none]", _out("xds_inp"), kind=str, metavar=["FILE"])
 
 
 def all_names():

@@ -14,7 +14,7 @@ from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
-from . import report
+from . import report, truth
 from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
 from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
@@ -22,7 +22,7 @@ from .progress import ProgressMeter, render_plan
 
 
 def _outputs(out):
-    paths = [out.floatfile, out.intfile]
+    paths = [out.floatfile, out.intfile] + [p for p in (out.expt, out.xds_inp) if p]
     if out.write_pgm:
         paths.append(out.pgmfile)
     if out.write_noise:
@@ -52,6 +52,7 @@ def _run(argv, stdout):
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
+        experiment_files = truth.image_files(setup, out)
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
         for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
             say(line)
@@ -74,6 +75,9 @@ def _run(argv, stdout):
         say(report.solid_angle_line(result))
         with files:
             _write_outputs(result, out, files, say)
+            for path, data, what in experiment_files:
+                say("writing %s (%s)" % (path, what))
+                files.stage(path, data)
         stdout.flush()
         note = failure_note("nbnumba", stdout)
         if note:

@@ -55,6 +55,10 @@ _SECTIONS = [
                          "16-bit pixels (-intfile)."),
         ("image.pgm", "8-bit binary PGM preview (-pgmfile; off with -nopgm)."),
         ("noiseimage.img", "SMV image with Poisson noise (-noisefile; off with -nonoise)."),
+        ("FILE.expt, XDS.INP", "with -expt and -xds_inp: a DIALS experiment list and an "
+                               "XDS input file describing the -intfile image and the true "
+                               "crystal (the image name must end in its number, "
+                               "e.g. sim_00001.img)."),
         ("Fdump.bin", "structure-factor cache written to the current directory whenever "
                       "-hkl is read, and read back when -hkl is absent (also with "
                       "-default_F), exactly as the C program does."),
@@ -82,7 +86,8 @@ _SECTIONS = [
         "oscillation from phi = 10 degrees in 5 steps, named outputs, no PGM:",
         ("", ["nbnumba -hkl P1.hkl -mat A.mat -xds -ORGX 512 -ORGY 512 \\",
               "    -distance 200 -pixel 0.172 -detpixels 1024 -phi 10 -osc 0.5 -phisteps 5 \\",
-              "    -seed 7 -floatfile img.bin -intfile img.img -noisefile noise.img -nopgm"]),
+              "    -seed 7 -floatfile img_00001.bin -intfile img_00001.img \\",
+              "    -noisefile noise_00001.img -nopgm"]),
     ]),
     ("SEE ALSO", [
         "nb-compare --help (run the C program and nbnumba on the same arguments and "

@@ -2,12 +2,13 @@
 
 numba compiles a kernel the first time a run needs it and caches it on disk; a cluster
 image build or a job prologue can instead pay that once, before the first real run.
-Which compiled functions a run needs depends on its flags (one evaluation at a time or
-batched, tricubic interpolation, absorption layers, a curved detector, the crystal
-shape, noise, ...). Rather than name the functions (they change as the kernels
-evolve), this renders one tiny image per family of flags through the ``nbnumba``
-command itself, so exactly the functions real runs use are compiled. The test suite
-checks that after ``--compile`` no golden case compiles anything.
+Which compiled functions a run needs depends on its flags (tricubic interpolation, a
+curved detector, many evaluations per pixel, absorption layers, the crystal shape,
+noise, ...). Rather than name the functions (they change as the kernels evolve), this
+renders tiny images through the ``nbnumba`` command itself: the one of each kernel in
+the CPU back end's kernel table (``VARIANTS`` of :mod:`nbnumba.kernels.cpu_backend`),
+then one per family of flags, so exactly the functions real runs use are compiled. The
+test suite checks that after ``--compile`` no golden case compiles anything.
 """
 import io
 import os
@@ -28,7 +29,7 @@ _MOSAIC = ["-mosaic", "0.5", "-mosaic_dom", "10", "-mosaic_seed", "7"]
 _SHAPES = (["-round_xtal"], ["-gauss_xtal"], ["-tophat_spots"], ["-square_xtal"])
 
 #: (what it reaches, extra flags): every path the engine can choose, each crystal shape
-#: on the one-evaluation and the batched path, the detector and output options that
+#: with one and with many evaluations per pixel, the detector and output options that
 #: change what is computed per pixel or per image
 VARIANTS = (
     [("one evaluation", _F),
@@ -38,26 +39,26 @@ VARIANTS = (
      ("two sources", _F + ["-sourcefile", "two_sources.txt"]),
      ("three phi steps", _F + ["-osc", "0.3", "-phisteps", "3"]),
      ("five mosaic domains", _F + ["-mosaic", "0.5", "-mosaic_dom", "5"]),
-     ("batched, mosaic", _F + _MOSAIC),
-     ("batched, phi steps, F grid", _HKL + ["-nointerpolate", "-osc", "0.9", "-phisteps", "9"]),
-     ("batched, divergence and dispersion",
+     ("many evaluations, mosaic", _F + _MOSAIC),
+     ("many evaluations, phi steps, F grid", _HKL + ["-nointerpolate", "-osc", "0.9", "-phisteps", "9"]),
+     ("many evaluations, divergence and dispersion",
       _F + ["-divergence", "0.2", "-divsteps", "3", "-dispersion", "2", "-dispsteps", "3"])]
     + [("shape %s" % s[0], _F + s) for s in _SHAPES]
-    + [("shape %s, batched" % s[0], _F + _MOSAIC + s) for s in _SHAPES]
+    + [("shape %s, many evaluations" % s[0], _F + _MOSAIC + s) for s in _SHAPES]
     + [("absorption layers", _F + ["-detector_abs", "300", "-detector_thick", "200",
                                    "-detector_thicksteps", "2", "-oversample_thick"]),
-       ("absorption layers, batched", _F + _MOSAIC + ["-detector_abs", "300",
+       ("absorption layers, many evaluations", _F + _MOSAIC + ["-detector_abs", "300",
                                                       "-detector_thick", "200",
                                                       "-detector_thicksteps", "2"]),
        ("curved detector", _F + ["-curved_det"]),
-       ("curved detector, batched", _F + _MOSAIC + ["-curved_det"]),
+       ("curved detector, many evaluations", _F + _MOSAIC + ["-curved_det"]),
        ("point pixel, no polarization", _F + ["-point_pixel", "-nopolar"]),
        ("sub-pixels", _F + ["-oversample", "2", "-oversample_omega", "-oversample_polar"]),
-       ("sub-pixels, batched", _F + _MOSAIC + ["-oversample", "2", "-oversample_omega"]),
+       ("sub-pixels, many evaluations", _F + _MOSAIC + ["-oversample", "2", "-oversample_omega"]),
        ("two-theta, water, dmin", _F + ["-twotheta", "10", "-water", "0.5", "-dmin", "20"]),
        ("libm sine (large crystal)", _F + ["-cell", "500", "500", "500", "90", "90", "90",
                                           "-N", "1000", "-lambda", "0.5"]),
-       ("libm sine, batched", _F + _MOSAIC + ["-cell", "500", "500", "500", "90", "90", "90",
+       ("libm sine, many evaluations", _F + _MOSAIC + ["-cell", "500", "500", "500", "90", "90", "90",
                                               "-N", "1000", "-lambda", "0.5"]),
        ("region of interest and mask", _F + ["-roi", "1", "4", "1", "4", "-mask", "mask.img"]),
        ("random misset", _F + ["-misset", "random", "-misset_seed", "3"]),
@@ -78,12 +79,21 @@ def _write_inputs(folder):
         f.write("-10.0 0.0 0.0 1.0 1.0e-10\n-10.0 0.0 0.02 0.2 1.2e-10\n")
 
 
+def _kernel_table():
+    """(what, flags) of the tiny render of each kernel in the CPU back end's table."""
+    from nbnumba.kernels import cpu_backend
+    table = getattr(cpu_backend, "VARIANTS", {})
+    return [("kernel %s" % name, list(entry[1]) + ["-noprogress", "-nopgm", "-nonoise"])
+            for name, entry in table.items()]
+
+
 def _render_all(folder):
     """Render every variant in ``folder``; returns the number rendered."""
     from .main import run
     _write_inputs(folder)
     mask = BASE + _F + ["-intfile", "mask.img"]   # an SMV image to read as -mask
-    variants = [("mask image", mask)] + [(what, BASE + flags) for what, flags in VARIANTS]
+    variants = ([("mask image", mask)] + _kernel_table()
+                + [(what, BASE + flags) for what, flags in VARIANTS])
     for what, argv in variants:
         stderr = io.StringIO()
         saved, sys.stderr = sys.stderr, stderr

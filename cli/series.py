@@ -15,10 +15,11 @@ import sys
 import time
 
 from nbnumba import engine, series
-from nbnumba.io.atomic import OutputError, write_atomic
+from nbnumba.io.atomic import FileSet, OutputError, write_atomic
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
+from . import truth
 from .entry import error, run_guarded, version
 from .flags import OutputOptions, c_float, c_int
 from .parse import CliError, load_inputs, parse_arguments
@@ -70,6 +71,13 @@ def add_series_options(parser):
                    help="skip frames whose files are all present and complete")
     g.add_argument("--manifest", default=None, metavar="FILE",
                    help="write a JSON list of the frames (seed, phi, files, statistics)")
+    g.add_argument("--expt", default=None, metavar="FILE",
+                   help="also write a DIALS experiment list of the .img frames: one sweep "
+                   "(beam, detector, goniometer, scan) with the true crystal; the template "
+                   "must end in the frame number (sim_{:05d})")
+    g.add_argument("--xds-inp", default=None, metavar="FILE",
+                   help="also write an XDS.INP for the .img frames (a rotation series) with "
+                   "the true cell")
 
 
 def _frame_set(state, opts):
@@ -128,6 +136,10 @@ def run(argv, stdout=None):
         if clock_misset:   # one random orientation for the whole series, as printed
             xtal.misset_seed = int(time.time())
         fs, osc = _frame_set(state, opts)
+        expt = opts.expt or out.expt
+        xds_inp = opts.xds_inp or out.xds_inp
+        truth.check_paths(expt, xds_inp, create_directories=True)
+        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if osc is not None:
             first = series.degrees(state.config.crystal.phi0)
@@ -161,6 +173,11 @@ def run(argv, stdout=None):
         if opts.manifest:
             _write_manifest(opts.manifest, argv, report)
             say("manifest: %s" % opts.manifest)
+        if experiment_files and not report.failed:
+            with FileSet() as files:
+                for path, data, what in experiment_files:
+                    files.stage(path, data)
+                    say("%s: %s" % (what, path))
         stdout.flush()
         for f in report.failed:
             error(PROG, "frame %d failed after %d attempt%s: %s"

@@ -164,7 +164,7 @@ BYTES_PER_PIXEL = 40
 
 #: memory per crystal orientation (phi step x mosaic domain; bytes): the mosaic
 #: rotations, the orientation table and its transposed copy for the kernels (9 float64
-#: each) and the per-source copies of the fast path
+#: each)
 BYTES_PER_ORIENTATION = 3 * 72
 
 #: memory per source (bytes): direction, wavelength, weight and their kernel copies
@@ -174,12 +174,9 @@ BYTES_PER_SOURCE = 2 * 64
 def memory_estimate(pixels, sources, orientations):
     """Bytes a render allocates that grow with the input: the images of ``pixels``
     pixels, the tables of ``sources`` sources and ``orientations`` crystal orientations
-    (and the batched fast path's per-term copies, at most ``MAX_BATCH`` terms)."""
-    from .kernels.cpu_backend import MAX_BATCH
-    terms = sources * orientations
-    batched = 2 * 72 * terms if terms <= MAX_BATCH else 0
+    (the kernels' per-thread scratch does not grow with them)."""
     return (BYTES_PER_PIXEL * pixels + BYTES_PER_ORIENTATION * orientations
-            + BYTES_PER_SOURCE * sources + batched)
+            + BYTES_PER_SOURCE * sources)
 
 
 def _check_memory(pixels, sources, orientations):

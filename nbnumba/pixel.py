@@ -15,25 +15,19 @@ solid angle from the first sub-pixel, polarization from the first (sub-pixel, so
 not cut by dmin, capture fraction from the first sub-pixel of each layer (the last
 layer's value multiplies the pixel).
 
-Two drivers share the per-sub-pixel and per-evaluation physics:
-
-* :func:`render_pixel` runs the nest literally, one evaluation at a time. It is the
-  GPU kernel's body and the CPU's path for tricubic interpolation (whose switch-off
-  rule depends on the visiting order) and for single evaluations.
-* :func:`render_pixel_batched` is the CPU's fast path: per sub-pixel it resolves the
-  sources in order (dmin cut, polarization, which may re-normalise the diffracted
-  direction), computes every (source, phi, mosaic) lattice factor in one vectorised
-  loop, then adds the terms in the C's order. The sums are the same as
-  :func:`render_pixel`'s.
-
-Both are inlined into the kernels (``_jit.inline``): a call per pixel with array
-arguments would cost atomic reference-count updates that dominate a cheap pixel.
+:func:`render_pixel` runs the nest literally, one evaluation at a time. It is the GPU
+kernel's body and the CPU's path for tricubic interpolation (whose switch-off rule
+depends on the visiting order) and for the curved detector. It is inlined into the
+kernels (``_jit.inline``): a call per pixel with array arguments would cost atomic
+reference-count updates that dominate a cheap pixel. The CPU's fast path,
+:mod:`nbnumba.lanes`, runs the same nest with the pixels of a row innermost and reuses
+the per-sub-pixel and per-evaluation functions below.
 """
 import math
 from collections import namedtuple
 
 from . import _jit
-from .physics import (ROUND, SQUARE, capture_fraction, ceil_small, grid_index, lattice_factor,
+from .physics import (capture_fraction, ceil_small, grid_index, lattice_factor,
                       nearest_F, outside_interpolation_range, polarization_factor,
                       rotate_about_axis, tricubic_F)
 
@@ -252,136 +246,3 @@ def render_pixel(fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid,
     value = finish_pixel(intensity, capture, polar, omega, sums)
     return (value, omega_sum, switched_off, oh, ok, ol, oh0, ok0, ol0, stol, airpath, dx, dy, dz,
             h, k, l, h0, k0, l0, f_cell, f_latt, intensity, polar, omega, capture, last_cell)
-
-
-@_jit.inline
-def lattice_terms(n_terms, q_t, cells_t, latt, grid, f_latt, f_index):
-    """Lattice factor and F-grid index of every (source, phi, mosaic) evaluation.
-
-    A loop without dependencies or table look-ups; the common cases (square and round
-    crystals with the vectorisable sine) get loops of their own, which the compiler
-    vectorises. f_index[j] is the flat index of the nearest reflection, -1 outside.
-    """
-    lo = grid_low(grid)
-    hi = grid_high(grid)
-    recip = reciprocal_vectors(latt)
-    if latt.shape == SQUARE and latt.fast_trig:
-        for j in range(n_terms):
-            h, k, l = miller(cells_t, j, q_t[0, j], q_t[1, j], q_t[2, j])
-            f_latt[j], f_index[j] = lattice_and_index(h, k, l, latt, SQUARE, True, recip, lo,
-                                                      hi, grid)
-    elif latt.shape == ROUND and latt.fast_trig:
-        for j in range(n_terms):
-            h, k, l = miller(cells_t, j, q_t[0, j], q_t[1, j], q_t[2, j])
-            f_latt[j], f_index[j] = lattice_and_index(h, k, l, latt, ROUND, True, recip, lo,
-                                                      hi, grid)
-    else:
-        for j in range(n_terms):
-            h, k, l = miller(cells_t, j, q_t[0, j], q_t[1, j], q_t[2, j])
-            f_latt[j], f_index[j] = lattice_and_index(h, k, l, latt, latt.shape,
-                                                      latt.fast_trig, recip, lo, hi, grid)
-
-
-@_jit.inline
-def source_vectors(dx, dy, dz, incident_t, wavelengths, dmin, start, q_src, live):
-    """Scattering vectors (1/m) of sources start.. for diffracted direction d, and
-    whether each survives the dmin cut. incident_t, q_src: (3, n_sources)."""
-    for s in range(start, wavelengths.shape[0]):
-        lam = wavelengths[s]
-        qx = (dx - incident_t[0, s]) / lam
-        qy = (dy - incident_t[1, s]) / lam
-        qz = (dz - incident_t[2, s]) / lam
-        q_src[0, s] = qx
-        q_src[1, s] = qy
-        q_src[2, s] = qz
-        stol = 0.5 * math.sqrt(qx * qx + qy * qy + qz * qz)
-        live[s] = not (dmin > 0.0 and stol > 0.0 and dmin > 0.5 / stol)
-
-
-@_jit.inline
-def render_pixel_batched(fi, si, det, beam, incident_t, wavelengths, latt, cells_t, n_cells,
-                         fgrid_flat, grid, sums, q_src, q_t, f_latt, f_index, src_live,
-                         src_polar):
-    """Photons in pixel (fi, si) without interpolation, evaluations batched per sub-pixel.
-
-    incident_t: (3, n_sources) unit incident directions. cells_t: (9, J) crystal vectors
-    tiled once per source (SoA, so the term loop reads contiguous memory), J at least
-    n_sources * n_cells: zero columns pad it to a whole number of vector lengths, so the
-    vectorised loop has no scalar remainder; they are computed and never summed.
-    Scratch arrays of this thread: q_src (3, n_sources or more); q_t (3, J), zero in the
-    padding (q_src itself when n_cells == 1); f_latt, f_index (J); src_live, src_polar
-    (n_sources). Returns (value, omega_sum).
-    """
-    subpixel = det.pixel_size / det.oversample
-    n_sources = wavelengths.shape[0]
-    n_terms = cells_t.shape[1]
-    over_polar = sums.over_polar
-
-    intensity = sums.i_bg
-    polar = 1.0 if beam.no_polar else 0.0
-    omega = 0.0
-    omega_sum = 0.0
-    capture = 0.0
-
-    for layer in range(det.n_layers):
-        odist = layer * det.layer_step
-        capture = 1.0 if det.thick_zero else 0.0
-        for sub_s in range(det.oversample):
-            for sub_f in range(det.oversample):
-                dx, dy, dz, airpath = subpixel_direction(fi, si, sub_f, sub_s, odist, subpixel,
-                                                         det)
-                if omega == 0.0 or sums.over_omega:
-                    omega = solid_angle(airpath, det)
-                omega_sum += omega
-                if capture == 0.0 or sums.over_thick:
-                    capture = capture_fraction(layer, det.layer_step, det.mu,
-                                               dx * det.o_x + dy * det.o_y + dz * det.o_z)
-
-                # the sources in order: scattering vector, dmin cut, polarization (which
-                # re-normalises d for the sources after the one it is computed for)
-                source_vectors(dx, dy, dz, incident_t, wavelengths, beam.dmin, 0, q_src, src_live)
-                if polar == 0.0 or over_polar:
-                    for src in range(n_sources):
-                        if src_live[src] and (polar == 0.0 or over_polar):
-                            polar, ex, ey, ez = polarization_factor(
-                                beam.kahn, incident_t[0, src], incident_t[1, src],
-                                incident_t[2, src], dx, dy, dz, beam.pol_x, beam.pol_y,
-                                beam.pol_z)
-                            if ex != dx or ey != dy or ez != dz:
-                                dx, dy, dz = ex, ey, ez
-                                source_vectors(dx, dy, dz, incident_t, wavelengths, beam.dmin,
-                                               src + 1, q_src, src_live)
-                        src_polar[src] = polar
-                if n_cells > 1:
-                    for src in range(n_sources):
-                        base = src * n_cells
-                        for c in range(n_cells):
-                            q_t[0, base + c] = q_src[0, src]
-                            q_t[1, base + c] = q_src[1, src]
-                            q_t[2, base + c] = q_src[2, src]
-
-                # every (source, phi, mosaic) lattice factor: no dependencies, vectorised
-                lattice_terms(n_terms, q_t, cells_t, latt, grid, f_latt, f_index)
-
-                # summed in the C's order, with the -oversample_* multiplications
-                for src in range(n_sources):
-                    if not src_live[src]:
-                        continue
-                    p = src_polar[src]
-                    base = src * n_cells
-                    for c in range(n_cells):
-                        fl = f_latt[base + c]
-                        if fl == 0.0 and sums.water_size == 0.0:
-                            continue
-                        idx = f_index[base + c]
-                        f_cell = fgrid_flat[idx] if idx >= 0 else grid.default_F
-                        intensity += f_cell * f_cell * fl * fl
-                        if sums.over_thick:
-                            intensity *= capture
-                        if over_polar:
-                            intensity *= p
-                        if sums.over_omega:
-                            intensity *= omega
-
-    value = finish_pixel(intensity, capture, polar, omega, sums)
-    return value, omega_sum

@@ -2,7 +2,7 @@
 
     python -m profiles.bench [--cases P1,P5] [--repeats 3] [--threads 2]
                              [--c-bin PATH | NB_C_BIN=PATH] [--skip-c] [--skip-compile]
-                             [--out FILE]
+                             [--baseline NBNUMBA_COMMAND] [--out FILE]
 
 Per case (see :mod:`profiles.cases`), in this order:
 
@@ -15,6 +15,9 @@ Per case (see :mod:`profiles.cases`), in this order:
    and peak memory of each process; then the two float images are compared;
 4. kernel: a child process imports nbnumba, prepares the case, renders once (warm-up)
    and times ``repeats`` more renders.
+
+``--baseline`` adds a second installation of nbnumba (an older commit, say), run in the
+same interleaved way, and a table comparing the two.
 
 Both programs get ``NUMBA_NUM_THREADS`` and ``OMP_NUM_THREADS`` = ``--threads``. Results go
 to a JSON file and a Markdown table on stdout; progress goes to stderr. Needs only the
@@ -65,6 +68,9 @@ def parse_args(argv):
                    help="JSON results file (default profiles/results/bench-DATE.json)")
     p.add_argument("--nbnumba", default=None,
                    help="the nbnumba command (default: next to this Python, else on PATH)")
+    p.add_argument("--baseline", default=None, metavar="PATH",
+                   help="the nbnumba command of another installation (e.g. an older commit "
+                        "in its own virtual environment), timed side by side")
     p.add_argument("--timeout", type=float, default=3600.0,
                    help="seconds after which any one child process is killed (default 3600)")
     opts = p.parse_args(argv)
@@ -81,6 +87,12 @@ def parse_args(argv):
     opts.nbnumba = opts.nbnumba or find_nbnumba()
     if opts.nbnumba is None:
         p.error("no nbnumba command found; install nbnumba or pass --nbnumba")
+    opts.baseline_python = None
+    if opts.baseline:
+        opts.baseline_python = os.path.join(os.path.dirname(opts.baseline), "python")
+        if not (os.access(opts.baseline, os.X_OK) and os.access(opts.baseline_python, os.X_OK)):
+            p.error("--baseline %r: need an executable nbnumba command with a python beside it"
+                    % opts.baseline)
     return opts
 
 
@@ -92,13 +104,15 @@ def find_nbnumba():
     return shutil.which("nbnumba")
 
 
-def child_env(threads, cache_dir=None):
-    """Environment of every child: thread counts, this repository importable, and
+def child_env(threads, cache_dir=None, this_repo=True):
+    """Environment of every child: thread counts, this repository importable (unless
+    ``this_repo`` is false: the baseline's children import their own nbnumba), and
     ``NUMBA_CACHE_DIR`` when ``cache_dir`` is given (else inherited)."""
     env = dict(os.environ)
     env["NUMBA_NUM_THREADS"] = str(threads)
     env["OMP_NUM_THREADS"] = str(threads)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    if this_repo:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
     return env
@@ -112,15 +126,29 @@ def log(text):
 
 # --------------------------------------------------------------------------- measurements
 
-def run_worker(mode, request, env, timeout):
-    """Run :mod:`profiles.worker` in a temporary directory; returns (result dict, run)."""
+WORKER = os.path.join(PROFILES_DIR, "worker.py")
+
+
+def worker_runs(opts):
+    """(label, python, this_repo) of each nbnumba whose kernels are timed: this
+    repository's, then the baseline's (run by its own Python) if given."""
+    runs = [("nbnumba", sys.executable, True)]
+    if opts.baseline:
+        runs.append(("baseline", opts.baseline_python, False))
+    return runs
+
+
+def run_worker(mode, request, env, timeout, python=None):
+    """Run :mod:`profiles.worker` (by its path, so that only the environment decides which
+    nbnumba it imports) with ``python`` (default: this one) in a temporary directory;
+    returns (result dict, run)."""
     with tempfile.TemporaryDirectory(prefix="nbbench-") as tmp:
-        run = procs.run([sys.executable, "-m", "profiles.worker", mode, json.dumps(request)],
+        run = procs.run([python or sys.executable, WORKER, mode, json.dumps(request)],
                         cwd=tmp, env=env, timeout=timeout)
     return procs.last_json(run, "worker %s" % mode), run
 
 
-def measure_compile(name, opts):
+def measure_compile(name, opts, python=None, this_repo=True):
     """Compile timings of the case's kernels: cold (fresh cache dir) then warm (same dir).
 
     Each entry: the child's process wall_s (import + set-up + two renders of 8 x 8
@@ -130,10 +158,10 @@ def measure_compile(name, opts):
     """
     out = {}
     with tempfile.TemporaryDirectory(prefix="nbbench-cache-") as cache:
-        env = child_env(opts.threads, cache_dir=cache)
+        env = child_env(opts.threads, cache_dir=cache, this_repo=this_repo)
         for label in ("cold", "warm"):
             info, run = run_worker("compile", {"args": cases.tiny_args(name)}, env,
-                                   opts.timeout)
+                                   opts.timeout, python)
             info.update(wall_s=run.wall_s, max_rss_mib=run.max_rss_mib)
             out[label] = info
         out["cache_index_files"] = sum(f.endswith(".nbi") for _, _, files in os.walk(cache)
@@ -146,9 +174,9 @@ def warm_up(name, opts):
 
     Returns the wall time of each, s.
     """
-    env = child_env(opts.threads)
     out = {}
     for label, exe in programs(opts):
+        env = child_env(opts.threads, this_repo=label != "baseline")
         with tempfile.TemporaryDirectory(prefix="nbbench-") as tmp:
             run = procs.run([exe] + cases.tiny_args(name) + NO_PROGRESS, cwd=tmp, env=env,
                             timeout=opts.timeout)
@@ -157,8 +185,11 @@ def warm_up(name, opts):
 
 
 def programs(opts):
-    """(label, executable) of the programs to run: nbnumba, then the C if given."""
+    """(label, executable) of the programs to run: nbnumba, the baseline's nbnumba and
+    the C, those given."""
     progs = [("nbnumba", opts.nbnumba)]
+    if opts.baseline:
+        progs.append(("baseline", opts.baseline))
     if opts.c_bin:
         progs.append(("c", opts.c_bin))
     return progs
@@ -178,8 +209,10 @@ def summarize_runs(runs):
 
 def measure_cli(name, opts):
     """Whole-process runs of each program, interleaved, then the image comparison."""
-    env = child_env(opts.threads)
+    env = {label: child_env(opts.threads, this_repo=label != "baseline")
+           for label in ("nbnumba", "baseline", "c")}
     args = {"nbnumba": cases.case_args(name) + NO_PROGRESS, "c": cases.c_args(name) + NO_PROGRESS}
+    args["baseline"] = args["nbnumba"]
     progs = programs(opts)
     runs = {label: [] for label, _ in progs}
     with tempfile.TemporaryDirectory(prefix="nbbench-") as tmp:
@@ -188,7 +221,7 @@ def measure_cli(name, opts):
             os.mkdir(d)
         for i in range(opts.repeats):
             for label, exe in progs:
-                run = procs.run([exe] + args[label], cwd=dirs[label], env=env,
+                run = procs.run([exe] + args[label], cwd=dirs[label], env=env[label],
                                 timeout=opts.timeout)
                 runs[label].append(procs.check(run, "%s run %d of %s" % (label, i + 1, name)))
                 log("  [%s] %-7s run %d: %.3f s, %.0f MiB"
@@ -198,22 +231,42 @@ def measure_cli(name, opts):
             out["image"] = images.compare_files(os.path.join(dirs["nbnumba"], cases.FLOATFILE),
                                                 os.path.join(dirs["c"], cases.FLOATFILE))
             out["ratio"] = out["nbnumba"]["wall_s"] / out["c"]["wall_s"]
+            if "baseline" in dirs:
+                out["baseline_image"] = images.compare_files(
+                    os.path.join(dirs["baseline"], cases.FLOATFILE),
+                    os.path.join(dirs["c"], cases.FLOATFILE))
+                out["baseline_ratio"] = out["baseline"]["wall_s"] / out["c"]["wall_s"]
     return out
 
 
 def measure_kernel(name, opts):
-    """In-process render timings: warm-up, then ``repeats`` renders (s), and the rate.
+    """In-process render timings: per worker process a warm-up, then ``repeats`` renders
+    (s); with a baseline, ``repeats`` rounds of one process each (this nbnumba, then the
+    baseline), so that a change in machine load hits both. Returns {label: timings}.
 
     evals_per_s = evaluations (pixels x oversample^2 x sources x phi x mosaic x layers)
     / median render time.
     """
-    info, run = run_worker("kernel", {"args": cases.case_args(name), "repeats": opts.repeats},
-                           child_env(opts.threads), opts.timeout)
-    info["kernel_s"] = statistics.median(info["render_s"])
-    info["kernel_min_s"] = min(info["render_s"])
-    info["evals_per_s"] = info["counts"]["evaluations"] / info["kernel_s"]
-    info["process_max_rss_mib"] = run.max_rss_mib
-    return info
+    runs = worker_runs(opts)
+    rounds = opts.repeats if len(runs) > 1 else 1
+    out = {}
+    for _ in range(rounds):
+        for label, python, this_repo in runs:
+            info, run = run_worker("kernel", {"args": cases.case_args(name),
+                                              "repeats": opts.repeats},
+                                   child_env(opts.threads, this_repo=this_repo), opts.timeout,
+                                   python)
+            if label in out:
+                out[label]["render_s"] += info["render_s"]
+            else:
+                out[label] = info
+            out[label]["process_max_rss_mib"] = max(
+                run.max_rss_mib, out[label].get("process_max_rss_mib", 0.0))
+    for info in out.values():
+        info["kernel_s"] = statistics.median(info["render_s"])
+        info["kernel_min_s"] = min(info["render_s"])
+        info["evals_per_s"] = info["counts"]["evaluations"] / info["kernel_s"]
+    return out
 
 
 def run_case(name, opts):
@@ -223,12 +276,19 @@ def run_case(name, opts):
         if not opts.skip_compile:
             log("[%s] compile (cold, then warm cache)" % name)
             result["compile"] = measure_compile(name, opts)
+            if opts.baseline:
+                log("[%s] baseline compile (cold, then warm cache)" % name)
+                result["baseline_compile"] = measure_compile(name, opts, opts.baseline_python,
+                                                             this_repo=False)
         log("[%s] warm-up" % name)
         result["warmup_s"] = warm_up(name, opts)
         log("[%s] whole process x %d" % (name, opts.repeats))
         result["cli"] = measure_cli(name, opts)
         log("[%s] kernel x %d" % (name, opts.repeats))
-        result["kernel"] = measure_kernel(name, opts)
+        kernels = measure_kernel(name, opts)
+        result["kernel"] = kernels["nbnumba"]
+        if "baseline" in kernels:
+            result["baseline_kernel"] = kernels["baseline"]
     except procs.ChildError as exc:
         result["error"] = str(exc)
         log("[%s] FAILED: %s" % (name, exc))
@@ -267,6 +327,28 @@ TABLE_HEADER = ("| case | pixels | Meval | nb s | C s | nb/C | kernel s | Meval/
                 "| cold s | warm s | nb MiB | C MiB | image vs C |")
 
 
+BASELINE_HEADER = ("| case | nb s | base s | base/C | kernel s | base kernel s | Meval/s "
+                   "| base Meval/s | kernel speed-up | cold s | base cold s | base image vs C |")
+
+
+def baseline_row(name, r):
+    """One Markdown row of the side-by-side table: this nbnumba against the baseline."""
+    rate = _get(r, "kernel", "evals_per_s")
+    base_rate = _get(r, "baseline_kernel", "evals_per_s")
+    speedup = rate / base_rate if rate and base_rate else None
+    cells = [
+        name, _fmt(_get(r, "cli", "nbnumba", "wall_s"), ".3f"),
+        _fmt(_get(r, "cli", "baseline", "wall_s"), ".3f"),
+        _fmt(_get(r, "cli", "baseline_ratio"), ".2f"), _fmt(_get(r, "kernel", "kernel_s"), ".3f"),
+        _fmt(_get(r, "baseline_kernel", "kernel_s"), ".3f"), _fmt(rate and rate / 1e6, ".1f"),
+        _fmt(base_rate and base_rate / 1e6, ".1f"), _fmt(speedup, ".2f"),
+        _fmt(_get(r, "compile", "cold", "wall_s"), ".2f"),
+        _fmt(_get(r, "baseline_compile", "cold", "wall_s"), ".2f"),
+        "error" if "error" in r else image_cell(_get(r, "cli", "baseline_image")),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def table_row(name, r):
     """One Markdown table row of a case result."""
     counts = _get(r, "kernel", "counts") or {}
@@ -297,6 +379,11 @@ def markdown(report):
     lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
     lines += [table_row(n, r) for n, r in report["cases"].items()]
     lines.append("")
+    if meta.get("baseline"):
+        lines += ["Against the baseline %s:" % meta["baseline"], "",
+                  BASELINE_HEADER, "|" + "---|" * BASELINE_HEADER.count(" | ") + "---|"]
+        lines += [baseline_row(n, r) for n, r in report["cases"].items()]
+        lines.append("")
     lines += ["%s failed: %s" % (n, error_summary(r["error"]))
               for n, r in report["cases"].items() if "error" in r]
     lines.append("threads %d, repeats %d (medians), %s, load average %s -> %s"
@@ -349,7 +436,8 @@ def metadata(opts):
         "host": platform.node(), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "python": platform.python_version(),
         "numpy": np.__version__, "git_commit": commit, "git_dirty": dirty,
-        "nbnumba_cli": opts.nbnumba, "c_bin": opts.c_bin, "threads": opts.threads,
+        "nbnumba_cli": opts.nbnumba, "baseline": opts.baseline, "c_bin": opts.c_bin,
+        "threads": opts.threads,
         "repeats": opts.repeats, "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR"),
         "loadavg_start": "%.2f" % os.getloadavg()[0],
     }

@@ -3,6 +3,10 @@
 Every case gets :data:`COMMON` first, then its own flags; later flags override earlier
 ones in both programs, so a case may replace a common flag (P5's ``-oversample 2``).
 """
+import os
+
+#: the repository's examples directory (input files of the README example)
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 #: flags of every case: no extra images, one float image named ``out.bin``
 COMMON = ["-nopgm", "-nonoise", "-seed", "1", "-floatfile", "out.bin", "-oversample", "1"]
@@ -32,6 +36,9 @@ CASES = {
     "P7": ("-cell 100 100 100 90 90 90 -lambda 0.5 -N 5 -default_F 100 -distance 500 "
            "-pixel 0.05 -detpixels 4096 -roi 1792 2303 1792 2303"),
     "F4096": _P1.replace("-detpixels 1024", "-detpixels 4096"),
+    # the README's example (two sources, a structure-factor file) at 2048 x 2048
+    "README2": ("-mat {0}/A_cubic.mat -hkl {0}/P1_grid.hkl -sourcefile {0}/two_sources.txt "
+                "-N 5 -distance 100 -detpixels 2048").format(EXAMPLES),
 }
 
 #: appended to a case's flags for a tiny render (compile timings, cache warm-up): an

@@ -1,4 +1,4 @@
-"""CPU kernels: batched vs one-at-a-time, thread-count independence, the fast sine."""
+"""CPU kernels: lanes vs one-at-a-time, thread-count independence, the fast sine."""
 import math
 
 import numba
@@ -47,45 +47,73 @@ def setup_for(args, tmp_path):
 
 
 @pytest.fixture
-def batch_spy(monkeypatch):
-    """Counts calls of the batched kernel."""
+def lanes_spy(monkeypatch):
+    """Counts calls of the lanes kernel."""
     calls = []
-    real = cpu_backend.render_rows_batched
+    real = cpu_backend.render_rows_lanes
 
     def spy(*args):
         calls.append(1)
         return real(*args)
-    monkeypatch.setattr(cpu_backend, "render_rows_batched", spy)
+    monkeypatch.setattr(cpu_backend, "render_rows_lanes", spy)
     return calls
 
 
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_batched_kernel_equals_one_at_a_time(name, tmp_path, monkeypatch, batch_spy):
-    setup = setup_for(CONFIGS[name], tmp_path)
+def render_one_at_a_time(setup, monkeypatch):
+    """The image rendered by the one-evaluation-at-a-time kernel."""
+    with monkeypatch.context() as m:
+        m.setattr(cpu_backend, "kernel_for", lambda interpolate, curved: "one_at_a_time")
+        return engine.render(setup)
+
+
+LANES_CONFIGS = dict(CONFIGS, **{
+    # the shapes without a loop of their own, on a flat detector
+    "gauss_flat": [a for a in CONFIGS["gauss"] if a != "-curved_det"],
+    # a few sources (2 x 2 divergence grid) with a Kahn factor
+    "two_sources_polar": ["-cell", "60", "60", "60", "90", "90", "90", "-default_F", "10",
+                          "-N", "4", "-divergence", "0.5", "-divsteps", "2", "-polar", "0.9",
+                          "-oversample", "1"],
+})
+
+
+@pytest.mark.parametrize("name", [n for n in LANES_CONFIGS if n != "gauss"])
+def test_lanes_kernel_equals_one_at_a_time(name, tmp_path, monkeypatch, lanes_spy):
+    setup = setup_for(LANES_CONFIGS[name], tmp_path)
     assert not setup.interpolate
-    terms = setup.sources.count * setup.cells.shape[0]
-    monkeypatch.setattr(cpu_backend, "MIN_BATCH", 1)
-    monkeypatch.setattr(cpu_backend, "MAX_BATCH", 1 << 30)
-    batched = engine.render(setup)
-    assert batch_spy, "batched kernel not used"
-    batch_spy.clear()
-    monkeypatch.setattr(cpu_backend, "MIN_BATCH", terms + 1)
-    serial = engine.render(setup)
-    assert not batch_spy, "batched kernel used although MIN_BATCH > terms"
-    assert batched.image.max() > 0
-    assert batched.image.tobytes() == serial.image.tobytes()
-    assert batched.omega_sum == serial.omega_sum
+    lanes = engine.render(setup)
+    assert lanes_spy, "lanes kernel not used"
+    lanes_spy.clear()
+    serial = render_one_at_a_time(setup, monkeypatch)
+    assert not lanes_spy
+    assert lanes.image.max() > 0
+    assert lanes.image.tobytes() == serial.image.tobytes()
+    assert lanes.omega_sum == serial.omega_sum
 
 
-def test_max_batch_selects_the_one_at_a_time_kernel(tmp_path, monkeypatch, batch_spy):
-    setup = setup_for(CONFIGS["mosaic_phi"], tmp_path)
-    ref = engine.render(setup)
-    assert batch_spy  # 12 terms >= default MIN_BATCH
-    batch_spy.clear()
-    monkeypatch.setattr(cpu_backend, "MAX_BATCH", 4)
-    small = engine.render(setup)
-    assert not batch_spy
-    assert small.image.tobytes() == ref.image.tobytes()
+def test_lanes_kernel_rows_wider_than_a_chunk_and_masked(tmp_path, monkeypatch):
+    args = CONFIGS["mosaic_phi"] + DET + ["-detpixels_f", "150", "-detpixels_s", "3"]
+    cfg, _ = config_from_args(args, cwd=str(tmp_path))
+    setup = engine.prepare(cfg)
+    setup.mask = np.ones(150 * 3, dtype=np.uint16)
+    setup.mask[[0, 63, 64, 130, 449]] = 0
+    lanes = engine.render(setup)
+    serial = render_one_at_a_time(setup, monkeypatch)
+    assert lanes.image.tobytes() == serial.image.tobytes()
+    assert lanes.omega_sum == serial.omega_sum
+    assert lanes.image.reshape(-1)[[0, 63, 64, 130, 449]].max() == 0.0
+
+
+def test_curved_detector_uses_the_one_at_a_time_kernel(tmp_path, lanes_spy):
+    setup = setup_for(CONFIGS["gauss"], tmp_path)
+    assert engine.render(setup).image.max() > 0
+    assert not lanes_spy
+
+
+def test_every_kernel_variant_is_reachable_by_its_flags(tmp_path):
+    for name, (_when, flags) in cpu_backend.VARIANTS.items():
+        cfg, _ = config_from_args(flags, cwd=str(tmp_path))
+        setup = engine.prepare(cfg)
+        assert cpu_backend.kernel_for(setup.interpolate, setup.geometry.curved) == name
 
 
 def test_row_blocks_do_not_change_the_image(tmp_path):

@@ -1,14 +1,19 @@
 """The CPU kernels: rows of the region of interest in parallel (``prange``).
 
-Each pixel's sum is computed serially by one of the drivers in :mod:`nbnumba.pixel`, so
-the image does not depend on the number of threads. Per-row results (solid-angle sums,
-the first pixel where interpolation switched off) are reduced by the caller in row order.
+Two kernels: :func:`render_rows_lanes` (several pixels of a row at once in SIMD lanes,
+:mod:`nbnumba.lanes`) for every image without tricubic interpolation on a flat
+detector, and :func:`render_rows` (one evaluation at a time,
+:func:`nbnumba.pixel.render_pixel`) for the rest. Each pixel's sum is computed serially
+in the C's order by either, so the image does not depend on the number of threads.
+Per-row results (solid-angle sums, the first pixel where interpolation switched off)
+are reduced by the caller in row order.
 """
 import numba
 import numpy as np
 
 from .. import _jit
-from ..pixel import render_pixel, render_pixel_batched
+from .. import lanes
+from ..pixel import render_pixel
 
 
 @_jit.parallel
@@ -51,29 +56,24 @@ def render_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask,
 
 
 @_jit.parallel
-def render_rows_batched(image, fpixels, rows, cols, mask, use_mask,
-                        det, beam, incident_t, wavelengths, latt, cells_t, n_cells, fgrid_flat,
-                        grid, sums, row_omega):
-    """Render rows [rows[0], rows[1]) without interpolation, batching the evaluations
-    of each sub-pixel (see :func:`nbnumba.pixel.render_pixel_batched`)."""
-    n_sources = wavelengths.shape[0]
-    n_terms = cells_t.shape[1]
+def render_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_mask,
+                      det, beam, incident_t, wavelengths, latt, cells_t, fgrid_flat, grid, sums,
+                      row_omega):
+    """Render rows [rows[0], rows[1]) without interpolation on a flat detector,
+    :data:`nbnumba.lanes.LANES` pixels of a row at a time (see :mod:`nbnumba.lanes`).
+    Arguments as :func:`render_rows`; incident_t: (3, n_sources)."""
     for r in numba.prange(rows[1] - rows[0]):
-        q_src = np.zeros((3, n_terms if n_cells == 1 else n_sources))
-        q_t = q_src if n_cells == 1 else np.zeros((3, n_terms))
-        f_latt = np.empty(n_terms)
-        f_index = np.empty(n_terms, dtype=np.int64)
-        src_live = np.empty(n_sources, dtype=np.bool_)
-        src_polar = np.empty(n_sources)
+        st = lanes.scratch()
         si = rows[0] + r
         omega_total = 0.0
-        for fi in range(cols[0], cols[1]):
-            idx = si * fpixels + fi
-            if use_mask and mask[idx] == 0:
-                continue
-            value, omega_sum = render_pixel_batched(
-                fi, si, det, beam, incident_t, wavelengths, latt, cells_t, n_cells, fgrid_flat,
-                grid, sums, q_src, q_t, f_latt, f_index, src_live, src_polar)
-            image[idx] = np.float32(0.0 + value)
-            omega_total += omega_sum
+        for f0 in range(cols[0], cols[1], lanes.LANES):
+            n = min(lanes.LANES, cols[1] - f0)
+            lanes.render_chunk(st, n, f0, si, det, beam, incident_t, wavelengths, latt,
+                               cells_t, fgrid_flat, grid, sums)
+            for j in range(n):
+                idx = si * fpixels + f0 + j
+                if idx < first_pixel or (use_mask and mask[idx] == 0):
+                    continue
+                image[idx] = np.float32(0.0 + lanes.chunk_value(st, j))
+                omega_total += lanes.chunk_omega(st, j)
         row_omega[r] = omega_total

@@ -1,19 +1,29 @@
-"""Run the CPU kernels over a row range in blocks (for progress reports)."""
+"""Run the CPU kernels over a row range in blocks (for progress reports).
+
+:data:`VARIANTS` is the one list of the CPU kernels and of what selects each;
+:func:`kernel_for` makes the choice.
+"""
 import numba
 import numpy as np
 
-from .cpu import render_rows, render_rows_batched
+from .cpu import render_rows, render_rows_lanes
 
-#: largest (sources x phi steps x mosaic domains) batch of the fast path; beyond it the
-#: per-thread scratch would be large and the one-at-a-time kernel is used
-MAX_BATCH = 1 << 20
+#: every CPU kernel: name -> (when it is used, flags of a tiny render that runs it; the
+#: flags are complete nanoBragg command lines apart from the output files)
+VARIANTS = {
+    "lanes": ("no tricubic interpolation and a flat detector (every source, phi, mosaic "
+              "and layer count: measured faster than one evaluation at a time for all)",
+              ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5",
+               "-detpixels", "8"]),
+    "one_at_a_time": ("tricubic interpolation, or a curved detector",
+                      ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100",
+                       "-N", "5", "-detpixels", "8", "-curved_det"]),
+}
 
-#: smallest batch worth the per-sub-pixel set-up of the fast path
-MIN_BATCH = 8
 
-#: the batch is padded to a multiple of this (vector length x unrolling) so that the
-#: vectorised loop needs no scalar remainder
-VECTOR_PAD = 8
+def kernel_for(interpolate, curved):
+    """Name (a key of :data:`VARIANTS`) of the kernel that renders with these settings."""
+    return "one_at_a_time" if interpolate or curved else "lanes"
 
 
 def row_results(n_rows):
@@ -39,41 +49,33 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     if n_rows == 0:
         return row_omega, row_switch_col, row_switch_hkl
     cols = (int(col_start), int(col_stop))
-    n_sources = inputs.wavelengths.shape[0]
-    n_cells = inputs.cells_t.shape[1]
-    batched = not interpolate and MIN_BATCH <= n_sources * n_cells <= MAX_BATCH
-    if batched:
-        incident_t = inputs.incident_t
-        tiled = np.tile(inputs.cells_t, (1, n_sources))
-        pad = -tiled.shape[1] % VECTOR_PAD
-        cells_tiled = np.ascontiguousarray(np.pad(tiled, ((0, 0), (0, pad))))
+    lanes = kernel_for(interpolate, inputs.det.curved) == "lanes"
+    incident_t = inputs.incident_t
     fgrid_flat = inputs.fgrid_flat
 
-    def serial(start, stop):
-        render_rows(image, fpixels, (row_start + start, row_start + stop), cols, first_pixel,
-                    mask, use_mask, inputs.det, inputs.beam, inputs.incident, inputs.wavelengths,
-                    inputs.latt, inputs.cells_t, inputs.fgrid, fgrid_flat, inputs.grid,
-                    inputs.sums, bool(interpolate), row_omega[start:stop],
-                    row_switch_col[start:stop], row_switch_hkl[start:stop])
+    def render_block(start, stop):
+        rows = (row_start + start, row_start + stop)
+        if lanes:
+            render_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_mask,
+                              inputs.det, inputs.beam, incident_t, inputs.wavelengths,
+                              inputs.latt, inputs.cells_t, fgrid_flat, inputs.grid,
+                              inputs.sums, row_omega[start:stop])
+        else:
+            render_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask, inputs.det,
+                        inputs.beam, inputs.incident, inputs.wavelengths, inputs.latt,
+                        inputs.cells_t, inputs.fgrid, fgrid_flat, inputs.grid, inputs.sums,
+                        bool(interpolate), row_omega[start:stop], row_switch_col[start:stop],
+                        row_switch_hkl[start:stop])
 
     previous = numba.get_num_threads()
     if threads:
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
     try:
         start = 0
-        if batched and first_pixel > row_start * fpixels:
-            serial(0, 1)  # a row that starts part-way: one evaluation at a time
-            start = 1
         block = n_rows if not block_rows else max(int(block_rows), 1)
         while start < n_rows:
             stop = min(start + block, n_rows)
-            if batched:
-                render_rows_batched(image, fpixels, (row_start + start, row_start + stop), cols,
-                                    mask, use_mask, inputs.det, inputs.beam, incident_t,
-                                    inputs.wavelengths, inputs.latt, cells_tiled, n_cells,
-                                    fgrid_flat, inputs.grid, inputs.sums, row_omega[start:stop])
-            else:
-                serial(start, stop)
+            render_block(start, stop)
             if progress is not None:
                 progress(stop, n_rows)
             start = stop

@@ -1,0 +1,81 @@
+"""The experiment files beside the images: ``-expt``/``-xds_inp`` (``nbnumba``) and
+``--expt``/``--xds-inp`` (``nbnumba-series``).
+
+Both commands build the files' content from the prepared set-ups before rendering (so
+a name DIALS cannot read, a curved detector or a still for XDS is an error before any
+work) and stage them with the images, through the same atomic writing.
+"""
+import os
+
+from nbnumba import engine
+from nbnumba.experiment import (ExperimentError, check_describable, describe, image_number,
+                                series_template)
+from nbnumba.io.atomic import OutputError, check_writable
+from nbnumba.io.expt import expt_bytes
+from nbnumba.io.xds_inp import xds_inp_bytes
+
+from .parse import CliError
+
+
+def _files(images, expt, xds_inp, expt_option, xds_option):
+    files = []
+    try:
+        if expt:
+            files.append((expt, expt_bytes(images, expt), "DIALS experiment list"))
+        if xds_inp:
+            files.append((xds_inp, xds_inp_bytes(images, xds_inp, xds_option), "XDS input"))
+    except ExperimentError as exc:
+        raise CliError(str(exc)) from None
+    return files
+
+
+def check_paths(*paths, create_directories=False):
+    """check_writable for each path given (None: not asked for); with
+    ``create_directories`` missing directories are made first (as the series does for
+    its frames)."""
+    for path in paths:
+        if path:
+            if create_directories:
+                _make_directory(path)
+            check_writable(path)
+
+
+def _make_directory(path):
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: cannot create {directory}: "
+                          f"{exc.strerror or exc}") from None
+
+
+def image_files(setup, out):
+    """[(path, bytes, what)] of the files ``-expt``/``-xds_inp`` ask for (maybe none),
+    describing the ``-intfile`` image of a prepared set-up."""
+    if not (out.expt or out.xds_inp):
+        return []
+    option = "-expt" if out.expt else "-xds_inp"
+    try:
+        check_describable(setup, option)
+        name = image_number(out.intfile, option)
+    except ExperimentError as exc:
+        raise CliError(str(exc)) from None
+    return _files([describe(setup, name, out.adc)], out.expt, out.xds_inp, "-expt", "-xds_inp")
+
+
+def series_files(frameset, template, adc, expt, xds_inp):
+    """[(path, bytes, what)] of ``--expt``/``--xds-inp`` for a series' ``.img`` frames."""
+    if not (expt or xds_inp):
+        return []
+    option = "--expt" if expt else "--xds-inp"
+    images = []
+    try:
+        series_template(template, len(frameset), option)
+        for i in range(len(frameset)):
+            setup = engine.prepare(frameset.config(i))
+            check_describable(setup, option)
+            name = image_number(template.format(i) + ".img", option)
+            images.append(describe(setup, name, adc))
+    except ExperimentError as exc:
+        raise CliError(str(exc)) from None
+    return _files(images, expt, xds_inp, "--expt", "--xds-inp")

@@ -1,0 +1,174 @@
+"""DIALS experiment lists (``.expt``): the JSON that ``dials.import`` writes.
+
+The layout follows dxtbx's serialisation (``ExperimentList.to_dict`` and the models'
+``to_dict``): lists of beams, detectors, goniometers, scans, crystals and imagesets,
+and one ``Experiment`` per sweep (or per still image) pointing into them by index. Units
+are dxtbx's: millimetres, Angstrom, degrees. Vectors are in DIALS' laboratory frame
+(:func:`nbnumba.experiment.lab_frame` with the beam along -z and the rotation axis along
++x); image paths are relative to the directory of the ``.expt`` file, which is how dxtbx
+resolves them.
+
+:func:`experiment_list` builds the dictionary from :class:`~nbnumba.experiment.SimulatedImage`
+records; :func:`expt_bytes` is the file's content.
+"""
+import json
+import os
+import uuid
+
+from ..experiment import MAX_TRUSTED_COUNT, degrees, lab_frame, sweeps, to_frame
+
+#: the Hall symbol of P1, as cctbx writes it
+P1_HALL = " P 1"
+
+
+def _frame(image):
+    return lab_frame(image.beam, image.spindle, -1)
+
+
+def _components(rows, v, factor=1.0):
+    """v in the DIALS frame, times factor, as a list (no negative zeros)."""
+    return [factor * x + 0.0 for x in to_frame(rows, v)]
+
+
+def _beam(image, rows):
+    normal, fraction = image.polarization()
+    return {
+        "__id__": "monochromatic",
+        "direction": _components(rows, image.beam, -1.0),  # sample to source
+        "wavelength": image.wavelength * 1e10,
+        "divergence": 0.0,
+        "sigma_divergence": 0.0,
+        "polarization_normal": _components(rows, normal),
+        "polarization_fraction": fraction,
+        "flux": image.flux,
+        "transmission": 1.0,
+        "probe": "x-ray",
+        "sample_to_source_distance": 0.0,
+    }
+
+
+def _panel_common(name, fast, slow, origin):
+    return {"name": name, "type": "SENSOR_PAD", "fast_axis": fast, "slow_axis": slow,
+            "origin": origin}
+
+
+def _detector(image, rows):
+    px = image.pixel_size * 1000.0
+    parallax = image.thickness > 0.0 and image.mu > 0.0
+    panel = _panel_common("Panel", _components(rows, image.fast),
+                          _components(rows, image.slow), _components(rows, image.pix0, 1000.0))
+    panel.update({
+        "raw_image_offset": [0, 0],
+        "image_size": [image.fpixels, image.spixels],
+        "pixel_size": [px, px],
+        "trusted_range": [0.0, float(MAX_TRUSTED_COUNT)],
+        "thickness": image.thickness * 1000.0,
+        "material": "",
+        "mu": image.mu / 1000.0,
+        "identifier": "",
+        "mask": [],
+        "gain": 1.0,
+        "pedestal": image.adc,
+        "px_mm_strategy": {"type": "ParallaxCorrectedPxMmStrategy" if parallax
+                           else "SimplePxMmStrategy"},
+    })
+    root = _panel_common("", [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0])
+    root.update({"type": "", "raw_image_offset": [0, 0], "image_size": [0, 0],
+                 "pixel_size": [0.0, 0.0], "trusted_range": [0.0, 0.0], "thickness": 0.0,
+                 "material": "", "mu": 0.0, "identifier": "", "mask": [], "gain": 1.0,
+                 "pedestal": 0.0, "px_mm_strategy": {"type": "SimplePxMmStrategy"},
+                 "children": [{"panel": 0}]})
+    return {"panels": [panel], "hierarchy": root}
+
+
+def _goniometer(image, rows):
+    axis = image.spindle
+    identity = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    return {"rotation_axis": _components(rows, axis), "fixed_rotation": identity,
+            "setting_rotation": identity}
+
+
+def _scan(sweep):
+    first, last = sweep.image_range
+    n = last - first + 1
+    start, width = degrees(sweep.first.phi0), degrees(sweep.first.osc)
+    properties = {
+        "epochs": [0.0] * n,
+        "exposure_time": [float(sweep.first.exposure)] * n,
+        "oscillation": [start + i * width for i in range(n)],
+    }
+    if n == 1:
+        properties["oscillation_width"] = [width]
+    return {"image_range": [first, last], "batch_offset": 0, "properties": properties,
+            "valid_image_ranges": {}}
+
+
+def _crystal(image, rows):
+    if image.is_rotation:
+        vectors = (image.a, image.b, image.c)     # at phi = 0, the goniometer's datum
+    else:
+        vectors = image.crystal_at(image.phi0)    # a still: as it was in the beam
+    a, b, c = (_components(rows, v, 1e10) for v in vectors)
+    return {"__id__": "crystal", "real_space_a": a, "real_space_b": b, "real_space_c": c,
+            "space_group_hall_symbol": P1_HALL}
+
+
+def _relative(path, directory):
+    return os.path.relpath(os.path.abspath(path), directory)
+
+
+def _imageset(sweep, directory):
+    extra = {"mask": None, "gain": None, "pedestal": None, "dx": None, "dy": None,
+             "params": {}}
+    image = sweep.first
+    if image.is_rotation:
+        template = _relative(image.name.template("#"), directory)
+        return {"__id__": "ImageSequence", "template": template, **extra}
+    path = image.name.prefix + image.name.digits + image.name.ext
+    return {"__id__": "ImageSet", "images": [_relative(path, directory)], **extra}
+
+
+def _index(table, item):
+    """Index of ``item`` in ``table`` (a list of dicts), appending it when new."""
+    for i, existing in enumerate(table):
+        if existing == item:
+            return i
+    table.append(item)
+    return len(table) - 1
+
+
+def experiment_list(images, expt_path):
+    """The experiment list (a dict) of the images written, for a file at ``expt_path``.
+
+    images: :class:`~nbnumba.experiment.SimulatedImage` records in frame order. Frames
+    that form one rotation sweep become one experiment with an ``ImageSequence``; other
+    frames (stills, or frames with different crystals) one experiment each.
+    Identifiers are UUIDs derived from the image paths (the same run gives the same
+    file).
+    """
+    directory = os.path.dirname(os.path.abspath(expt_path))
+    tables = {k: [] for k in ("beam", "detector", "goniometer", "scan", "crystal",
+                              "imageset")}
+    experiments = []
+    for sweep in sweeps(images):
+        image = sweep.first
+        rows = _frame(image)
+        entry = {"__id__": "Experiment"}
+        path = os.path.abspath(image.name.prefix + image.name.digits + image.name.ext)
+        entry["identifier"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "nbnumba:" + path))
+        entry["beam"] = _index(tables["beam"], _beam(image, rows))
+        entry["detector"] = _index(tables["detector"], _detector(image, rows))
+        if image.is_rotation:
+            entry["goniometer"] = _index(tables["goniometer"], _goniometer(image, rows))
+            entry["scan"] = _index(tables["scan"], _scan(sweep))
+        entry["crystal"] = _index(tables["crystal"], _crystal(image, rows))
+        entry["imageset"] = _index(tables["imageset"], _imageset(sweep, directory))
+        experiments.append(entry)
+    result = {"__id__": "ExperimentList", "experiment": experiments}
+    result.update(tables)
+    return result
+
+
+def expt_bytes(images, expt_path):
+    """The ``.expt`` file's content (UTF-8 JSON)."""
+    return (json.dumps(experiment_list(images, expt_path), indent=2) + "\n").encode("utf-8")
