@@ -2,16 +2,22 @@
 
 ::
 
-    nb-compare [--c-bin PATH] [--out DIR] [--threshold R] [--threads N] [--timeout S]
-               [--nb-cmd CMD] [--keep] [-q] [--] NANOBRAGG-ARGUMENTS...
+    nb-compare [--c-bin PATH] [--out DIR] [--threshold R] [--sum-tolerance T]
+               [--diff-tolerance T] [--threads N] [--timeout S] [--nb-cmd CMD] [--keep]
+               [-q] [--] NANOBRAGG-ARGUMENTS...
+    nb-compare -h | --help | --version
 
-The C program comes from ``--c-bin`` or the ``NB_C_BIN`` environment variable. Both
-programs run one after the other (so that their run times do not disturb each other),
-each in its own empty temporary directory, with the same arguments, except that:
+``-h``, ``--help`` and ``--version`` before ``--`` are nb-compare's own; the programs'
+flags go after ``--``. The C program comes from ``--c-bin`` or the ``NB_C_BIN``
+environment variable. Both programs run one after the other (so that their run times do
+not disturb each other), each in its own empty temporary directory and process group
+(``--timeout`` kills the whole group), with the same arguments, except that:
 
 * output file flags (``-floatfile``, ``-intfile``, ``-pgmfile``, ``-noisefile`` and
   their aliases) keep only the file's base name, so each program writes into its own
-  directory;
+  directory; when two kinds would then share a name (``-floatfile a/img.bin -intfile
+  b/img.bin``), or a name equals another kind's default or a linked input, the name is
+  prefixed with its kind (``int-img.bin``), so outputs never mix;
 * input files (``-hkl``, ``-mat``, ``-sourcefile``, ``-img``, ``-mask``, ``-stol``,
   ``-4stol``, ``-Q`` and aliases) given as relative paths are symlinked into each run
   directory under the same relative path, so the argument text (and the programs'
@@ -29,26 +35,35 @@ Nothing is written to the current directory. The output directory (``--out``, de
     the two float images (raw little-endian float32, as ``-floatfile``);
 ``c.png``, ``nb.png``
     greyscale previews, both scaled linearly between the 0.5th and 99.5th percentile of
-    the C image (so equal images look equal);
+    the C image (so equal images look equal), each under a label naming the image and
+    the values shown black and white;
 ``diff.png``
     nbnumba minus C: red where nbnumba is higher, blue where lower, white where equal,
-    scaled to the 99.5th percentile of ``|difference|``; non-finite pixels are black;
+    full colour at the 99.5th percentile of ``|difference|`` (the label gives it);
+    non-finite pixels are black;
 ``c_stdout.txt``, ``nb_stdout.txt``
     what each program printed (stdout and stderr).
 
 Reported: Pearson correlation of the float images, RMSE, maximum absolute difference
 (and where), the sums and their ratio (nbnumba / C), whether the float files and each
 other output written by both (SMV int/noise images, PGM) are byte-identical, and both
-run times. A correlation that is undefined (a constant image) counts as failing unless
-the images are equal. ``--threads`` (default 1) sets ``OMP_NUM_THREADS`` for the C and
-``NUMBA_NUM_THREADS`` for nbnumba: the single-threaded C run is the parity reference
-(the C's results depend on its thread count in a few cases); 0 leaves both unset.
+run times. The images agree when all three hold: the correlation is at least
+``--threshold`` (default 0.999; undefined for a constant image, which fails unless the
+images are equal), the sum ratio is within ``1 +- --sum-tolerance`` (default 0.001), and
+the largest difference is at most ``--diff-tolerance`` (default 0.001) times the C
+image's largest absolute pixel. When they differ and the command sweeps several phi
+steps from phi = 0, the verdict names the documented phi = 0 difference (docs/parity.md)
+and the ``-phi 1e-30`` run of the C that is comparable. ``--threads`` (default 1) sets
+``OMP_NUM_THREADS`` for the C and ``NUMBA_NUM_THREADS`` for nbnumba: the
+single-threaded C run is the parity reference (the C's results depend on its thread
+count in a few cases); 0 leaves both unset.
 
-Exit status: 0 the images agree (correlation >= ``--threshold``, default 0.999);
-1 usage error (bad option, no C program given, output directory not writable);
-2 a runner failed (non-zero exit, time-out, could not start, or no float image);
-3 correlation below the threshold; 4 the images differ in size or shape; 9 an internal
-error (one line on stderr; set ``NBNUMBA_DEBUG`` for the traceback); 130 interrupted.
+Exit status: 0 the images agree; 1 usage error (bad option, no C program given, output
+directory not writable); 2 a runner failed (non-zero exit, time-out, could not start, or
+no float image); 3 the images differ (correlation, sum ratio or largest difference out
+of tolerance: the verdict names each); 4 the images differ in size or shape; 9 an
+internal error (one line on stderr; set ``NBNUMBA_DEBUG`` for the traceback); 130
+interrupted.
 """
 import argparse
 import json
@@ -56,20 +71,23 @@ import math
 import os
 import shlex
 import shutil
-import struct
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .entry import run_guarded
+from .entry import run_guarded, version
 from .flags import FLAGS
+from .preview import (diff_preview, diff_scale, grey_preview, labelled_png,  # noqa: F401
+                      percentile_range, png_bytes)
 
-EXIT_OK, EXIT_USAGE, EXIT_RUNNER, EXIT_THRESHOLD, EXIT_SIZE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_USAGE, EXIT_RUNNER, EXIT_DIFFER, EXIT_SIZE = 0, 1, 2, 3, 4
+#: nb-compare's own options wherever they stand before "--"
+OWN_ANYWHERE = ("-h", "--help", "--version")
 DEFAULT_FLOAT = "floatimage.bin"
 
 #: the output-file kinds and the flags naming them (from the flag table)
@@ -110,9 +128,11 @@ def build_parser():
         usage="nb-compare [OPTIONS] [--] NANOBRAGG-ARGUMENTS...",
         description="Run the C nanoBragg and nbnumba with the same arguments, each in its "
                     "own temporary directory, and compare the float images.",
-        epilog="Exit status: 0 agree, 1 usage error, 2 a runner failed, 3 correlation "
-               "below --threshold, 4 size mismatch. Options must come before the "
-               "simulator's arguments (or end them with --).")
+        epilog="Exit status: 0 agree, 1 usage error, 2 a runner failed, 3 the images "
+               "differ (correlation, sum ratio or largest difference out of tolerance), "
+               "4 size mismatch. Options must come before the simulator's arguments "
+               "(or end them with --); -h, --help and --version before -- are always "
+               "nb-compare's.")
     p.add_argument("--c-bin", metavar="PATH",
                    help="the C nanoBragg program [default: $NB_C_BIN]")
     p.add_argument("--nb-cmd", metavar="CMD",
@@ -120,8 +140,16 @@ def build_parser():
                         "[default: this Python with -m nbnumba_cli.main]")
     p.add_argument("--out", metavar="DIR", default="nb-compare-out",
                    help="output directory, created if needed [default: nb-compare-out]")
+    p.add_argument("--version", action="version", version=f"nb-compare {version()}",
+                   help="show the version and exit")
     p.add_argument("--threshold", metavar="R", type=float, default=0.999,
                    help="smallest acceptable correlation [default: 0.999]")
+    p.add_argument("--sum-tolerance", metavar="T", type=float, default=1e-3,
+                   help="largest acceptable |sum ratio - 1| (nbnumba sum / C sum) "
+                        "[default: 0.001]")
+    p.add_argument("--diff-tolerance", metavar="T", type=float, default=1e-3,
+                   help="largest acceptable |difference| of one pixel, as a fraction of "
+                        "the C image's largest |pixel| [default: 0.001]")
     p.add_argument("--threads", metavar="N", type=int, default=1,
                    help="threads for both programs (OMP_NUM_THREADS / NUMBA_NUM_THREADS); "
                         "0 leaves the environment as it is [default: 1]")
@@ -134,8 +162,13 @@ def build_parser():
 
 
 def split_argv(parser, argv):
-    """Our options come first; the rest (or everything after ``--``) is the simulator's."""
+    """Our options come first; the rest (or everything after ``--``) is the simulator's.
+    ``-h``, ``--help`` and ``--version`` are ours wherever they stand before ``--``."""
     argv = list(argv)
+    if "--" not in argv:
+        own = [t for t in argv if t in OWN_ANYWHERE]
+        if own:
+            return own[:1], [t for t in argv if t not in OWN_ANYWHERE]
     if "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1:]
@@ -158,10 +191,11 @@ def split_argv(parser, argv):
 def stage_arguments(args, cwd, run_dirs):
     """Rewrite ``args`` for running in ``run_dirs`` and link the input files there.
 
-    Returns (rewritten args, {output kind: file name}).
+    Returns (rewritten args, {output kind: file name}); the file names of different
+    kinds always differ (see :func:`_separate_outputs`).
     """
-    out_names = dict(_DEFAULT_NAMES)
     rewritten = list(args)
+    given = {}     # output kind -> (positions of its values in args, base name)
     links = []
     i = 0
     while i < len(args):
@@ -169,9 +203,9 @@ def stage_arguments(args, cwd, run_dirs):
         if i + 1 < len(args) and (token in OUTPUT_FLAGS or token in INPUT_FLAGS):
             value = args[i + 1]
             if token in OUTPUT_FLAGS:
-                name = os.path.basename(value) or value
-                rewritten[i + 1] = name
-                out_names[OUTPUT_FLAGS[token]] = name
+                kind = OUTPUT_FLAGS[token]
+                positions = given.get(kind, ([], None))[0] + [i + 1]
+                given[kind] = (positions, os.path.basename(value) or value)
             elif not os.path.isabs(value):
                 parts = Path(value).parts
                 if ".." in parts:
@@ -183,6 +217,10 @@ def stage_arguments(args, cwd, run_dirs):
         i += 1
     if not any(t in HKL_FLAGS for t in args) and (cwd / "Fdump.bin").is_file():
         links.append("Fdump.bin")
+    out_names = _separate_outputs(given, {Path(rel).parts[0] for rel in links})
+    for kind, (positions, _) in given.items():
+        for position in positions:
+            rewritten[position] = out_names[kind]
     for run_dir in run_dirs:
         for rel in links:
             source = cwd / rel
@@ -196,6 +234,25 @@ def stage_arguments(args, cwd, run_dirs):
     return rewritten, out_names
 
 
+def _separate_outputs(given, inputs):
+    """{kind: file name}: the default names, and for the kinds given on the command line
+    their base names, prefixed with the kind (``int-img.bin``) where a name would be
+    another kind's, a linked input's (``inputs``) or ``Fdump.bin``."""
+    names = {k: v for k, v in _DEFAULT_NAMES.items() if k not in given}
+    taken = set(names.values()) | set(inputs) | {"Fdump.bin"}
+    for kind in _DEFAULT_NAMES:
+        if kind not in given:
+            continue
+        base = given[kind][1]
+        name, n = base, 1
+        while name in taken:
+            name = f"{kind}-{base}" if n == 1 else f"{kind}{n}-{base}"
+            n += 1
+        names[kind] = name
+        taken.add(name)
+    return names
+
+
 # -------------------------------------------------------------------------- running
 
 
@@ -207,15 +264,22 @@ def _resolve_program(name):
 
 
 def run_program(label, command, run_dir, env, timeout, log_path):
-    """Run one program; returns a dict with its command, exit code, seconds and error."""
+    """Run one program in its own process group; returns a dict with its command, exit
+    code, seconds and error. A time-out or an interrupt kills the whole group (the
+    program and anything it started)."""
     record = {"command": command, "exit_code": None, "seconds": None, "error": None,
               "log": log_path.name}
     start = time.perf_counter()
     try:
         with open(log_path, "wb") as log:
-            proc = subprocess.run(command, cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=timeout or None)
+            proc = subprocess.Popen(command, cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=timeout or None)
+            except BaseException:
+                kill_group(proc)
+                raise
         record["exit_code"] = proc.returncode
         if proc.returncode != 0:
             record["error"] = f"{label} exited with status {proc.returncode}"
@@ -225,6 +289,15 @@ def run_program(label, command, run_dir, env, timeout, log_path):
         record["error"] = f"{label} could not start: {exc.strerror or exc}"
     record["seconds"] = time.perf_counter() - start
     return record
+
+
+def kill_group(proc):
+    """SIGKILL the process group led by ``proc`` (not yet reaped), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.wait()
 
 
 def _smv_shape(path):
@@ -270,6 +343,7 @@ def compare_images(c, nb):
         "sum_c": float(a.sum()) if a.size else 0.0,
         "sum_nbnumba": float(b.sum()) if b.size else 0.0,
         "max_c": float(a.max()) if a.size else None,
+        "peak_c": float(np.abs(a).max()) if a.size else None,
         "max_nbnumba": float(b.max()) if b.size else None,
         "rmse": float(np.sqrt(np.mean(diff * diff))) if a.size else None,
         "max_abs_diff": None,
@@ -292,61 +366,6 @@ def compare_images(c, nb):
         elif np.array_equal(a, b):
             result["correlation"] = 1.0
     return result
-
-
-# ------------------------------------------------------------------------------ PNG
-
-
-def png_bytes(pixels):
-    """PNG file content of uint8 pixels: (h, w) greyscale or (h, w, 3) RGB."""
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    h, w = pixels.shape[:2]
-    colour = 0 if pixels.ndim == 2 else 2
-    rows = pixels.reshape(h, -1)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()  # filter 0
-
-    def chunk(tag, data):
-        return (struct.pack(">I", len(data)) + tag + data
-                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
-
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-
-
-def grey_preview(image, lo, hi):
-    """uint8 greyscale, linear between lo (black) and hi (white); non-finite -> black."""
-    x = np.nan_to_num(image.astype(np.float64), nan=lo, posinf=lo, neginf=lo)
-    span = hi - lo if hi > lo else 1.0
-    return (np.clip((x - lo) / span, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def diff_preview(c, nb):
-    """RGB map of nb - c: red positive, blue negative, white zero, black non-finite."""
-    d = nb.astype(np.float64) - c.astype(np.float64)
-    finite = np.isfinite(d)
-    mags = np.abs(d[finite])
-    scale = float(np.percentile(mags, 99.5)) if mags.size else 0.0
-    if scale == 0.0 and mags.size:
-        scale = float(mags.max())
-    t = np.clip(np.where(finite, d, 0.0) / (scale if scale > 0 else 1.0), -1.0, 1.0)
-    fade = ((1.0 - np.abs(t)) * 255.0 + 0.5).astype(np.uint8)
-    rgb = np.empty(d.shape + (3,), np.uint8)
-    rgb[..., 0] = np.where(t < 0, fade, 255)
-    rgb[..., 1] = fade
-    rgb[..., 2] = np.where(t > 0, fade, 255)
-    rgb[~finite] = 0
-    return rgb
-
-
-def percentile_range(image):
-    values = image[np.isfinite(image)].astype(np.float64)
-    if not values.size:
-        return 0.0, 1.0
-    lo, hi = np.percentile(values, [0.5, 99.5])
-    if hi <= lo:
-        lo, hi = float(values.min()), float(values.max())
-    return float(lo), float(hi)
 
 
 # ----------------------------------------------------------------------------- main
@@ -376,6 +395,11 @@ def run(argv):
         raise UsageError("--threads must be 0 or more")
     if not math.isfinite(opts.threshold):
         raise UsageError("--threshold must be a finite number")
+    for name in ("sum_tolerance", "diff_tolerance"):
+        value = getattr(opts, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise UsageError("--%s must be a finite number, 0 or more"
+                             % name.replace("_", "-"))
     if opts.timeout < 0 or not math.isfinite(opts.timeout):
         raise UsageError("--timeout must be 0 (no limit) or a positive number of seconds")
     out_dir = Path(opts.out)
@@ -395,7 +419,9 @@ def run(argv):
     c_dir, nb_dir = base / "c", base / "nbnumba"
     c_dir.mkdir()
     nb_dir.mkdir()
-    summary = {"args": sim_args, "threshold": opts.threshold, "threads": opts.threads}
+    summary = {"args": sim_args, "threshold": opts.threshold,
+               "sum_tolerance": opts.sum_tolerance, "diff_tolerance": opts.diff_tolerance,
+               "threads": opts.threads}
     try:
         run_args, names = stage_arguments(sim_args, Path.cwd(), (c_dir, nb_dir))
         summary["run_args"] = run_args
@@ -469,20 +495,86 @@ def _compare_outputs(summary, names, c_dir, nb_dir, out_dir, opts):
         for kind in ("int", "noise", "pgm")
         if (c_dir / names[kind]).is_file() and (nb_dir / names[kind]).is_file()}
     if n:
-        lo, hi = percentile_range(c_img)
-        (out_dir / "c.png").write_bytes(png_bytes(grey_preview(c_img, lo, hi)))
-        (out_dir / "nb.png").write_bytes(png_bytes(grey_preview(nb_img, lo, hi)))
-        (out_dir / "diff.png").write_bytes(png_bytes(diff_preview(c_img, nb_img)))
-        summary["preview_range"] = [lo, hi]
+        _write_previews(summary, c_img, nb_img, out_dir)
     _report(summary, shape, quiet)
-    r = summary["correlation"]
-    if r is None or r < opts.threshold:
-        return _fail(summary, "below-threshold", "correlation %s < %g" % (
-            "undefined" if r is None else "%.6f" % r, opts.threshold), EXIT_THRESHOLD)
+    failed = _failed_checks(summary, opts)
+    summary["failed_checks"] = [name for name, _ in failed]
+    if failed:
+        message = "; ".join(text for _, text in failed)
+        if phi_zero_sweep(summary["args"]):
+            summary["note"] = PHI_ZERO_NOTE
+            message += " (%s)" % PHI_ZERO_NOTE
+        return _fail(summary, "differ", message, EXIT_DIFFER)
     summary["status"] = "ok"
-    print("nb-compare: ok: correlation %.6f >= %g%s" % (
-        r, opts.threshold, " (float images identical)" if summary["identical"] else ""))
+    r = summary["correlation"]
+    print("nb-compare: ok: correlation %.6f >= %g, sum ratio %s, max |diff| %s%s" % (
+        r, opts.threshold, _g(summary["sum_ratio"]), _g(summary["max_abs_diff"]),
+        " (float images identical)" if summary["identical"] else ""))
     return EXIT_OK
+
+
+PHI_ZERO_NOTE = ("the command sweeps several phi steps from phi = 0: this is the documented "
+                 "phi = 0 difference (docs/parity.md); run the C with -phi 1e-30 instead "
+                 "of -phi 0 to compare")
+
+
+def _failed_checks(s, opts):
+    """[(check, why)] for the correlation, sum-ratio and largest-difference checks."""
+    failed = []
+    r = s["correlation"]
+    if r is None or r < opts.threshold:
+        failed.append(("correlation", "correlation %s < %g" % (
+            "undefined" if r is None else "%.6f" % r, opts.threshold)))
+    if s["identical"]:
+        return failed
+    ratio = s["sum_ratio"]
+    if ratio is None:
+        if s["sum_nbnumba"]:
+            failed.append(("sum_ratio", "sum ratio undefined (C sum 0, nbnumba %s)"
+                           % _g(s["sum_nbnumba"])))
+    elif not abs(ratio - 1.0) <= opts.sum_tolerance:
+        failed.append(("sum_ratio", "sum ratio %s outside 1 +- %g" % (_g(ratio),
+                                                                   opts.sum_tolerance)))
+    diff, peak = s["max_abs_diff"], s["peak_c"]
+    if diff is not None and not diff <= opts.diff_tolerance * (peak or 0.0):
+        failed.append(("max_abs_diff", "max |diff| %s > %g (%g x the C's largest |pixel| %s)"
+                       % (_g(diff), opts.diff_tolerance * (peak or 0.0), opts.diff_tolerance,
+                          _g(peak))))
+    return failed
+
+
+def phi_zero_sweep(args):
+    """True when ``args`` render several phi steps starting at phi = 0 exactly (where the
+    C keeps the previous step's orientation: docs/parity.md, rule 1)."""
+    from nbnumba.sampling import phi_rule
+
+    from .parse import CliError, parse_arguments
+    try:
+        crystal = parse_arguments(list(args)).config.crystal
+        steps, _, _ = phi_rule(crystal.phi_steps, crystal.osc, crystal.phi_step)
+    except (CliError, OSError, ValueError):
+        return False
+    return crystal.phi0 == 0.0 and steps > 1
+
+
+def _write_previews(summary, c_img, nb_img, out_dir):
+    """c.png, nb.png (the C's percentile scale) and diff.png, each with a label."""
+    lo, hi = percentile_range(c_img)
+    scale = "black %s, white %s" % (_g(lo), _g(hi))
+    why = ("linear grey scale from %.6g (black) to %.6g (white): the 0.5th and 99.5th "
+           "percentiles of the C image" % (lo, hi))
+    (out_dir / "c.png").write_bytes(labelled_png(
+        grey_preview(c_img, lo, hi), "C: " + scale, "C program float image; " + why))
+    (out_dir / "nb.png").write_bytes(labelled_png(
+        grey_preview(nb_img, lo, hi), "nbnumba: " + scale,
+        "nbnumba float image, on the C image's scale; " + why))
+    full = diff_scale(c_img, nb_img)
+    (out_dir / "diff.png").write_bytes(labelled_png(
+        diff_preview(c_img, nb_img), "nbnumba - C: red +, blue -, full at %s" % _g(full),
+        "nbnumba minus C: red where nbnumba is higher, blue where lower, white where "
+        "equal, full colour at |difference| %.6g; black: non-finite" % full))
+    summary["preview_range"] = [lo, hi]
+    summary["diff_preview_full_scale"] = full
 
 
 def _g(x):

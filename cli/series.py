@@ -11,6 +11,8 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
+import signal
 import sys
 import time
 
@@ -20,7 +22,7 @@ from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
 from . import truth
-from .entry import error, run_guarded, version
+from .entry import EXIT_INTERRUPTED, error, run_guarded, version
 from .flags import OutputOptions, c_float, c_int
 from .parse import CliError, load_inputs, parse_arguments
 
@@ -31,14 +33,64 @@ DESCRIPTION = ("Render a series of frames (a rotation series, random orientation
                "matching single nbnumba run.")
 
 
+#: most frames one command renders (each frame's plan is held in memory)
+MAX_FRAMES = 100_000
+
+#: options that change how a run goes, not what it writes (left out of the run record)
+_RUNNER_OPTIONS = {"--resume": 0, "--workers": 1, "--scheduler": 1, "--manifest": 1,
+                   "--expt": 1, "--xds-inp": 1, "-expt": 1, "-xds_inp": 1,
+                   "-nthreads": 1, "-noprogress": 0, "-progress": 0}
+
+
 def _positive(text):
     value = c_int(text)
     if value < 1:
-        raise ValueError(f"'{text}' is not a positive integer")
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
 
 
 _positive.__name__ = "positive integer"
+
+
+def _frame_count(text):
+    value = _positive(text)
+    if value > MAX_FRAMES:
+        raise argparse.ArgumentTypeError(
+            f"{text} frames: at most {MAX_FRAMES} per run (split a longer series into runs "
+            "with -phi and --template)")
+    return value
+
+
+_frame_count.__name__ = "frame count"
+
+
+def _worker_count(text):
+    value = _positive(text)
+    cores = series.available_cores()
+    if value > cores:
+        raise argparse.ArgumentTypeError(
+            f"{text} workers: this machine has {cores} core{'' if cores == 1 else 's'} for "
+            f"this process, so at most {cores} worker processes (use --scheduler for more "
+            "machines)")
+    return value
+
+
+_worker_count.__name__ = "worker count"
+
+
+def _recorded_flags(argv):
+    """The command line without the options that do not change the frames."""
+    kept, skip = [], 0
+    for token in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = token.split("=", 1)[0]
+        if name in _RUNNER_OPTIONS:
+            skip = 0 if "=" in token else _RUNNER_OPTIONS[name]
+            continue
+        kept.append(token)
+    return kept
 
 
 def add_series_options(parser):
@@ -49,8 +101,8 @@ def add_series_options(parser):
         if isinstance(action, argparse._VersionAction):
             action.version = f"{PROG} {version()}"
     g = parser.add_argument_group("Series (nbnumba-series)")
-    g.add_argument("--frames", type=_positive, default=1, metavar="N",
-                   help="number of frames [default: 1]")
+    g.add_argument("--frames", type=_frame_count, default=1, metavar="N",
+                   help=f"number of frames, at most {MAX_FRAMES} [default: 1]")
     g.add_argument("--frame-osc", type=c_float, default=None, metavar="DEG",
                    help="oscillation per frame (degrees): frame i starts at -phi + i x DEG and "
                    "covers DEG, with the base -phisteps/-phistep inside each frame "
@@ -62,13 +114,16 @@ def add_series_options(parser):
                    help="Python format string of the frame index, to which .bin (floats), "
                    ".img (int image), .pgm and _noise.img are appended for the outputs the "
                    "flags ask for; missing directories are created [default: frame_{:05d}]")
-    g.add_argument("--workers", type=_positive, default=None, metavar="N",
+    g.add_argument("--workers", type=_worker_count, default=None, metavar="N",
                    help="start a local dask cluster of N worker processes (cores/N numba "
-                   "threads each); needs nbnumba[dask]")
+                   "threads each; N at most the cores, and no more than the frames are "
+                   "used); needs nbnumba[dask]")
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="use a running dask scheduler (tcp://host:8786); needs nbnumba[dask]")
     g.add_argument("--resume", action="store_true",
-                   help="skip frames whose files are all present and complete")
+                   help="keep the frames an earlier run of the same series finished whose "
+                   "files still match the checksums in its run record; refuse if that run "
+                   "differs (seed, flags, inputs, version)")
     g.add_argument("--manifest", default=None, metavar="FILE",
                    help="write a JSON list of the frames (seed, phi, files, statistics)")
     g.add_argument("--expt", default=None, metavar="FILE",
@@ -104,11 +159,10 @@ def _ignored_names(out):
             if getattr(out, name) != getattr(default, name)]
 
 
-def _executor(opts, threads):
-    if opts.workers is not None and opts.scheduler is not None:
-        raise CliError("give --workers or --scheduler, not both")
+def _executor(opts, threads, frames):
     if opts.workers is not None or opts.scheduler is not None:
-        return series.dask_executor(workers=opts.workers, scheduler=opts.scheduler,
+        workers = None if opts.workers is None else min(opts.workers, frames)
+        return series.dask_executor(workers=workers, scheduler=opts.scheduler,
                                     threads=threads)
     what = "serial, in-process, %s" % (f"{threads} threads" if threads else "all cores")
     return contextlib.nullcontext((None, what))
@@ -126,10 +180,16 @@ def run(argv, stdout=None):
         opts = state.options
         load_inputs(state)
         out = state.out
+        series.check_template(opts.template)
+        if opts.workers is not None and opts.scheduler is not None:
+            raise CliError("give --workers or --scheduler, not both")
+        recorded_seed = out.seed is None and opts.resume and out.write_noise
+        if recorded_seed:   # continue the run on disk with the seed it chose
+            out.seed = series.recorded_seed(opts.template)
+            recorded_seed = out.seed is not None
         clock_seed = out.seed is None
         if clock_seed:
             out.seed = int(time.time())
-        series.check_template(opts.template)
         xtal = state.config.crystal
         clock_misset = (xtal.misset == "random" and xtal.misset_seed is None
                         and opts.orientation_seed is None)
@@ -157,19 +217,25 @@ def run(argv, stdout=None):
         if ignored:
             say("note: %s ignored: --template names the files" % ", ".join(ignored))
         if fs.outputs.noise:
+            origin = (" (from the clock)" if clock_seed else
+                      " (from the run record)" if recorded_seed else "")
             say("noise seed %d%s: frame i uses -seed frame_seed(%d, i)"
-                % (out.seed, " (from the clock)" if clock_seed else "", out.seed))
-        with _executor(opts, state.threads) as (executor, what):
-            say("executor: %s" % what)
-            stdout.flush()
-            report = series.write_series(
-                fs, opts.template, executor=executor, resume=opts.resume,
-                progress=bool(out.progress), threads=state.threads, device=state.device,
-                describe=what)
-        say("%d frame%s written, %d skipped, %d failed in %.1f s%s"
-            % (len(report.frames), "" if len(report.frames) == 1 else "s",
-               len(report.skipped), len(report.failed), report.seconds,
-               " (%.2f frames/s)" % report.rate if report.frames else ""))
+                % (out.seed, origin, out.seed))
+        started = time.perf_counter()
+        flags = _recorded_flags(argv)
+        # lock and check the run directory before a cluster is started
+        with series.run_lock(series.record.run_directory(opts.template)):
+            if opts.resume:
+                series.check_resume(fs, opts.template, flags)
+            with _executor(opts, state.threads, len(fs)) as (executor, what):
+                say("executor: %s" % what)
+                stdout.flush()
+                report = series.write_series(
+                    fs, opts.template, executor=executor, resume=opts.resume,
+                    progress=bool(out.progress), threads=state.threads, device=state.device,
+                    describe=what, flags=flags)
+        say(_summary(report, time.perf_counter() - started,
+                     cluster=opts.workers is not None or opts.scheduler is not None))
         if opts.manifest:
             _write_manifest(opts.manifest, argv, report)
             say("manifest: %s" % opts.manifest)
@@ -194,6 +260,21 @@ def run(argv, stdout=None):
         return error(PROG, "not enough memory for this image")
 
 
+def _summary(report, seconds, cluster=False):
+    """The closing line: counts and the whole time (a dask cluster's start and stop
+    included, and named when there is one)."""
+    n = len(report.frames)
+    text = "%d frame%s written, %d skipped, %d failed in %.1f s" % (
+        n, "" if n == 1 else "s", len(report.skipped), len(report.failed), seconds)
+    details = []
+    if n:
+        details.append("%.2f frames/s" % (n / seconds if seconds > 0 else float("nan")))
+    if cluster:
+        details.append("%.1f s of it starting and stopping the dask cluster"
+                       % max(0.0, seconds - report.seconds))
+    return text + (" (%s)" % "; ".join(details) if details else "")
+
+
 def _write_manifest(path, argv, report):
     data = {
         "program": PROG, "version": version(), "argv": list(argv), "seed": report.seed,
@@ -208,8 +289,17 @@ def _write_manifest(path, argv, report):
 
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    return run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
-                       interrupted="interrupted (rerun with --resume to complete)", numba=True)
+    status = run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
+                         interrupted="interrupted (rerun with --resume to complete)",
+                         numba=True)
+    if status == EXIT_INTERRUPTED and argv is None:
+        # the command is over and its cluster stopped: leave now, so that a repeated
+        # Ctrl-C (or one still travelling) cannot turn the exit into a crash
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

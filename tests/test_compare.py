@@ -5,6 +5,7 @@ import os
 import struct
 import sys
 import textwrap
+import time
 import zlib
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, stage_case
-from nbnumba_cli import compare
+from nbnumba_cli import compare, preview
 
 C_BIN = os.environ.get("NB_C_BIN") or "/opt/cref/nanoBragg"
 HAVE_C = os.path.isfile(C_BIN) and os.access(C_BIN, os.X_OK)
@@ -48,6 +49,14 @@ if MODE == "sleep":
     time.sleep(30)
 if MODE == "double":
     img = img * 2
+if MODE == "tenfold":
+    img = img * 10
+if MODE == "spawn":
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    with open(os.environ["FAKE_PIDFILE"], "w") as f:
+        f.write("%d\\n" % child.pid)
+    time.sleep(300)
 if MODE == "noise":
     img = np.random.default_rng(5).random(img.shape).astype("<f4")
 if MODE == "wrongsize":
@@ -80,6 +89,27 @@ def nb_compare(args, cwd):
     if out.exists():
         summary = json.loads(out.read_text())
     return run, summary
+
+
+def png_text(data):
+    """{keyword: text} of the tEXt chunks of a PNG."""
+    pos, text = 8, {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        if data[pos + 4:pos + 8] == b"tEXt":
+            key, _, value = data[pos + 8:pos + 8 + length].partition(b"\0")
+            text[key.decode("latin-1")] = value.decode("latin-1")
+        pos += 12 + length
+    return text
+
+
+def image_part(data, width, height):
+    """The image pixels of a labelled preview: (height, width[, 3]) under the label."""
+    w, h, ch, px = decode_png(data)
+    top = preview.label_height(width)
+    assert h == top + height and w >= width
+    px = px.reshape(h, w, ch)[top:, :width]
+    return px[..., 0] if ch == 1 else px
 
 
 def decode_png(data):
@@ -134,25 +164,88 @@ def test_agreeing_runners_exit_0_and_write_everything(tmp_path, fakes):
         assert (out / name).is_file(), name
     c = np.fromfile(out / "c_float.bin", "<f4")
     assert c.size == 96 and np.array_equal(c, np.fromfile(out / "nb_float.bin", "<f4"))
-    w, h, ch, grey = decode_png((out / "c.png").read_bytes())
-    assert (w, h, ch) == (12, 8, 1) and grey.max() == 255
-    w, h, ch, rgb = decode_png((out / "diff.png").read_bytes())
-    assert (w, h, ch) == (12, 8, 3) and (rgb == 255).all()  # no difference: all white
+    assert image_part((out / "c.png").read_bytes(), 12, 8).max() == 255
+    assert decode_png((out / "c.png").read_bytes())[2] == 1            # greyscale
+    rgb = image_part((out / "diff.png").read_bytes(), 12, 8)
+    assert rgb.shape == (8, 12, 3) and (rgb == 255).all()  # no difference: all white
     assert not (tmp_path / "f.bin").exists() and not (tmp_path / "i.img").exists()
     assert "ok: correlation 1" in run.out
 
 
-def test_scaled_image_correlates_and_reports_sum_ratio(tmp_path, fakes):
+def test_scaled_image_correlates_but_fails_sum_and_difference(tmp_path, fakes):
     run, s = nb_compare(["--c-bin", fakes("good"), "--nb-cmd", fakes("double")] + BASE + SIM,
                         tmp_path)
-    assert run.code == 0
-    assert s["identical"] is False
+    assert run.code == 3
+    assert s["identical"] is False and s["status"] == "differ"
     assert s["correlation"] == pytest.approx(1.0)
     assert s["sum_ratio"] == pytest.approx(2.0)
+    assert s["failed_checks"] == ["sum_ratio", "max_abs_diff"]
     assert s["max_abs_diff"] == pytest.approx(s["max_c"])
     assert s["max_nbnumba"] == pytest.approx(2 * s["max_c"])
-    _, _, _, rgb = decode_png((tmp_path / "out" / "diff.png").read_bytes())
-    assert (rgb.reshape(8, 12, 3)[..., 0] == 255).all()  # nbnumba higher: red or white only
+    rgb = image_part((tmp_path / "out" / "diff.png").read_bytes(), 12, 8)
+    assert (rgb[..., 0] == 255).all()  # nbnumba higher: red or white only
+    # wide enough tolerances accept it
+    run, s = nb_compare(["--c-bin", fakes("good"), "--nb-cmd", fakes("double"),
+                         "--sum-tolerance", "1.5", "--diff-tolerance", "1.5"] + BASE + SIM,
+                        tmp_path)
+    assert run.code == 0 and s["status"] == "ok" and s["failed_checks"] == []
+
+
+def test_ten_times_too_bright_is_not_ok(tmp_path, fakes):
+    run, s = nb_compare(["--c-bin", fakes("tenfold"), "--nb-cmd", fakes("good")] + BASE + SIM,
+                        tmp_path)
+    assert run.code == 3
+    assert "ok:" not in run.out
+    verdict = run.out.strip().splitlines()[-1]
+    assert verdict.startswith("nb-compare: differ: sum ratio 0.1 outside 1 +- 0.001; "
+                              "max |diff| ")
+    assert "correlation" not in verdict                # the correlation is fine
+    assert s["failed_checks"] == ["sum_ratio", "max_abs_diff"]
+    assert "note" not in s                             # no phi sweep in the command
+
+
+def test_phi_zero_sweep_is_named_when_images_differ(tmp_path, fakes):
+    args = ["--c-bin", fakes("good"), "--nb-cmd", fakes("double")] + BASE + SIM
+    run, s = nb_compare(args + ["-osc", "0.2", "-phisteps", "2"], tmp_path)
+    assert run.code == 3
+    assert "documented phi = 0 difference" in run.out and "-phi 1e-30" in run.out
+    assert s["note"] == compare.PHI_ZERO_NOTE
+    run, s = nb_compare(args + ["-osc", "0.2", "-phisteps", "2", "-phi", "1"], tmp_path)
+    assert run.code == 3 and "note" not in s and "phi = 0" not in run.out
+
+
+def test_phi_zero_sweep_rule():
+    assert compare.phi_zero_sweep(["-osc", "0.2"])              # the C's rule: 2 steps
+    assert compare.phi_zero_sweep(["-osc", "1", "-phisteps", "3", "-phi", "0"])
+    assert not compare.phi_zero_sweep(["-osc", "1", "-phisteps", "3", "-phi", "1e-30"])
+    assert not compare.phi_zero_sweep(["-osc", "1", "-phisteps", "1"])
+    assert not compare.phi_zero_sweep(["-N", "5"])
+    assert not compare.phi_zero_sweep(["-no-such-flag"])
+
+
+def test_previews_are_labelled(tmp_path, fakes):
+    run, s = nb_compare(["--c-bin", fakes("good"), "--nb-cmd", fakes("double")] + BASE + SIM,
+                        tmp_path)
+    out = tmp_path / "out"
+    lo, hi = s["preview_range"]
+    titles = {name: png_text((out / name).read_bytes()) for name in ("c.png", "nb.png",
+                                                                     "diff.png")}
+    assert titles["c.png"]["Title"] == "C: black %.6g, white %.6g" % (lo, hi)
+    assert titles["nb.png"]["Title"] == "nbnumba: black %.6g, white %.6g" % (lo, hi)
+    assert titles["diff.png"]["Title"].startswith("nbnumba - C: red +, blue -, full at ")
+    assert "percentiles of the C image" in titles["nb.png"]["Description"]
+    # the label is drawn: white text on the black strip above the image
+    _, h, _, px = decode_png((out / "c.png").read_bytes())
+    strip = px[:preview.label_height(12)]
+    assert strip.max() == 255 and (strip == 0).any()
+
+
+def test_label_text_is_drawn_in_the_font():
+    mask = preview.text_mask("I1", 1)
+    assert mask.shape == (11, 4 + 12)
+    assert mask[2:9, 2:7].tolist() == preview._glyph("I").tolist()
+    assert preview.text_mask("a").tolist() == preview.text_mask("A").tolist()
+    assert preview.labelled(np.zeros((3, 2000), np.uint8), "x").shape == (3 + 4 * 11, 2000)
 
 
 @pytest.mark.parametrize("side", ["c", "nbnumba"])
@@ -191,8 +284,10 @@ def test_low_correlation_exits_3(tmp_path, fakes):
     args = ["--c-bin", fakes("good"), "--nb-cmd", fakes("noise")] + BASE + SIM
     run, s = nb_compare(args, tmp_path)
     assert run.code == 3
-    assert s["status"] == "below-threshold" and s["correlation"] < 0.999
-    run, s = nb_compare(["--threshold", "-1"] + args, tmp_path)
+    assert s["status"] == "differ" and s["correlation"] < 0.999
+    assert s["failed_checks"][0] == "correlation"
+    run, s = nb_compare(["--threshold", "-1", "--sum-tolerance", "1e9", "--diff-tolerance",
+                         "1e9"] + args, tmp_path)
     assert run.code == 0
 
 
@@ -369,3 +464,77 @@ def test_against_c_binary(tmp_path, golden_cases, case_id):
     assert set(s["files_identical"]) == expected
     assert not (tmp_path / "float.bin").exists()  # nothing written to the current directory
     assert (tmp_path / "Fdump.bin").exists() == (case_id == "fdump_read")
+
+
+# ------------------------------------------------------------ issue 14 and 10 details
+
+
+def test_outputs_of_different_kinds_stay_apart(tmp_path, fakes):
+    sim = ["-detpixels_f", "12", "-detpixels_s", "8", "-floatfile", "a/img.bin",
+           "-intfile", "b/img.bin"]
+    run, s = nb_compare(["--c-bin", fakes("good"), "--nb-cmd", fakes("good")] + BASE + sim,
+                        tmp_path)
+    assert run.code == 0, run.out
+    assert s["run_args"][-4:] == ["-floatfile", "img.bin", "-intfile", "int-img.bin"]
+    assert (tmp_path / "out" / "c_float.bin").stat().st_size == 4 * 96   # the float image
+    assert s["files_identical"] == {"int": True}
+
+
+def test_separate_output_names(tmp_path):
+    runs = [tmp_path / "r"]
+    runs[0].mkdir()
+    (tmp_path / "img.bin").write_text("")
+    _, names = compare.stage_arguments(["-intfile", "x/floatimage.bin"], tmp_path, runs)
+    assert names["int"] == "int-floatimage.bin" and names["float"] == "floatimage.bin"
+    args, names = compare.stage_arguments(["-hkl", "img.bin", "-floatfile", "o/img.bin",
+                                           "-floatimage", "p/img.bin"], tmp_path, runs)
+    assert args == ["-hkl", "img.bin", "-floatfile", "float-img.bin", "-floatimage",
+                    "float-img.bin"]
+    assert len(set(names.values())) == 4
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path, fakes, monkeypatch):
+    pidfile = tmp_path / "grandchild.pid"
+    monkeypatch.setenv("FAKE_PIDFILE", str(pidfile))
+    run, s = nb_compare(["--c-bin", fakes("spawn"), "--nb-cmd", fakes("good"),
+                         "--timeout", "3"] + BASE + SIM, tmp_path)
+    assert run.code == 2 and "longer than 3 s" in s["c"]["error"]
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(grandchild)
+
+
+@pytest.mark.parametrize("args", [["-h"], ["--help"], ["-N", "5", "-h"],
+                                  ["--out", "o", "--help", "-N", "5"]])
+def test_help_is_nb_compares_own(tmp_path, args, monkeypatch):
+    monkeypatch.setenv("NB_C_BIN", str(tmp_path / "must-not-run"))
+    run = run_cli(args, tmp_path, entry=compare.main)
+    assert run.code == 0
+    assert run.out.startswith("usage: nb-compare")
+    assert "--sum-tolerance" in run.out and "--diff-tolerance" in run.out
+    assert list(tmp_path.iterdir()) == []               # nothing ran
+
+
+def test_version_is_nb_compares_own(tmp_path):
+    from nbnumba import __version__
+    run = run_cli(["--version"], tmp_path, entry=compare.main)
+    assert run.code == 0 and run.out == f"nb-compare {__version__}\n"
+    # after "--" the flags are the programs'
+    assert compare.split_argv(compare.build_parser(), ["--keep", "--", "-h"]) == \
+        (["--keep"], ["-h"])
+
+
+def test_bad_tolerances_are_usage_errors(tmp_path, fakes):
+    for option in ("--sum-tolerance", "--diff-tolerance"):
+        run, _ = nb_compare(["--c-bin", fakes("good"), option, "-1"] + BASE + SIM, tmp_path)
+        assert run.code == 1 and option in run.err

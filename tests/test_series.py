@@ -43,7 +43,17 @@ def _same_files(a, b, names):
 
 
 def _leftovers(directory):
-    return [p.name for p in Path(directory).iterdir() if p.name.startswith(".nbnumba")]
+    """Hidden files other than the run's lock and record (staging or temporary files)."""
+    return [p.name for p in Path(directory).iterdir() if p.name.startswith(".nbnumba")
+            and not _is_run_file(p.name)]
+
+
+def _is_run_file(name):
+    return name == series.record.LOCK_NAME or name.startswith(series.record.RECORD_PREFIX)
+
+
+def _visible(directory):
+    return {p.name for p in Path(directory).iterdir() if not _is_run_file(p.name)}
 
 
 def _base_frameset():
@@ -59,7 +69,7 @@ def reference(tmp_path_factory):
     r = run_cli(BASE + SERIES + ["--template", "f_{:03d}", "--manifest", "m.json"], d,
                 entry=series_main)
     assert r.code == 0, r.err
-    assert sorted(p.name for p in d.iterdir()) == sorted(_names() + ["m.json"])
+    assert _visible(d) == set(_names() + ["m.json"])
     return d
 
 
@@ -155,6 +165,7 @@ def test_local_cluster_series_is_byte_identical(reference, tmp_path):
                                  "--manifest", "m.json"], tmp_path, entry=series_main)
     assert r.code == 0, r.err
     assert "LocalCluster: 2 worker processes" in r.out
+    assert "s of it starting and stopping the dask cluster" in r.out
     _same_files(reference, tmp_path / "out", _names())
     frames = json.loads((tmp_path / "m.json").read_text())["frames"]
     assert [f["index"] for f in frames] == list(range(FRAMES))
@@ -246,7 +257,7 @@ def test_permanent_failure_is_reported_and_resume_completes(reference, tmp_path,
     assert r.code == 9
     assert "frame 1 failed after 2 attempts: RuntimeError: injected fault in frame 1" in r.err
     assert "1 of 4 frames failed" in r.err
-    names = {p.name for p in tmp_path.iterdir()} - {"markers"}
+    names = _visible(tmp_path) - {"markers"}
     assert names == set(_names()) - {"f_001" + e for e in EXTS}      # nothing of frame 1
     _same_files(reference, tmp_path, sorted(names))
 

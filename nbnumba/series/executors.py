@@ -8,7 +8,10 @@ import contextlib
 import hashlib
 import os
 import pickle
+import signal
+import threading
 import uuid
+import warnings
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import ProcessPoolExecutor
 
@@ -107,13 +110,83 @@ def _executor_width(executor, client):
 
 
 @contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while worker processes are started: they inherit the ignored signal
+    (Python then installs no KeyboardInterrupt handler in them), so a Ctrl-C reaches
+    only this process, which stops the cluster. A Ctrl-C during the start (about a
+    second) is lost; outside the main thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Interrupt:
+    """Ctrl-C while a series runs on a LocalCluster started here.
+
+    The cluster runs callbacks in this process (garbage-collection hooks, event-loop
+    calls) where a KeyboardInterrupt would be swallowed or printed with a traceback; so
+    while :meth:`installed` a SIGINT is only noted, and raised as KeyboardInterrupt by
+    :meth:`check`, which the run loop calls after each wait for frames (every 0.25 s at
+    most), or when the block ends.
+    """
+
+    def __init__(self):
+        self.active = False
+        self.pending = False
+
+    def handler(self, signum, frame):
+        if not self.active:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self):
+        """Raise KeyboardInterrupt if a SIGINT was noted."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Note SIGINTs instead of raising them (main thread only; elsewhere nothing
+        changes)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.pending, self.active = False, True
+        previous = signal.signal(signal.SIGINT, self.handler)
+        try:
+            yield
+            self.check()
+        finally:
+            self.active = False
+            signal.signal(signal.SIGINT, previous)
+
+
+INTERRUPT = _Interrupt()
+
+
+def _quiet_shutdown():
+    """Silence dask's logging while a cluster is stopped early (interrupt or error):
+    its workers' cancelled tasks and lost data are expected then, not news."""
+    import logging
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+@contextlib.contextmanager
 def dask_executor(workers=None, scheduler=None, threads=None):
     """A dask-backed :class:`~concurrent.futures.Executor` for :func:`write_series`.
 
-    workers=N: start a ``LocalCluster`` of N worker processes, one task each, with
-    ``NUMBA_NUM_THREADS`` = cores // N (at most ``threads``). scheduler=ADDRESS: connect
-    to a running scheduler (e.g. one started by dask-jobqueue). Yields
-    ``(executor, description)``. Needs ``pip install 'nbnumba[dask]'``.
+    workers=N: start a ``LocalCluster`` of N worker processes, one task each, each task
+    with cores // N numba threads (at most ``threads``); the workers ignore Ctrl-C (the
+    calling process stops them). scheduler=ADDRESS: connect to a running scheduler (e.g.
+    one started by dask-jobqueue). Yields ``(executor, description)``. Needs
+    ``pip install 'nbnumba[dask]'``.
     """
     try:
         import logging
@@ -121,20 +194,44 @@ def dask_executor(workers=None, scheduler=None, threads=None):
         from distributed import Client, LocalCluster
     except ImportError:
         raise SeriesError("dask is not installed: pip install 'nbnumba[dask]'") from None
-    if scheduler is not None:
-        with Client(scheduler, timeout="30s") as client:
-            yield client.get_executor(pure=False), f"dask scheduler {scheduler}"
-        return
-    workers = int(workers or 1)
-    per = max(1, available_cores() // workers)
-    if threads:
-        per = min(per, int(threads))
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR,
-                      env={"NUMBA_NUM_THREADS": str(per)}) as cluster, \
-            Client(cluster) as client:
-        yield client.get_executor(pure=False), \
-            f"dask LocalCluster: {workers} worker processes x {per} numba threads"
+    held = []   # the SIGINT handler to put back after an interrupted shutdown
+    try:
+        with contextlib.ExitStack() as stack:
+            if scheduler is not None:
+                client = stack.enter_context(Client(scheduler, timeout="30s"))
+                description = f"dask scheduler {scheduler}"
+            else:
+                workers = int(workers or 1)
+                per = max(1, available_cores() // workers)
+                if threads:
+                    per = min(per, int(threads))
+                with _sigint_ignored(), warnings.catch_warnings():
+                    # its HTTP server moves to a free port when 8787 is taken: not news
+                    warnings.filterwarnings("ignore", message="Port .* is already in use")
+                    cluster = stack.enter_context(LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True,
+                        dashboard_address=None, silence_logs=logging.ERROR))
+                    client = stack.enter_context(Client(cluster))
+                    worker_pids = list(client.run(os.getpid).values())
+                description = (f"dask LocalCluster: {workers} worker processes x {per} "
+                               "numba threads")
+            try:
+                with INTERRUPT.installed():
+                    yield client.get_executor(pure=False), description
+            except BaseException as exc:
+                _quiet_shutdown()
+                if isinstance(exc, KeyboardInterrupt) and \
+                        threading.current_thread() is threading.main_thread():
+                    # one Ctrl-C stops the run; a repeated one must not cut the shutdown
+                    held.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
+                if scheduler is None:   # stop our workers now, not after their frames
+                    for pid in worker_pids:
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                raise
+    finally:
+        if held:
+            signal.signal(signal.SIGINT, held[0])
 
 
 class _Shipment:

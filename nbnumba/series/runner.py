@@ -15,11 +15,12 @@ from typing import List, Optional
 from .. import engine
 from ..io.atomic import OutputError, check_writable
 from ..progress import StatusLine, clock
-from .executors import (SerialExecutor, _dask_client, _executor_name, _executor_threads,
-                        _executor_width, _is_client, _Shipment)
+from . import record
+from .executors import (INTERRUPT, SerialExecutor, _dask_client, _executor_name,
+                        _executor_threads, _executor_width, _is_client, _Shipment)
 from .frames import SeriesError, apply_overrides
 from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, _drop_written_since,
-                    check_template, frame_complete, frame_paths, run_frame)
+                    check_template, frame_paths, run_frame)
 
 
 # ---------------------------------------------------------------------------------------
@@ -106,13 +107,13 @@ def _fixed_base(base):
     return base
 
 
-def _run(frameset, paths_of, executor, threads, device, resume, progress, retries, spool_dir,
-         describe, on_result=None):
-    seed = _resolve_seed(frameset)
-    base = _fixed_base(frameset.base)
+def _run(frameset, paths_of, executor, threads, device, skip, progress, retries, spool_dir,
+         describe, on_result=None, seed=None, base=None):
+    seed = _resolve_seed(frameset) if seed is None else seed
+    base = _fixed_base(frameset.base) if base is None else base
     n = len(frameset)
     # validate the configuration (once, here) before any work is sent out
-    first = engine.prepare(apply_overrides(base, frameset.overrides[0]))
+    engine.prepare(apply_overrides(base, frameset.overrides[0]))
     own = executor is None
     executor = SerialExecutor() if executor is None else executor
     client = _dask_client(executor)
@@ -125,19 +126,11 @@ def _run(frameset, paths_of, executor, threads, device, resume, progress, retrie
     name = describe or _executor_name(executor, client)
 
     skipped = []
-    todo = []
-    pixels = first.fpixels * first.spixels
     for i in range(n):
-        paths = paths_of(i)
-        if resume and paths is not None:
-            px = pixels
-            if any(k.startswith("detector.") for k in frameset.overrides[i]):
-                s = engine.prepare(frameset.config(i))
-                px = s.fpixels * s.spixels
-            if frame_complete(paths, px):
-                skipped.append(i)
-                continue
-        todo.append(i)
+        INTERRUPT.check()
+        if skip is not None and skip(i):
+            skipped.append(i)
+    todo = sorted(set(range(n)) - set(skipped))
 
     t0 = time.perf_counter()
     started = time.time()
@@ -168,7 +161,8 @@ def _run(frameset, paths_of, executor, threads, device, resume, progress, retrie
                 if meter:
                     meter(len(done), len(skipped), len(failed))
                 continue
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
+            INTERRUPT.check()
             for fut in finished:
                 i, attempt = running.pop(fut)
                 try:
@@ -212,7 +206,7 @@ def _run(frameset, paths_of, executor, threads, device, resume, progress, retrie
 
 
 def write_series(frameset, template, executor=None, resume=False, progress=True, threads=None,
-                 retries=1, device="cpu", describe=None):
+                 retries=1, device="cpu", describe=None, flags=None):
     """Render every frame of ``frameset`` and write its files; returns a :class:`SeriesReport`.
 
     template: Python format string of the frame index (``"out/frame_{:05d}"``); each
@@ -221,12 +215,20 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
     executor: a :class:`concurrent.futures.Executor` or a dask ``distributed.Client``;
         None: one frame after another in this process, every core on each frame.
         Workers write the files themselves (atomically) and return only metadata.
-    resume: skip frames whose files are all present and complete.
+    resume: keep the frames that an earlier run of the same series finished and whose
+        files still have the checksums in its run record; raises :class:`SeriesError`
+        when the earlier run differs (another seed, other flags or inputs, another
+        nbnumba version).
     progress: True (a line on stderr), False, or a callable(done, skipped, failed).
     threads: numba threads per frame (None: the cores divided by the executor's
         workers, or all cores when serial).
     retries: times a failed frame is tried again (frames that still fail are in
         ``report.failed``; a failed frame leaves none of its files).
+    flags: the command line of the run, kept in the run record (it names what differs
+        when a resume is refused).
+
+    While it runs, the directory of frame 0 is locked (:func:`record.run_lock`): a second
+    series writing there is refused with :class:`SeriesError`.
     """
     check_template(template)
     kinds = frameset.outputs.kinds()
@@ -244,8 +246,54 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
     def paths_of(i):
         return [(k, os.path.abspath(p)) for k, p in frame_paths(template, i, kinds)]
 
-    return _run(frameset, paths_of, executor, threads, device, resume, progress, retries,
-                os.path.dirname(os.path.abspath(template.format(0))), describe)
+    with record.run_lock(record.run_directory(template)):
+        run, seed, base, key_of = _open_record(frameset, template, resume, flags)
+        skip = None
+        if resume:
+            def skip(i):
+                return run.verified(i, key_of(i), [p for _, p in paths_of(i)])
+        run.write()
+
+        def finished(info):
+            run.add(info.index, key_of(info.index), info.checksums)
+
+        try:
+            return _run(frameset, paths_of, executor, threads, device, skip, progress,
+                        retries, os.path.dirname(os.path.abspath(template.format(0))),
+                        describe, on_result=finished, seed=seed, base=base)
+        finally:
+            run.write()
+
+
+def _open_record(frameset, template, resume, flags):
+    """(run record, noise seed, base, frame key function) of a series about to be
+    written; with ``resume``, :class:`SeriesError` if the run on disk is another one."""
+    from .. import __version__
+    seed = _resolve_seed(frameset)
+    base = _fixed_base(frameset.base)
+
+    def key_of(i):
+        if i >= len(frameset):
+            return None
+        noise = frameset.noise_seed(i, seed) if frameset.outputs.noise else None
+        return record.digest((sorted(frameset.overrides[i].items()), noise))[:16]
+
+    run = record.RunRecord(template, __version__, seed if frameset.outputs.noise else None,
+                           frameset.outputs.kinds(), record.digest((base, frameset.outputs)),
+                           flags)
+    why = run.difference(key_of) if resume else None
+    if why is not None:
+        raise SeriesError("cannot resume: %s holds frames of another run (%s); rerun without "
+                          "--resume to replace them, or give another --template"
+                          % (record.run_directory(template), why))
+    return run, seed, base, key_of
+
+
+def check_resume(frameset, template, flags=None):
+    """Raise :class:`SeriesError` if ``write_series(frameset, template, resume=True)``
+    would refuse to continue the run on disk (cheap: no file is read but the record)."""
+    check_template(template)
+    _open_record(frameset, template, True, flags)
 
 
 def render_series(frameset, executor=None, progress=False, threads=None, retries=1,
@@ -261,7 +309,7 @@ def render_series(frameset, executor=None, progress=False, threads=None, retries
     def keep(value):
         frames[value.info.index] = value
 
-    report = _run(frameset, lambda i: None, executor, threads, device, False, progress,
+    report = _run(frameset, lambda i: None, executor, threads, device, None, progress,
                   retries, None, None, on_result=keep)
     report.raise_for_failures()
     return [frames[i] for i in sorted(frames)]

@@ -22,6 +22,7 @@ import numpy as np
 from .. import engine, output
 from ..constants import RTD
 from .frames import EXTENSIONS, SeriesError, apply_overrides, degrees
+from .record import file_sha256
 
 #: environment variable of the fault-injection hook (tests only), see :func:`_fault`
 FAULT_ENV = "NBNUMBA_SERIES_FAULT"
@@ -146,6 +147,7 @@ class FrameInfo:
     worker: str                 #: host:pid
     threads: int
     attempt: int
+    checksums: Tuple[Tuple[str, str], ...] = ()   #: (path, SHA-256 hex) of each file
 
 
 @dataclass
@@ -225,8 +227,9 @@ def run_frame(task, payload=None):
     pgm = output.make_pgm(result, outputs.pgm_scale, ints.scale) if outputs.pgm else None
     noise = (output.make_noise_image(result, task.seed, outputs.adc) if outputs.noise
              else None)
+    checksums = ()
     if task.paths is not None:
-        _write_frame(task, result, ints, pgm, noise)
+        checksums = _write_frame(task, result, ints, pgm, noise)
     info = FrameInfo(
         index=task.index, files=tuple(p for _, p in task.paths or ()),
         seed=task.seed if outputs.noise else None, phi=degrees(cfg.crystal.phi0),
@@ -234,7 +237,8 @@ def run_frame(task, payload=None):
         int_scale=float(ints.scale), photons=None if noise is None else float(noise.photons),
         overloads=None if noise is None else int(noise.overloads),
         seconds=time.perf_counter() - t0, worker="%s:%d" % (socket.gethostname(), os.getpid()),
-        threads=int(task.threads or numba.get_num_threads()), attempt=task.attempt)
+        threads=int(task.threads or numba.get_num_threads()), attempt=task.attempt,
+        checksums=checksums)
     if task.paths is not None:
         return info
     shape = result.image.shape
@@ -244,19 +248,21 @@ def run_frame(task, payload=None):
 
 def _write_frame(task, result, ints, pgm, noise):
     """Write every file of the frame under staging names, then rename them all; on any
-    failure remove what this attempt wrote (no partial frame is ever left)."""
+    failure remove what this attempt wrote (no partial frame is ever left). Returns
+    ((path, SHA-256 hex of what was written), ...) for the run record."""
     writers = {
         "float": lambda p: output.write_float_image(result, p),
         "int": lambda p: output.write_smv_image(result, p, ints.pixels),
         "pgm": lambda p: output.write_pgm(result, p, pgm),
         "noise": lambda p: output.write_smv_image(result, p, noise.pixels),
     }
-    staged, renamed = [], []
+    staged, renamed, checksums = [], [], []
     try:
         for kind, path in task.paths:
             stage = _stage_name(path)
             staged.append(stage)
             writers[kind](stage)
+            checksums.append((path, file_sha256(stage)))
             _fault(task, "write")
         for stage, (_, path) in zip(staged, task.paths):
             os.replace(stage, path)
@@ -270,3 +276,4 @@ def _write_frame(task, result, ints, pgm, noise):
                 with contextlib.suppress(OSError):
                     os.unlink(p)
         raise
+    return tuple(checksums)

@@ -1,0 +1,229 @@
+"""The run record and lock of a written series, kept beside the frames.
+
+A series run holds an exclusive lock on its directory (the directory of frame 0) for as
+long as it runs: ``fcntl.flock`` on ``.nbnumba-series.lock``, which the kernel releases
+when the process ends, however it ends. A second run on that directory is refused.
+
+The run record (``.nbnumba-series-<hash of the template's file name>.json``, replaced
+atomically) says what the run is: the nbnumba version, the noise seed, the output kinds,
+the flags (when the command line gave them), a SHA-256 of the base configuration and,
+per finished frame, a key of its per-frame values and the SHA-256 of each of its files.
+``--resume`` keeps a frame only when its key and every file's checksum match the record,
+and refuses to continue a run that would render any frame differently.
+"""
+import contextlib
+import hashlib
+import json
+import os
+import pickle
+import re
+import time
+
+from ..io.atomic import write_atomic
+from .frames import SeriesError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: runs are not locked
+    fcntl = None
+
+#: version of the record's layout
+FORMAT = 1
+LOCK_NAME = ".nbnumba-series.lock"
+RECORD_PREFIX = ".nbnumba-series-"
+#: the record is rewritten at most this often while frames finish (seconds)
+FLUSH_INTERVAL = 2.0
+
+
+def run_directory(template):
+    """The directory of frame 0 (absolute): where the lock and the record live."""
+    return os.path.dirname(os.path.abspath(template.format(0)))
+
+
+def record_path(template):
+    """The run record of ``template`` (one per template file name and directory)."""
+    name = os.path.basename(template)
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return os.path.join(run_directory(template), RECORD_PREFIX + digest + ".json")
+
+
+def digest(value):
+    """SHA-256 (hex) of a picklable value: configurations, overrides, seeds."""
+    return hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()
+
+
+def file_sha256(path):
+    """SHA-256 (hex) of a file's content, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def recorded_seed(template):
+    """The noise seed in the run record of ``template`` (None: no record, or no noise)."""
+    data = load(record_path(template))
+    seed = None if data is None else data.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+_HELD = {}   # directory -> how many times this process holds its lock
+
+
+@contextlib.contextmanager
+def run_lock(directory):
+    """Hold the series lock of ``directory``; :class:`SeriesError` if another run has it.
+
+    Creates ``directory`` if needed. Re-entrant within a process (a command may lock
+    before calling :func:`write_series`).
+    """
+    directory = os.path.abspath(directory)
+    if fcntl is None or _HELD.get(directory):
+        _HELD[directory] = _HELD.get(directory, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD[directory] -= 1
+        return
+    path = os.path.join(directory, LOCK_NAME)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise SeriesError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            raise SeriesError(
+                "another nbnumba-series run%s is writing frames in %s: wait for it to end, "
+                "or give another --template directory"
+                % (f" (process {holder})" if holder.isdigit() else "", directory)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        _HELD[directory] = 1
+        try:
+            yield
+        finally:
+            _HELD.pop(directory, None)
+    finally:
+        os.close(fd)   # closing releases the lock
+
+
+def load(path):
+    """The record at ``path`` as a dict, or None if there is none (or it is unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read(64 << 20))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    return data
+
+
+_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+#: options whose change alone never makes another run (more frames extend a series)
+_NOT_COMPARED = {"--frames", "--template"}
+
+
+def _flag_values(tokens):
+    """{flag: its last values} of a command line (negative numbers are values)."""
+    values, current = {}, None
+    for token in tokens:
+        if token.startswith("-") and not _NUMBER.match(token):
+            name, _, glued = token.partition("=")
+            current = name
+            values[name] = [glued] if glued else []
+        elif current is not None:
+            values[current].append(token)
+    return values
+
+
+def _flag_difference(old, new):
+    """The flags that differ between two command lines, e.g. '-seed 7 -> 8; added -N 3'."""
+    a, b = _flag_values(old), _flag_values(new)
+    changes = []
+    for flag in list(a) + [f for f in b if f not in a]:
+        if flag in _NOT_COMPARED or a.get(flag) == b.get(flag):
+            continue
+        if flag not in b:
+            changes.append("without %s" % " ".join([flag] + a[flag]))
+        elif flag not in a:
+            changes.append("added %s" % " ".join([flag] + b[flag]))
+        else:
+            changes.append("%s %s -> %s" % (flag, " ".join(a[flag]), " ".join(b[flag])))
+    return "; ".join(changes[:4]) if changes else None
+
+
+class RunRecord:
+    """The record of the run in progress, with what an earlier run left (``previous``)."""
+
+    def __init__(self, template, version, seed, kinds, base_digest, flags=None):
+        self.path = record_path(template)
+        self.directory = os.path.dirname(self.path)
+        self.previous = load(self.path)
+        self.data = {"program": "nbnumba-series", "format": FORMAT, "nbnumba": version,
+                     "template": template, "seed": seed, "kinds": list(kinds),
+                     "flags": None if flags is None else [str(f) for f in flags],
+                     "base": base_digest, "frames": {}}
+        self._written = 0.0
+
+    def difference(self, frame_keys):
+        """Why the previous run is not this one (one phrase), or None when it is."""
+        old, new = self.previous, self.data
+        if old is None:
+            return None
+        if old.get("nbnumba") != new["nbnumba"]:
+            return "they were written by nbnumba %s (this is %s)" % (old.get("nbnumba"),
+                                                                    new["nbnumba"])
+        if old.get("seed") != new["seed"]:
+            return "they have noise seed -seed %s, this run -seed %s" % (old.get("seed"),
+                                                                        new["seed"])
+        if old.get("kinds") != new["kinds"]:
+            return "they have the outputs %s, this run writes %s" % (
+                "/".join(old.get("kinds") or []), "/".join(new["kinds"]))
+        if old.get("base") != new["base"]:
+            flags = (_flag_difference(old["flags"], new["flags"])
+                     if old.get("flags") is not None and new["flags"] is not None else None)
+            return ("their flags differ: %s" % flags if flags else
+                    "their configuration or input files differ")
+        for index, entry in sorted(old.get("frames", {}).items(), key=lambda kv: int(kv[0])):
+            key = frame_keys(int(index))
+            if key is not None and entry.get("key") != key:
+                return ("frame %s was rendered with other per-frame values "
+                        "(--frame-osc, --orientation-seed ...)" % index)
+        return None
+
+    def verified(self, index, key, paths):
+        """True when the previous run finished frame ``index`` with this ``key`` and every
+        file in ``paths`` still has the checksum it was written with."""
+        entry = (self.previous or {}).get("frames", {}).get(str(index))
+        if not entry or entry.get("key") != key:
+            return False
+        files = entry.get("files", {})
+        if len(files) != len(paths):
+            return False
+        for path in paths:
+            want = files.get(os.path.relpath(path, self.directory))
+            try:
+                if want is None or file_sha256(path) != want:
+                    return False
+            except OSError:
+                return False
+        self.data["frames"][str(index)] = entry
+        return True
+
+    def add(self, index, key, checksums):
+        """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...)."""
+        self.data["frames"][str(index)] = {
+            "key": key, "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        if time.monotonic() - self._written >= FLUSH_INTERVAL:
+            self.write()
+
+    def write(self):
+        """Replace the record on disk (atomically)."""
+        write_atomic(self.path, (json.dumps(self.data, indent=0) + "\n").encode())
+        self._written = time.monotonic()
