@@ -18,7 +18,7 @@ from . import report, truth
 from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
 from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
-from .progress import ProgressMeter
+from .progress import ProgressMeter, render_plan
 
 
 def _outputs(out):
@@ -67,9 +67,10 @@ def _run(argv, stdout):
             except OutputError:
                 say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
         stdout.flush()
-        meter = ProgressMeter() if out.progress else None
+        block_rows, expected_seconds = render_plan(setup, _thread_count(state.threads))
+        meter = ProgressMeter(expected_seconds=expected_seconds) if out.progress else None
         result = engine.render(setup, device=state.device, threads=state.threads, progress=meter,
-                               block_rows=_block_rows(setup))
+                               block_rows=block_rows)
         if result.interpolation_switch is not None:
             say(result.interpolation_switch.warning())
         if out.printout:
@@ -142,16 +143,19 @@ def _printout(result, pixel, say):
                 say(line)
 
 
-def _block_rows(setup):
-    rows = setup.roi[3] - setup.roi[2] + 1
-    return max(1, rows // 50)
+def _thread_count(requested):
+    """The CPU threads a render uses: -nthreads (capped by numba's pool) or all of them."""
+    import numba
+    pool = numba.config.NUMBA_NUM_THREADS
+    return min(int(requested), pool) if requested else pool
 
 
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; SIGTERM
     stops a run like Ctrl-C (exit status 143 instead of 130)."""
     with sigterm_as_interrupt():
-        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
+        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba",
+                           numba=True)
 
 
 def console():

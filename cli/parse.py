@@ -61,6 +61,17 @@ class _Ordered(argparse.Action):
         namespace.ordered.append((self.flag, values, option_string))
 
 
+class _CompileAction(argparse.Action):
+    """``--compile``: compile every kernel variant ahead of time, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .precompile import compile_all
+        parser.exit(compile_all(parser.prog))
+
+
 # negative numbers (also with exponents) are values, never flags
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -79,6 +90,9 @@ def build_parser(add_options=None):
     general.add_argument("-h", "--help", action="help", help="show this help and exit")
     general.add_argument("--version", action="version", version=f"{PROG} {__version__}",
                          help="show the version and exit")
+    general.add_argument("--compile", action=_CompileAction,
+                         help="compile every kernel variant into numba's cache and exit "
+                         "(once per machine and nbnumba version, e.g. in an image build)")
     groups = {key: parser.add_argument_group(title) for key, title in GROUPS}
     for f in FLAGS:
         groups[f.group].add_argument(
