@@ -125,6 +125,7 @@ class ParseState:
     user_cell: bool = False
     threads: Optional[int] = None
     device: str = "cpu"
+    notes: list = field(default_factory=list)   #: one-line notes for stderr (header wins ...)
 
 
 @dataclass(frozen=True)
@@ -498,15 +499,18 @@ def _absorption(state, values):
     if depth == float("inf") or depth == 0.0:
         det.thickness = 0.0
         det.attenuation_mu = 0.0
-    elif depth < 0.0 or depth * 1e-6 == 0.0:
-        raise ValueError(f"the attenuation depth must be positive (um), or inf, got {depth:g}")
+    elif depth * 1e-6 == 0.0 or not math.isfinite(1.0 / (depth * 1e-6)):
+        raise ValueError(f"the attenuation depth {depth:g} um is too small (its inverse, the "
+                         "attenuation coefficient, is infinite); give at least 1e-300 um, 0 or inf")
     else:
+        # a negative depth gives a negative coefficient, which counts as "not given" (the
+        # C's rule): with a sensor thickness the depth defaults to that thickness
         det.attenuation_mu = 1.0 / (depth * 1e-6)
 
 
 flag(("-detector_abs", "-detector_absorb", "-detector_absorption"), "detector",
-     "sensor attenuation depth (um), or inf; 'inf' or 0 also sets the thickness to 0 "
-     "[default: the thickness]", _absorption, kind=absorption_depth, metavar=["um|inf"])
+     "sensor attenuation depth (um), or inf; 'inf' or 0 also sets the thickness to 0; "
+     "a negative depth counts as not given [default: the thickness]", _absorption, kind=absorption_depth, metavar=["um|inf"])
 flag("-detector_thick", "detector", "sensor thickness (um) [default: 0]",
      _set(_det, "thickness", lambda v: v * 1e-6), metavar=["um"])
 flag(("-detector_thicksteps", "-thicksteps"), "detector", "number of sensor layers "

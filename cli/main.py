@@ -18,7 +18,7 @@ from . import report, truth
 from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
 from .entry import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
-from .progress import ProgressMeter
+from .progress import ProgressMeter, render_plan
 
 
 def _outputs(out):
@@ -42,9 +42,11 @@ def _run(argv, stdout):
     def say(text=""):
         stdout.write(text + "\n")
 
+    notes = []
     files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
+        notes = state.notes
         sf_source = load_inputs(state)
         out = state.out
         for path in _outputs(out):
@@ -53,6 +55,8 @@ def _run(argv, stdout):
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
         experiment_files = truth.image_files(setup, out)
+        for note in notes:
+            say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
         for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
             say(line)
@@ -63,9 +67,10 @@ def _run(argv, stdout):
             except OutputError:
                 say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
         stdout.flush()
-        meter = ProgressMeter() if out.progress else None
+        block_rows, expected_seconds = render_plan(setup, _thread_count(state.threads))
+        meter = ProgressMeter(expected_seconds=expected_seconds) if out.progress else None
         result = engine.render(setup, device=state.device, threads=state.threads, progress=meter,
-                               block_rows=_block_rows(setup))
+                               block_rows=block_rows)
         if result.interpolation_switch is not None:
             say(result.interpolation_switch.warning())
         if out.printout:
@@ -84,7 +89,8 @@ def _run(argv, stdout):
         return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
         stdout.flush()
-        return error("nbnumba", exc)
+        # a note that explains the failure (a header value won) joins the one error line
+        return error("nbnumba", "; ".join([str(exc)] + notes))
     except MemoryError:
         return error("nbnumba", "not enough memory for this image")
     finally:
@@ -103,6 +109,7 @@ def _write_outputs(result, out, files, say):
     say("writing %s as 2-byte integers" % out.intfile)
     adc_header = out.adc if out.smv_extended else None
     files.stage(out.intfile, output.smv_image_bytes(result, ints.pixels, adc_header))
+    _warn_overloads(result, out.intfile, int((ints.pixels >= 65535).sum()))
     if out.write_pgm:
         pgm = output.make_pgm(result, out.pgm_scale, ints.scale)
         say("pgm_scale = %g" % pgm.scale)
@@ -110,9 +117,18 @@ def _write_outputs(result, out, files, say):
         files.stage(out.pgmfile, output.pgm_bytes(result, pgm))
     if out.write_noise:
         noise = output.make_noise_image(result, out.seed, out.adc)
-        say("%.0f photons on noise image (%d overloads)" % (noise.photons, noise.overloads))
+        say("%s photons on noise image (%d overloads)" % (report.c_g(noise.photons, "%.0f"),
+                                                          noise.overloads))
         say("writing %s as 2-byte integers" % out.noisefile)
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
+        _warn_overloads(result, out.noisefile, noise.overloads)
+
+
+def _warn_overloads(result, path, overloaded):
+    """Warn on stderr when most pixels of an SMV image are clipped (-water 100 ...)."""
+    line = report.overload_warning(path, overloaded, result.stats.rendered, result.stats.mean)
+    if line is not None:
+        say_error("nbnumba: " + line + "\n")
 
 
 def _printout(result, pixel, say):
@@ -127,16 +143,19 @@ def _printout(result, pixel, say):
                 say(line)
 
 
-def _block_rows(setup):
-    rows = setup.roi[3] - setup.roi[2] + 1
-    return max(1, rows // 50)
+def _thread_count(requested):
+    """The CPU threads a render uses: -nthreads (capped by numba's pool) or all of them."""
+    import numba
+    pool = numba.config.NUMBA_NUM_THREADS
+    return min(int(requested), pool) if requested else pool
 
 
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; SIGTERM
     stops a run like Ctrl-C (exit status 143 instead of 130)."""
     with sigterm_as_interrupt():
-        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba")
+        return run_guarded(run, sys.argv[1:] if argv is None else argv, "nbnumba",
+                           numba=True)
 
 
 def console():

@@ -35,7 +35,7 @@ _SYNOPSIS = "\n".join([
     "[\\-hkl \\fIFILE\\fR | \\-default_F \\fIF\\fR] [\\fIFLAG\\fR ...]",
     ".br",
     ".B nbnumba",
-    "\\-h | \\-\\-help | \\-\\-version",
+    "\\-h | \\-\\-help | \\-\\-version | \\-\\-compile",
 ])
 
 _SECTIONS = [
@@ -66,11 +66,14 @@ _SECTIONS = [
         "complete, so an interrupted or failed run never leaves a partial file.",
     ]),
     ("ENVIRONMENT", [
-        ("NUMBA_NUM_THREADS", "number of CPU threads (default: all cores); -nthreads "
+        ("NUMBA_NUM_THREADS", "number of CPU threads (default: all cores), a whole number "
+                              "from 1 to 8 per CPU (at least 64 allowed); -nthreads "
                               "overrides it for one run. Images never depend on it."),
         ("NUMBA_CACHE_DIR", "where compiled kernels are cached (default: next to the "
-                            "installed modules); the first run compiles, later runs load "
-                            "the cache."),
+                            "installed modules); a run that compiles says so on stderr "
+                            "first, later runs load the cache; --compile compiles every "
+                            "kernel ahead of time. Without any writable cache, every run "
+                            "compiles (slower) and says so."),
         ("NBNUMBA_DEBUG", "when set, an internal error shows the Python traceback instead "
                           "of a one-line message."),
     ]),

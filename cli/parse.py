@@ -2,7 +2,9 @@
 
 1. argparse checks every flag (exact names only) and converts the values;
 2. the headers of ``-mask`` and then ``-img`` supply defaults (so the image header wins
-   over the mask's, and every flag wins over both);
+   over the mask's, and every flag wins over both, except that a header's
+   ``CLOSE_DISTANCE`` decides the distance even after ``-distance``, as in the C: a note
+   in ``state.notes`` says so);
 3. the flags are applied in command-line order (later ones override earlier ones);
 4. input files are read: ``-hkl`` (or ``Fdump.bin`` in the current directory when
    ``-hkl`` is absent), ``-mat``, ``-sourcefile``, ``-stol``.
@@ -59,6 +61,17 @@ class _Ordered(argparse.Action):
         namespace.ordered.append((self.flag, values, option_string))
 
 
+class _CompileAction(argparse.Action):
+    """``--compile``: compile every kernel variant ahead of time, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .precompile import compile_all
+        parser.exit(compile_all(parser.prog))
+
+
 # negative numbers (also with exponents) are values, never flags
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -77,6 +90,9 @@ def build_parser(add_options=None):
     general.add_argument("-h", "--help", action="help", help="show this help and exit")
     general.add_argument("--version", action="version", version=f"{PROG} {__version__}",
                          help="show the version and exit")
+    general.add_argument("--compile", action=_CompileAction,
+                         help="compile every kernel variant into numba's cache and exit "
+                         "(once per machine and nbnumba version, e.g. in an image build)")
     groups = {key: parser.add_argument_group(title) for key, title in GROUPS}
     for f in FLAGS:
         groups[f.group].add_argument(
@@ -152,16 +168,32 @@ def parse_arguments(argv, add_options=None):
     ordered = namespace.ordered
     masks = [v[0] for f, v, _ in ordered if f.names[0] == "-mask"]
     imgs = [v[0] for f, v, _ in ordered if f.names[0] == "-img"]
-    if masks:
-        _ingest_header(state, masks[-1], is_mask=True)
-    if imgs:
-        _ingest_header(state, imgs[-1], is_mask=False)
+    header_close = None
+    for paths, is_mask in ((masks, True), (imgs, False)):
+        if paths:
+            _ingest_header(state, paths[-1], is_mask)
+            if state.config.detector.close_distance is not None:
+                header_close = ("-mask" if is_mask else "-img", paths[-1])
     for f, values, option in ordered:
         try:
             f.apply(state, values)
         except ValueError as exc:
             raise CliError(f"argument {option}: {exc}") from None
+    if header_close is not None:
+        _note_header_close_distance(state, ordered, *header_close)
     return state
+
+
+def _note_header_close_distance(state, ordered, flag, path):
+    """Note when a header's CLOSE_DISTANCE wins over an explicit -distance (the C's rule:
+    a close distance, from a header or -close_distance, always decides the distance)."""
+    given = {f.names[0]: values for f, values, _ in ordered}
+    if "-distance" not in given or "-close_distance" in given:
+        return
+    close_mm = state.config.detector.close_distance * 1000.0
+    state.notes.append(f"note: the {flag} header's CLOSE_DISTANCE ({close_mm:g} mm, {path}) "
+                       f"wins over -distance {given['-distance'][0]:g} (as in the C); give "
+                       "-close_distance instead")
 
 
 def load_inputs(state, cwd="."):

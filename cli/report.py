@@ -5,6 +5,8 @@ exactly. The statistics lines (``max_I``, ``mean=``) are part of the parity cont
 """
 import math
 
+import numpy as np
+
 from nbnumba.constants import RTD
 
 _SHAPE_WORD = {"square": "parallelpiped", "round": "ellipsoidal", "gauss": "gaussian",
@@ -119,14 +121,39 @@ def setup_lines(setup, out, sf_source, hkl_file):
     return lines
 
 
+def c_g(value, spec="%g"):
+    """``value`` as the C's ``printf(spec)`` writes it: like Python's ``%``, except that a
+    NaN with its sign bit set (what x86 arithmetic makes of 0/0 or inf - inf) is ``-nan``."""
+    if math.isnan(value):
+        return "-nan" if math.copysign(1.0, value) < 0.0 else "nan"
+    return spec % value
+
+
 def solid_angle_line(result):
-    steps = result.setup.steps
-    return ("solid angle subtended by detector = %g steradian ( %g%% sphere)"
-            % (result.omega_sum / steps, 100 * result.omega_sum / steps / 4 / math.pi))
+    """The C's solid-angle line: the sum of the solid angles used over the steps, in sr."""
+    with np.errstate(divide="ignore", invalid="ignore"):   # the C's IEEE division
+        per_step = np.float64(result.omega_sum) / np.float64(result.setup.steps)
+        percent = 100 * per_step / 4 / np.pi
+    return ("solid angle subtended by detector = %s steradian ( %s%% sphere)"
+            % (c_g(float(per_step)), c_g(float(percent))))
 
 
 def statistics_lines(result):
+    """The C's ``max_I`` and ``mean= rms= rmsd=`` lines (part of the parity contract)."""
     fx, sy = result.max_position
     st = result.stats
-    return ["max_I = %g  at %g %g" % (st.max_I, fx, sy),
-            "mean= %g rms= %g rmsd= %g" % (st.mean, st.rms, st.rmsd)]
+    return ["max_I = %s  at %s %s" % (c_g(st.max_I), c_g(fx), c_g(sy)),
+            "mean= %s rms= %s rmsd= %s" % (c_g(st.mean), c_g(st.rms), c_g(st.rmsd))]
+
+
+def overload_warning(path, overloaded, rendered, mean):
+    """One warning line when most rendered pixels of an SMV image are overloaded, or None.
+
+    overloaded: pixels clipped at 65535 counts; rendered: pixels rendered (ROI, mask);
+    mean: the float image's mean, photons per pixel.
+    """
+    if rendered <= 0 or 2 * overloaded <= rendered:
+        return None
+    return (f"warning: {overloaded} of {rendered} pixels of {path} are overloaded (clipped at "
+            f"65535; mean {c_g(mean)} photons per pixel); lower the intensity (-water, -fluence, "
+            "-flux, -exposure), -scale or -adc")

@@ -290,7 +290,8 @@ def _write_manifest(path, argv, report):
 def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
     status = run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
-                         interrupted="interrupted (rerun with --resume to complete)")
+                         interrupted="interrupted (rerun with --resume to complete)",
+                         numba=True)
     if status == EXIT_INTERRUPTED and argv is None:
         # the command is over and its cluster stopped: leave now, so that a repeated
         # Ctrl-C (or one still travelling) cannot turn the exit into a crash

@@ -90,6 +90,21 @@ def _angles(x, y, z, vol_ratio_x, vol_ratio_y, vol_ratio_z, messages, label):
     return tuple(math.atan2(s, c) for s, c in zip(sines, cosines))
 
 
+def _check_representable(volume, v_star, lengths, source):
+    """Refuse a cell whose volume or edge lengths leave the range of doubles.
+
+    volume: Angstrom^3 and v_star: 1/Angstrom^3 (either sign); lengths: real (Angstrom)
+    and reciprocal (1/Angstrom) edge lengths. Such cells (edges beyond about 1e100
+    Angstrom or below 1e-100) make the angle formulas divide by zero or infinity.
+    """
+    values = (abs(volume), abs(v_star)) + tuple(lengths)
+    if all(0.0 < x < math.inf for x in values):
+        return
+    raise CrystalError(f"the unit cell from {source} is out of range (volume {abs(volume):g} "
+                       "A^3; the C program renders a meaningless image); give a cell with "
+                       "edges between about 1e-100 and 1e100 A")
+
+
 @dataclass
 class Lattice:
     """The oriented crystal at phi = 0, before mosaic rotation."""
@@ -148,6 +163,9 @@ def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
         cxa = vec.rescale(cxa, ub / uvol)
         axb = vec.rescale(axb, uc / uvol)
         v_star = 1.0 / uvol
+    source = "-mat" if cr.a_matrix is not None else "-cell"
+    if not 0.0 < abs(v_star) < math.inf:
+        _check_representable(math.inf if v_star == 0.0 else 0.0, v_star, (), source)
     volume = 1.0 / v_star
     a = vec.scale(bxc, volume)
     b = vec.scale(cxa, volume)
@@ -158,6 +176,7 @@ def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
 
     la, lb, lc = vec.norm(a), vec.norm(b), vec.norm(c)
     las, lbs, lcs = vec.norm(a_star), vec.norm(b_star), vec.norm(c_star)
+    _check_representable(volume, v_star, (la, lb, lc, las, lbs, lcs), source)
     angles = _angles(a, b, c, las * volume / lb / lc, lbs * volume / la / lc,
                      lcs * volume / la / lb, messages, "cell")
     star_angles = _angles(a_star, b_star, c_star, la * v_star / lbs / lcs,

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _jit, crystal, geometry, images, pixel, rng, sampling
 from .config import SHAPES, ConfigError, SimulationConfig, StructureFactors, check_units
-from .constants import AVOGADRO, R_E_SQUARED, WATER_F, WATER_MW
+from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
 
@@ -146,10 +146,10 @@ def _validate(config: SimulationConfig):
     for name, n in (("na", cr.na), ("nb", cr.nb), ("nc", cr.nc)):
         if abs(n) > 10 ** 6:
             raise ConfigError(f"{name} = {n} is out of range")
-    if cr.mosaic_spread is not None and abs(cr.mosaic_spread) > math.pi:
-        raise ConfigError("mosaic spread must be at most 180 degrees")
     if beam.flux != 0.0 and beam.exposure > 0.0 and beam.beam_size == 0.0:
-        raise ConfigError("beam size must be positive when a flux is given")
+        raise ConfigError("a flux needs a beam size: the fluence is flux x exposure / beamsize^2, "
+                          "infinite for a beam size of 0 (the C writes an all-NaN image); give "
+                          "-beamsize in mm, or -fluence instead of -flux")
 
 
 def _check_count(value, what, limit=sampling.MAX_STEPS):
@@ -213,6 +213,22 @@ def _roi(roi, fpixels, spixels):
     return tuple(int(v) if v >= 0 else d for v, d in zip(roi, defaults))
 
 
+#: largest value of the C's int (the automatic oversampling count is converted to one)
+C_INT_MAX = 2 ** 31 - 1
+
+
+def _oversample_refusal(count, extent, geom):
+    """Why an automatic oversampling count is refused, and what to do instead."""
+    if count > C_INT_MAX:
+        c_does = "the C's integer count overflows, and what it renders is undefined"
+    else:
+        c_does = f"the C would render {float(count) ** 2:g} sub-pixels in every pixel"
+    return (f"automatic oversampling would use {float(count):g} sub-pixels per pixel side "
+            f"(crystal {extent * 1e6:g} um, pixel {geom.pixel_size * 1e3:g} mm, distance "
+            f"{geom.distance * 1e3:g} mm; {c_does}); give -oversample N with N at most "
+            f"{MAX_OVERSAMPLE}")
+
+
 @_jit.without_blas_probe
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
@@ -222,6 +238,11 @@ def prepare(config: SimulationConfig) -> Setup:
     table = rng.RandomTable()
 
     phi_steps, osc, phi_step = sampling.phi_rule(cr.phi_steps, cr.osc, cr.phi_step)
+    if phi_steps <= 0:
+        raise ConfigError(
+            f"no phi steps: an oscillation of {osc * RTD:g} degrees (-osc, or OSC_RANGE of an "
+            f"-img/-mask header) in steps of {phi_step * RTD:g} degrees gives none, and the C "
+            "writes an all-NaN image; give -phisteps 1 for a still image, or a positive -osc")
     _check_count(phi_steps, "the number of phi steps")
     layers, thickness, layer_step = sampling.thickness_rule(det.thickness_steps, det.thickness, None)
     _check_count(layers, "the number of sensor layers")
@@ -241,6 +262,10 @@ def prepare(config: SimulationConfig) -> Setup:
         raise ConfigError(str(exc)) from None
     messages += frame.messages
     geom = geometry.place_detector(frame, det)
+    try:
+        geometry.check_placement(geom)
+    except geometry.GeometryError as exc:
+        raise ConfigError(str(exc)) from None
     if not (geom.distance != 0.0 and geom.close_distance != 0.0 and math.isfinite(geom.distance)):
         raise ConfigError("the detector distance must not be zero")
 
@@ -263,9 +288,7 @@ def prepare(config: SimulationConfig) -> Setup:
         extent, beam.wavelength, geom.distance, geom.pixel_size)
     oversample = rd.oversample if rd.oversample is not None and rd.oversample > 0 else recommended
     if oversample > MAX_OVERSAMPLE:
-        raise ConfigError(f"automatic oversampling would use {float(oversample):g} sub-pixels per "
-                          f"pixel side (crystal {extent * 1e6:g} um, pixel {geom.pixel_size * 1e3:g} "
-                          f"mm, distance {geom.distance * 1e3:g} mm); give -oversample")
+        raise ConfigError(_oversample_refusal(oversample, extent, geom))
     if oversample < recommended:
         messages += [f"WARNING: maximum dimension of sample is {extent * 1e10:g} A",
                      f"         but reciprocal pixel size is {reciprocal_pixel * 1e10:g} A",

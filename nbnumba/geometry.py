@@ -261,3 +261,39 @@ def place_detector(frame: DetectorFrame, det: DetectorConfig) -> DetectorGeometr
 def resolve_detector(det: DetectorConfig) -> DetectorGeometry:
     """Frame and placement in one call: the final detector geometry."""
     return place_detector(detector_frame(det), det)
+
+
+#: smallest |fast x slow| (sine of the angle between the unit axes) of a usable detector
+MIN_AXIS_SINE = 1e-9
+
+
+def check_placement(geom: DetectorGeometry):
+    """Refuse a placed detector on which no pixel can have a finite, meaningful value.
+
+    Raises :class:`GeometryError` when an axis is the zero vector, when the fast and slow
+    axes are parallel (every pixel of a row or column would lie on one line), or when a
+    pixel's distance from the sample overflows (squared, in metres^2), which turns every
+    pixel into NaN in the C program.
+    """
+    for name, axis, flag in (("fast", geom.fdet, "-fdet_vector"),
+                             ("slow", geom.sdet, "-sdet_vector"),
+                             ("normal", geom.odet, "-odet_vector")):
+        if vec.norm(axis) == 0.0:
+            raise GeometryError(f"the detector's {name} axis is the zero vector; "
+                                f"give a direction with {flag}")
+    sine = vec.norm(vec.cross(vec.unit(geom.fdet)[0], vec.unit(geom.sdet)[0]))
+    if not sine > MIN_AXIS_SINE:
+        raise GeometryError("the detector's fast and slow axes are parallel (the pixels would "
+                            "lie on one line); give two perpendicular -fdet_vector and "
+                            "-sdet_vector")
+    width = geom.pixel_size * geom.fpixels
+    height = geom.pixel_size * geom.spixels
+    for df, ds in ((0.0, 0.0), (width, 0.0), (0.0, height), (width, height)):
+        corner = tuple(geom.pix0[i] + df * geom.fdet[i] + ds * geom.sdet[i] for i in range(3))
+        if not math.isfinite(vec.dot(corner, corner)):
+            raise GeometryError(
+                f"the detector is too large to compute: a corner lies "
+                f"{max(abs(x) for x in corner):g} m from the sample and its squared distance "
+                f"overflows (pixel "
+                f"{geom.pixel_size * 1e3:g} mm, {geom.fpixels}x{geom.spixels} pixels; the C "
+                "program would write an all-NaN image); check -pixel, -detsize, -distance")

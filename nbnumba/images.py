@@ -16,7 +16,7 @@ class ImageStatistics:
     max_I: float        #: largest rendered pixel value
     max_index: int      #: linear index of that pixel (-1 if nothing rendered)
     mean: float         #: over rendered pixels
-    rms: float          #: sqrt(sum v^2 / (n - 1)) over rendered pixels
+    rms: float          #: sqrt(sum v^2 / (n - 1)) over rendered pixels, v^2 in float32
     rmsd: float         #: deviation from the mean over every pixel inside the ROI
     rendered: int       #: number of rendered pixels
 
@@ -35,12 +35,15 @@ def _statistics(values, fpixels, spixels, roi, mask, use_mask):
             i = s * fpixels + f
             if use_mask and mask[i] == 0:
                 continue
-            v = np.float64(values[i])
+            v32 = values[i]
+            v = np.float64(v32)
             if v > max_i:
                 max_i = v
                 max_index = i
             total += v
-            total_sq += v * v
+            # the C squares the float pixel in single precision (it can underflow to 0 or
+            # overflow to inf) and adds the float square to a double sum
+            total_sq += np.float64(np.float32(v32 * v32))
             n += 1
     n0 = n if n > 0 else 1
     mean = total / n0

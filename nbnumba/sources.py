@@ -5,6 +5,7 @@ A source file gives explicit positions and wavelengths; otherwise a divergence g
 generated (``spec/sources.md``). Weights are read and reported but never applied: every
 source counts equally and the image is divided by the number of sources.
 """
+import dataclasses
 from dataclasses import dataclass, field
 from typing import List
 
@@ -48,6 +49,11 @@ class Sources:
         return -self.directions
 
 
+#: the plausible range of a wavelength (m), as the configuration checks lambda0
+_WAVELENGTH_RANGE = next(f.metadata["plausible"] for f in dataclasses.fields(BeamConfig)
+                         if f.name == "wavelength")
+
+
 def _normalise(positions):
     return np.array([vec.unit(tuple(float(x) for x in p))[0] for p in positions]).reshape(-1, 3)
 
@@ -66,6 +72,12 @@ def file_sources(source_list, beam_vector, wavelength):
     lambdas = np.where(np.isnan(source_list.wavelengths), wavelength, source_list.wavelengths)
     if np.any(lambdas <= 0):
         raise SourceError("every source wavelength must be positive")
+    low, high = _WAVELENGTH_RANGE.low, _WAVELENGTH_RANGE.high
+    outside = lambdas[(lambdas < low) | (lambdas > high)]
+    if outside.size:
+        # a wavelength whose inverse overflows makes every pixel NaN in the C
+        raise SourceError(f"source wavelength {outside[0]:g} m is implausible (between "
+                          f"{low:g} and {high:g} m): {_WAVELENGTH_RANGE.hint}")
     if np.any(np.all(pos == 0.0, axis=1)):
         raise SourceError("a source position is the zero vector (no direction)")
     return pos, weights.astype(float), lambdas.astype(float)
@@ -126,7 +138,12 @@ def resolve_sources(beam: BeamConfig, beam_vector, polar_vector, vertical_vector
         positions, weights, lambdas = file_sources(beam.sources, beam_vector, beam.wavelength)
         messages = []
     if len(lambdas) == 0:
-        raise SourceError("no sources: the divergence grid is empty")
+        (hn, hr, _), (vn, vr, _) = hdiv, vdiv
+        raise SourceError(
+            f"no sources: no point of the {hn}x{vn} divergence grid ({hr * 1e3:g} x "
+            f"{vr * 1e3:g} mrad) lies inside the round divergence cut (the C writes an "
+            "all-NaN image); give the divergence ranges (-hdivrange/-vdivrange, mrad) with "
+            "the steps, use -square_div, or leave the divergence flags out")
     if np.any(~(lambdas > 0)):
         raise SourceError("every source wavelength must be positive")
     return Sources(positions=positions, weights=weights, wavelengths=lambdas,

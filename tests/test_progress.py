@@ -93,3 +93,48 @@ def test_debug_setting_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("NBNUMBA_DEBUG", "1")
     with pytest.raises(RuntimeError):
         entry.run_guarded(_crash, [], "prog")
+
+
+def test_progress_meter_shows_zero_at_once_for_a_long_render_and_always_ends_the_line():
+    term = FakeTerminal()
+    meter = ProgressMeter(term, delay=1.0, interval=3600.0, expected_seconds=5.0)
+    assert term.getvalue() == "\r  0% done, 0:00 elapsed, ? left"
+    meter(10, 20)         # first block: starts the rate clock, within the interval
+    meter(20, 20)         # done (sooner than expected): the line is completed
+    assert term.getvalue().endswith("\r100% done, 0:00 elapsed, 0:00 left\n")
+    log = io.StringIO()
+    meter = ProgressMeter(log, delay=1.0, expected_seconds=0.5)
+    meter(10, 20)
+    meter(20, 20)
+    assert log.getvalue() == ""    # expected to be short, and it was
+
+
+def _plan_setup(rows, cols, per_pixel):
+    from types import SimpleNamespace
+
+    import numpy as np
+    return SimpleNamespace(fpixels=cols, spixels=rows, roi=(0, cols - 1, 0, rows - 1),
+                           oversample=1, layers=1, phi_steps=1, mosaic_domains=per_pixel,
+                           sources=SimpleNamespace(wavelengths=np.ones(1)))
+
+
+def test_render_plan_keeps_blocks_short_and_every_thread_busy():
+    from nbnumba_cli.progress import BLOCK_SECONDS, PLANNING_RATE, render_plan
+    block, seconds = render_plan(_plan_setup(1024, 1024, 1), threads=2)
+    assert block == 1024 // 50 and seconds < 1.0          # cheap rows: 50 blocks
+    block, seconds = render_plan(_plan_setup(1024, 1024, 1000), threads=2)
+    assert block == 2 and seconds > 60                     # costly rows: one per thread
+    block, _ = render_plan(_plan_setup(4096, 64, 100), threads=4)
+    assert block * 64 * 100 <= BLOCK_SECONDS * 4 * PLANNING_RATE
+    assert render_plan(_plan_setup(3, 8, 1), threads=8)[0] == 8
+
+
+def test_a_long_render_shows_the_meter_when_rendering_starts(cli):
+    """A render planned to take over a second prints ``0% done`` before the first block."""
+    res = cli(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "2",
+               "-detpixels", "16", "-mosaic", "1", "-mosaic_dom", "20000", "-nthreads", "1", "-progress",
+               "-nopgm", "-nonoise", "-seed", "1"])
+    assert res.code == 0, res.err
+    lines = [line for line in res.err.splitlines() if "done" in line]
+    assert lines[0].startswith("  0% done, 0:00 elapsed")
+    assert lines[-1].startswith("100% done")

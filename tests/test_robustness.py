@@ -1,7 +1,7 @@
 """Robustness: whatever the flag values or input files, ``nbnumba`` either writes a valid
 image (exit 0) or stops with a one-line ``nbnumba: error: ...`` message (exit 9): never a
-traceback, never an internal error, never a Python warning, never a hang, and a failed
-run writes no image.
+traceback, never an internal error, never a Python warning, never a hang, never a NaN
+pixel (input that can only give NaN is refused), and a failed run writes no image.
 
 Property-based (hypothesis, bounded examples, derandomised so CI sees the same examples
 every run) over
@@ -10,7 +10,14 @@ every run) over
   special numbers, integers, and arbitrary short strings;
 * malformed HKL, source, SMV (``-img``/``-mask``) and matrix files;
 
+* extreme magnitudes (1e-100, 1e100, 1e300, the int limits ...) in every numeric flag;
+* every branch of the rules that choose counts, ranges and steps (values that turn a
+  count into 0, such as ``-osc 0 -phistep 0.3``), enumerated;
+* SMV headers whose values conflict with flags given on the command line;
+* matrix, HKL and source files with numbers of extreme magnitude;
+
 plus explicit huge-count cases. Every run is in-process (``run_cli``) on an 8x8 detector.
+A successful run may print notes and warnings (one line each) on stderr, nothing else.
 
 How "never a hang" is checked without running for ever:
 
@@ -25,18 +32,21 @@ How "never a hang" is checked without running for ever:
 * the address space is capped (soft ``RLIMIT_AS``) so that runaway allocations end in
   MemoryError instead of exhausting the machine.
 """
+import itertools
 import resource
 import signal
 import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli
 from nbnumba import engine
+from nbnumba_cli.flags import FLAGS, absorption_depth, c_float, c_int
 from nbnumba.io.smv import read_smv
 
 BASE = ["-cell", "40", "40", "40", "90", "90", "90", "-default_F", "10", "-N", "2",
@@ -68,6 +78,7 @@ def guards():
     cap and the alarm handler for this module; everything is restored afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         assert run_cli(BASE, tmp).code == 0
+        assert run_cli(BASE + ["-printout_pixel", "0", "0"], tmp).code == 0  # its kernel
     real_render = engine.render
 
     def guarded_render(setup, *args, **kwargs):
@@ -122,7 +133,8 @@ def run_checked(args, files=None, time_limit=TIME_LIMIT):
         assert "Traceback" not in run.err, context
         assert not caught, f"Python warnings: {[str(w.message) for w in caught]}" + context
         if run.code == 0:
-            assert run.err == "", context
+            for line in run.err.splitlines():  # only notes and warnings, one line each
+                assert line.startswith(("nbnumba: note: ", "nbnumba: warning: ")), context
             check_images(Path(tmp), context)
         else:
             assert run.code == 9, context
@@ -143,6 +155,8 @@ def check_images(directory, context):
         assert (image.width, image.height) == (width, height), context
         assert image.data.size == width * height, context
     assert (directory / "f.bin").stat().st_size == 4 * width * height, context
+    pixels = np.fromfile(directory / "f.bin", dtype=np.float32)
+    assert not np.isnan(pixels).any(), "NaN pixels: input that can only give NaN" + context
 
 
 # --------------------------------------------------------------------------- values
@@ -162,6 +176,9 @@ SEEDS = st.one_of(st.integers(-2 ** 70, 2 ** 70).map(str), _TEXT)
 
 def _values(strategy, n):
     return st.lists(strategy, min_size=n, max_size=n)
+
+
+FLAG_BY_NAME = {f.names[0]: f for f in FLAGS}
 
 
 #: the fuzzed flags and what each gets
@@ -199,6 +216,188 @@ def flag_settings(draw):
 @given(flag_settings())
 def test_flag_values(extra):
     run_checked(BASE + extra)
+
+
+# ------------------------------------------------------------ extremes and corners
+
+FLOAT_EXTREMES = ["1e-100", "-1e-100", "1e100", "-1e100", "1e300", "-1e300", "5e-324",
+                  "0", "-0"]
+INT_EXTREMES = ["0", "-1", "2147483647", "-2147483648"]
+#: every flag taking numbers (the int ones get int extremes), with its value count
+NUMERIC_FLAGS = {f.names[0]: (f.nargs if isinstance(f.nargs, int) else 6, f.kind is c_int)
+                 for f in FLAGS
+                 if f.kind in (c_float, c_int, absorption_depth) and f.nargs != 0
+                 and f.names[0] != "-nthreads"}
+
+
+@st.composite
+def extreme_settings(draw):
+    names = draw(st.lists(st.sampled_from(sorted(NUMERIC_FLAGS)), min_size=1, max_size=3,
+                          unique=True))
+    args = []
+    for name in names:
+        count, integer = NUMERIC_FLAGS[name]
+        pool = INT_EXTREMES if integer else FLOAT_EXTREMES
+        args += [name] + draw(_values(st.sampled_from(pool), count))
+    return args
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(extreme_settings())
+def test_extreme_magnitudes_in_every_numeric_flag(extra):
+    run_checked(BASE + extra)
+
+
+#: flags whose values the C's rules combine into counts, ranges and steps, each with the
+#: values that reach every branch of its rule (None: the flag is not given)
+RULE_CORNERS = {
+    "phi": {"-osc": [None, "0", "1"], "-phistep": [None, "0", "0.3"],
+            "-phisteps": [None, "0", "2"]},
+    "divergence": {"-divergence": [None, "0", "1"], "-hdivstep": [None, "0", "0.3"],
+                   "-divsteps": [None, "0", "1", "2"]},
+    "sensor": {"-detector_thick": [None, "0", "1"], "-detector_thicksteps": [None, "0", "2"],
+               "-detector_abs": [None, "-10"]},
+    "dispersion": {"-dispersion": [None, "0", "1"], "-dispsteps": [None, "0", "-1", "2"]},
+    "mosaic": {"-mosaic": [None, "0", "-1", "1"], "-mosaic_dom": [None, "0", "-1", "2"]},
+}
+
+
+def _corner_cases():
+    for group, flags in RULE_CORNERS.items():
+        for values in itertools.product(*flags.values()):
+            args = []
+            for name, value in zip(flags, values):
+                if value is not None:
+                    args += [name, value]
+            yield pytest.param(args, id=f"{group}:{' '.join(args) or 'defaults'}")
+
+
+@pytest.mark.parametrize("extra", list(_corner_cases()))
+def test_rule_corners(extra):
+    """Every branch of the rules that fill in counts, ranges and steps, including the
+    values they turn into a count of 0 (0/0 in the C): a one-line error or a valid
+    image, also with -printout_pixel."""
+    run_checked(BASE + extra + ["-printout_pixel", "2", "2"])
+
+
+HEADER_KEYS = {"DISTANCE": "-distance", "CLOSE_DISTANCE": "-close_distance",
+               "PIXEL_SIZE": "-pixel", "WAVELENGTH": "-lambda", "BEAM_CENTER_X": "-Xbeam",
+               "BEAM_CENTER_Y": "-Ybeam", "ORGX": "-ORGX", "ORGY": "-ORGY", "PHI": "-phi",
+               "OSC_RANGE": "-osc"}
+FLOAT_CORNERS = ["0", "-1", "1", "0.3", "100", "1e-100", "1e100"]
+INT_CORNERS = ["0", "-1", "1", "2"]
+HEADER_VALUES = st.sampled_from(FLOAT_CORNERS + ["-0", "1e300", "nan"])
+
+
+@st.composite
+def header_conflicts(draw):
+    """An SMV header (valid layout) and flags that set the same quantities."""
+    width, height = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    fields = {"SIZE1": str(width), "SIZE2": str(height), "PIXEL_SIZE": "0.1",
+              "DISTANCE": "100", "WAVELENGTH": "1"}
+    keys = draw(st.lists(st.sampled_from(sorted(HEADER_KEYS)), min_size=1, max_size=4,
+                         unique=True))
+    for key in keys:
+        fields[key] = draw(HEADER_VALUES)
+    header = "\n".join(["{", "HEADER_BYTES=512;"] + [f"{k}={v};" for k, v in fields.items()]
+                       + ["}\f"]).encode().ljust(512, b" ")
+    data = header + bytes(2 * width * height)
+    flags = draw(st.lists(st.sampled_from(sorted(HEADER_KEYS.values())
+                                          + ["-phistep", "-phisteps", "-detpixels"]),
+                          min_size=1, max_size=3, unique=True))
+    args = []
+    for name in flags:
+        pool = INT_CORNERS if FLAG_BY_NAME[name].kind is c_int else FLOAT_CORNERS
+        args += [name, draw(st.sampled_from(pool))]
+    return data, args
+
+
+def _smv_header_file(fields, width=8, height=8):
+    """A well-formed 512-byte-header SMV file with the given header values."""
+    fields = dict({"SIZE1": str(width), "SIZE2": str(height), "PIXEL_SIZE": "0.1",
+                   "DISTANCE": "100", "WAVELENGTH": "1"}, **fields)
+    lines = ["{", "HEADER_BYTES=512;"] + [f"{k}={v};" for k, v in fields.items()] + ["}\f"]
+    return "\n".join(lines).encode().ljust(512, b" ") + bytes(2 * width * height)
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(header_conflicts(), st.sampled_from(["-img", "-mask"]))
+def test_header_values_conflicting_with_flags(case, how):
+    data, flags = case
+    base = list(BASE)
+    i = base.index("-detpixels")
+    del base[i:i + 2]
+    run_checked(base + [how, "h.img"] + flags, {"h.img": data})
+
+
+#: per quantity: (header keys, flags) -> the values tried (None: absent), all combined
+HEADER_CORNERS = {
+    "phi": ({"OSC_RANGE": ["0", "1"]},
+            {"-phistep": [None, "0.3"], "-phisteps": [None, "0"], "-osc": [None, "0"]}),
+    "distance": ({"CLOSE_DISTANCE": [None, "0", "50"]},
+                 {"-distance": [None, "0", "80"], "-close_distance": [None, "0"]}),
+    "centre": ({"ORGX": [None, "1e100"], "BEAM_CENTER_X": [None, "1e100"]},
+               {"-Xbeam": [None, "0"], "-ORGX": [None, "-1e100"]}),
+    "pixel": ({"PIXEL_SIZE": ["1e-100", "1e100"]},
+              {"-pixel": [None, "0", "1e-100"], "-detpixels": [None, "0", "4"]}),
+    "wavelength": ({"WAVELENGTH": ["0", "1e-100", "1e100"]}, {"-lambda": [None, "0", "1"]}),
+}
+
+
+def _header_cases():
+    for topic, (keys, flags) in HEADER_CORNERS.items():
+        dims = list(keys.items()) + list(flags.items())
+        for values in itertools.product(*(v for _, v in dims)):
+            chosen = [(name, v) for (name, _), v in zip(dims, values) if v is not None]
+            fields = {k: v for k, v in chosen if k in keys}
+            args = [x for name, v in chosen if name in flags for x in (name, v)]
+            hows = ["-img", "-mask"] if topic == "phi" else ["-img"]
+            for how in hows:
+                label = " ".join([how] + [f"{k}={v}" for k, v in fields.items()] + args)
+                yield pytest.param(fields, how, args, id=f"{topic}:{label}")
+
+
+@pytest.mark.parametrize("fields, how, flags", list(_header_cases()))
+def test_header_corners(fields, how, flags):
+    """Header values against the flags that set the same quantity (a header's
+    OSC_RANGE=0 with -phistep gives 0 phi steps, CLOSE_DISTANCE beats -distance ...)."""
+    base = list(BASE)
+    i = base.index("-detpixels")
+    del base[i:i + 2]
+    run_checked(base + [how, "h.img"] + flags, {"h.img": _smv_header_file(fields)})
+
+
+def _extreme_number():
+    return st.builds(lambda mantissa, exponent: f"{mantissa}e{exponent}",
+                     st.sampled_from(["1", "-1", "3.5", "-0.25"]), st.integers(-330, 330))
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(st.lists(st.one_of(_extreme_number(), st.sampled_from(["0", "1e-100", "1e100"])),
+                min_size=9, max_size=9), st.booleans())
+def test_extreme_matrix_files(numbers, with_cell):
+    base = list(BASE)
+    if not with_cell:
+        i = base.index("-cell")
+        del base[i:i + 7]
+    text = "\n".join(" ".join(numbers[r * 3:r * 3 + 3]) for r in range(3)) + "\n"
+    run_checked(base + ["-mat", "A.mat", "-oversample", "1"], {"A.mat": text.encode()})
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.integers(-3, 3),
+                          _extreme_number()), min_size=1, max_size=6))
+def test_extreme_structure_factors(rows):
+    text = "".join(f"{h} {k} {l} {f}\n" for h, k, l, f in rows)
+    run_checked(BASE + ["-hkl", "in.hkl"], {"in.hkl": text.encode()})
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(st.lists(st.lists(st.one_of(_extreme_number(), st.sampled_from(["0", "-10", "1e-10"])),
+                         min_size=5, max_size=5), min_size=1, max_size=3))
+def test_extreme_source_files(rows):
+    text = "".join(" ".join(row) + "\n" for row in rows)
+    run_checked(BASE + ["-sourcefile", "src.txt"], {"src.txt": text.encode()})
 
 
 @pytest.mark.parametrize("extra", [

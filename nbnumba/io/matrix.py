@@ -28,7 +28,9 @@ def parse_matrix(text, name="matrix file"):
     matrix = np.array(numbers).reshape(3, 3)
     if not np.all(np.isfinite(matrix)):
         raise InputFileError(f"{name}: matrix elements must be finite numbers")
-    if abs(np.linalg.det(matrix)) == 0.0:
+    with np.errstate(over="ignore", under="ignore"):
+        determinant = np.linalg.det(matrix)
+    if abs(determinant) == 0.0:
         raise InputFileError(f"{name}: the A matrix is singular")
     return matrix
 
