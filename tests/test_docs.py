@@ -133,6 +133,11 @@ def test_every_block_is_classified():
     for block in inventory():
         assert block.tag in CODE_TAGS or block.tag in TEXT_TAGS, (
             f"{block.where}: tag {block.tag!r}: use sh or python for code, text for output")
+        if block.tag in CODE_TAGS and not block.not_run:
+            # runs of the suite (and readers) in parallel must not share files
+            assert not re.search(r"(^|[\s='\"])/tmp/", block.code), (
+                f"{block.where}: a block that runs writes below the current directory, "
+                "not /tmp")
         if block.not_run:
             assert block.tag in CODE_TAGS, f"{block.where}: 'not run' on a block that is not code"
             assert block.not_run.startswith(("needs ", "is ")), (
