@@ -9,7 +9,10 @@ Physics modules say *what* to compile; this module says *how*:
   inline a call chain this deep);
 * ``serial`` — whole-array helpers that must run in a fixed order (random numbers,
   statistics), cached;
-* ``parallel`` — the ``prange`` kernels, cached.
+* ``parallel`` — the ``prange`` kernels, cached. They release the GIL while they run
+  (``nogil``), so that a render in a worker thread leaves the main thread free to handle
+  Ctrl-C and SIGTERM (see :mod:`nbnumba_cli.interruptible`); ``nogil`` changes only the
+  entry wrapper, not the generated arithmetic.
 
 ``fastmath`` is deliberately off everywhere: its ``nnan``/``ninf``/``reassoc`` flags
 change rounding and NaN handling and break bit parity with the C program.
@@ -53,7 +56,7 @@ def _compiler(**options):
 scalar = _compiler(error_model="numpy")
 inline = _compiler(error_model="numpy", inline="always")
 serial = _compiler(error_model="numpy")
-parallel = _compiler(parallel=True, error_model="numpy")
+parallel = _compiler(parallel=True, nogil=True, error_model="numpy")
 
 
 @contextlib.contextmanager

@@ -446,6 +446,9 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=N
     progress: optional callable(rows_done, rows_total) called between row blocks.
     block_rows: rows per kernel call (progress granularity; None: all at once).
     libm_sine: see :func:`kernel_inputs`.
+
+    The CPU kernels release the GIL; a ``KeyboardInterrupt`` in the calling thread is
+    raised when the kernel call in progress (one block of rows) returns.
     """
     from .kernels import get_backend
     backend = get_backend(device)

@@ -6,7 +6,7 @@ detector, and :func:`render_rows` (one evaluation at a time,
 :func:`nbnumba.pixel.render_pixel`) for the rest. Each pixel's sum is computed serially
 in the C's order by either, so the image does not depend on the number of threads.
 Per-row results (solid-angle sums, the first pixel where interpolation switched off)
-are reduced by the caller in row order.
+are reduced by the caller in row order. Both release the GIL while they run.
 """
 import numba
 import numpy as np
