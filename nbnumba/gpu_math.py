@@ -96,14 +96,16 @@ def _floor_nonnegative(x):
 
 
 @_jit.inline
-def _add_term(p, quadrant, hi, lo):
-    """Add p >= 0 to the sum quadrant + hi + lo, where quadrant is the integer part kept
-    modulo 4 and hi + lo the fraction as a double-double; exact."""
+def _add_term(p, quadrant, hi, mid, lo):
+    """Add p >= 0 to the sum quadrant + hi + mid + lo, where quadrant is the integer part
+    kept modulo 4 and hi + mid + lo the fraction as a triple-double (the fraction can be
+    far smaller than its parts, so their sum must carry about 150 bits)."""
     n = _floor_nonnegative(p)
     quadrant += n - 4.0 * _floor_nonnegative(n * 0.25)  # n mod 4, exactly
     quadrant -= 4.0 * _floor_nonnegative(quadrant * 0.25)
     hi, e = _two_sum(hi, p - n)  # p - n: exact, in [0, 1)
-    return quadrant, hi, lo + e
+    mid, e = _two_sum(mid, e)
+    return quadrant, hi, mid, lo + e
 
 
 @_jit.inline
@@ -126,20 +128,23 @@ def _reduce_large(x):
     x_3 = rest - x_2
     quadrant = 0.0
     hi = 0.0
+    mid = 0.0
     lo = 0.0
-    for i in range(max(j - 3, 0), j + 7):
+    for i in range(max(j - 3, 0), j + 8):
         scale = _pow2(24 * (j - i - 1))
         chunk = _TWO_OVER_PI_CHUNKS[i]
         # each product is exact (26 + 24 bits, times a power of 2)
-        quadrant, hi, lo = _add_term(x_1 * chunk * scale, quadrant, hi, lo)
-        quadrant, hi, lo = _add_term(x_2 * chunk * scale, quadrant, hi, lo)
-        quadrant, hi, lo = _add_term(x_3 * chunk * scale, quadrant, hi, lo)
+        quadrant, hi, mid, lo = _add_term(x_1 * chunk * scale, quadrant, hi, mid, lo)
+        quadrant, hi, mid, lo = _add_term(x_2 * chunk * scale, quadrant, hi, mid, lo)
+        quadrant, hi, mid, lo = _add_term(x_3 * chunk * scale, quadrant, hi, mid, lo)
     n = _floor_nonnegative(hi)
     quadrant += n
-    hi, lo = _two_sum(hi - n, lo)
-    if hi > 0.5:
+    hi -= n  # exact
+    if hi + mid > 0.5:
         quadrant += 1.0
-        hi, lo = _two_sum(hi - 1.0, lo)
+        hi -= 1.0  # exact
+    hi, e = _two_sum(hi, mid)  # the cancellation happens here, exactly
+    hi, lo = _two_sum(hi, e + lo)
     r, e = _two_product(hi, _PIO2_HI)
     e += hi * _PIO2_LO + lo * _PIO2_HI
     r, rr = _two_sum(r, e)
