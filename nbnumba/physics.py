@@ -52,8 +52,13 @@ def _sin_cos_quadrant(x, shift):
     bb = r - a
     rr = (((a - (r - bb)) + (-b - bb)) - k * _PIO2_3) - k * _PIO2_3T
     t = r + rr
-    rr = rr - (t - r)
-    r = t
+    return _sin_cos_reduced(t, rr - (t - r), int(k) + shift)
+
+
+@_jit.inline
+def _sin_cos_reduced(r, rr, q):
+    """sin(q pi/2 + r + rr) for |r| <= pi/4 and rr a correction far below ulp(r) (q an
+    integer; q + 1 gives the cosine)."""
     z = r * r
     ps = _S3 + z * (_S5 + z * (_S7 + z * (_S9 + z * (_S11 + z * _S13))))
     s = r + (r * z * ps + rr * (1.0 - 0.5 * z))
@@ -61,7 +66,6 @@ def _sin_cos_quadrant(x, shift):
     hz = 0.5 * z
     w = 1.0 - hz
     c = w + (((1.0 - w) - hz) + (z * z * pc - r * rr))
-    q = int(k) + shift
     v = c if (q & 1) else s
     return -v if (q & 2) else v
 

@@ -4,8 +4,9 @@ The argument signatures are the ones the engine really passes to the CUDA back e
 every golden case is rendered through a back end that records the types of the kernel
 arguments (built by ``cuda_backend.kernel_arguments``) instead of launching. Each
 signature is compiled with both builds by the libNVVM that ``nbnumba[cuda]`` installs.
-The parity build's PTX must hold no fused multiply-add and reach no libdevice function
-outside the list documented in docs/architecture.md.
+The parity build's final PTX (libdevice inlined, as it runs) must hold no fused
+multiply-add, and its IR may call no libdevice function outside the list documented in
+docs/architecture.md: sin, cos, exp and atan2 come from nbnumba.gpu_math.
 """
 import json
 import os
@@ -31,8 +32,10 @@ else:
 TARGETS = [(8, 0), (9, 0)]
 
 #: libdevice functions the kernel may call; each is explained in docs/architecture.md
-LIBDEVICE_ALLOWED = {"__nv_sqrt", "__nv_floor", "__nv_sin", "__nv_cos", "__nv_exp",
-                     "__nv_atan2"}
+LIBDEVICE_ALLOWED = {"__nv_sqrt", "__nv_floor"}
+
+#: libdevice functions the parity build replaces by nbnumba.gpu_math's
+LIBDEVICE_REPLACED = {"__nv_sin", "__nv_cos", "__nv_exp", "__nv_atan2"}
 
 ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
 
@@ -119,12 +122,16 @@ def test_kernel_compiles_to_ptx(signatures, build, cc):
 @pytest.mark.parametrize("cc", TARGETS, ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
 def test_parity_build_has_no_fma_and_ieee_arithmetic(signatures, cc):
     for ptx, own_ptx, _ in compiled(signatures, "parity", cc):
+        assert float_fma_count(ptx) == 0, "fused multiply-adds in the parity build's PTX"
+        assert not re.search(r"\.(approx|ftz)\b", ptx)  # no fast division, no flush-to-zero
+        assert "div.rn.f64" in ptx and "sqrt.rn.f64" in ptx
         assert float_fma_count(own_ptx) == 0
-        assert not re.search(r"\.(approx|ftz)\b", own_ptx)  # no fast division, no flush-to-zero
-        assert "div.rn.f64" in own_ptx and "sqrt.rn.f64" in ptx
-    # the option is what removes them: the fast build of the same code has them
-    for _, own_ptx, _ in compiled(signatures, "fast", cc):
+    # the option and the replaced functions are what remove them: the fast build of the
+    # same code has them, in nbnumba's own code and in libdevice's sin, cos, exp, atan2
+    for ptx, own_ptx, nvvm_ir in compiled(signatures, "fast", cc):
         assert float_fma_count(own_ptx) > 0
+        assert float_fma_count(ptx) > float_fma_count(own_ptx)
+        assert libdevice_calls(nvvm_ir) & LIBDEVICE_REPLACED
 
 
 @pytest.mark.parametrize("cc", TARGETS, ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
@@ -134,8 +141,13 @@ def test_parity_build_calls_only_documented_libdevice_functions(signatures, cc):
         calls = libdevice_calls(nvvm_ir)
         assert "__nv_sqrt" in calls  # the scan sees the calls
         assert calls <= LIBDEVICE_ALLOWED, calls - LIBDEVICE_ALLOWED
+        # the replacements are there and are called
+        for name in LIBDEVICE_REPLACED:
+            own = name.replace("__nv_", "nbnumba_")
+            assert f'define double @"{own}"' in nvvm_ir
+        assert re.search(r'call [^@\n]*@"?nbnumba_sin\b', nvvm_ir)
         # in the PTX of nbnumba's own code they are the only functions called by name
         called = set(re.findall(r"nbnumba_libdevice_([a-z0-9]+)\b", own_ptx))
         assert {"__nv_" + name for name in called} == calls
-    for name in LIBDEVICE_ALLOWED:
+    for name in LIBDEVICE_ALLOWED | LIBDEVICE_REPLACED:
         assert f"`{name}`" in documented, f"{name} is not explained in docs/architecture.md"

@@ -10,8 +10,10 @@ The kernel is built two ways (:data:`BUILDS`):
 * ``parity`` (``-device cuda``): libNVVM's contraction of multiply-adds into fused
   multiply-adds is off (``-fma=0``). With numba-cuda's defaults (no fastmath: IEEE
   division and square root, no flush-to-zero) every ``+ - * / sqrt`` then rounds as on
-  the CPU, so the GPU sums what the CPU sums, bit for bit. The libdevice functions the
-  kernel can reach are listed, with the flags that reach them, in docs/architecture.md.
+  the CPU, so the GPU sums what the CPU sums, bit for bit. The calls of libdevice's
+  ``sin``, ``cos``, ``exp`` and ``atan2`` (built on fused multiply-adds) are redirected
+  to :mod:`nbnumba.gpu_math`'s arithmetic versions, so the only libdevice functions
+  left are the exact ``sqrt`` and ``floor`` (see docs/architecture.md).
 * ``fast`` (``-device cuda-fast``): libNVVM's default contraction (``-fma=1``), and
   libdevice's sine in the lattice factor (the back end passes ``fast_trig`` off).
 
@@ -19,6 +21,8 @@ The kernel is built two ways (:data:`BUILDS`):
 or a driver (libNVVM and NVRTC come from the CUDA wheels of ``nbnumba[cuda]``).
 """
 import contextlib
+import functools
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -31,6 +35,13 @@ BLOCK = 128
 
 #: NVVM options each build adds to numba-cuda's own (``-opt=3``, no fastmath)
 BUILDS = {"parity": {"fma": False}, "fast": {}}
+
+#: builds whose libdevice calls of these functions go to nbnumba.gpu_math's instead
+OWN_MATH_BUILDS = {"parity"}
+#: {name: number of float64 arguments}
+OWN_MATH = {"sin": 1, "cos": 1, "exp": 1, "atan2": 2}
+
+_LIBDEVICE_CALL = re.compile(r'@"?__nv_(%s)"?(?=\()' % "|".join(OWN_MATH))
 
 
 def _render_region(image, fpixels, row0, col0, n_rows, n_cols, first_pixel, mask, use_mask,
@@ -68,27 +79,57 @@ KERNELS = {build: cuda.jit(_render_region) for build in BUILDS}
 render_region = KERNELS["parity"]
 
 
+@functools.cache
+def own_math_ir():
+    """LLVM IR of :mod:`nbnumba.gpu_math`'s functions as device functions with C names
+    ``nbnumba_<name>`` and the signatures of libdevice's ``__nv_<name>`` (the IR does
+    not depend on the compute capability)."""
+    from numba import float64
+    from numba.cuda.compiler import _compile_pyfunc_with_fixup
+    from .. import gpu_math
+
+    modules = []
+    with _assumed_device((8, 0)):
+        for name, n_args in OWN_MATH.items():
+            library, _ = _compile_pyfunc_with_fixup(
+                getattr(gpu_math, name).py_func, float64(*[float64] * n_args),
+                device=True, abi="c", abi_info={"abi_name": f"nbnumba_{name}"}, cc=(8, 0))
+            modules.extend(library.llvm_strs)
+    return tuple(modules)
+
+
+def prepare_ir(modules, build):
+    """The IR modules ``modules`` as libNVVM compiles them for ``build``: for the builds
+    of :data:`OWN_MATH_BUILDS`, calls of libdevice's sin, cos, exp and atan2 renamed to
+    nbnumba's and the modules defining those appended."""
+    if build not in OWN_MATH_BUILDS:
+        return list(modules)
+    return [_LIBDEVICE_CALL.sub(r'@nbnumba_\1', ir) for ir in modules] + list(own_math_ir())
+
+
 @contextlib.contextmanager
-def nvvm_options(extra):
-    """Add the NVVM options ``extra`` (name -> value) to every compilation in the block.
+def build_compilation(build):
+    """Compile every kernel in the block as ``build``: its NVVM options added to
+    numba-cuda's and its IR prepared by :func:`prepare_ir`.
 
     numba-cuda builds libNVVM's option list from ``fastmath`` and ``opt`` alone and has no
-    argument for others such as ``-fma``; they are added where that list reaches libNVVM
-    (``numba.cuda.cudadrv.nvvm.compile_ir``). numba's compiler lock is held throughout,
-    so no other compilation sees them.
+    argument for others such as ``-fma``; both are applied where the kernel's IR reaches
+    libNVVM (``numba.cuda.cudadrv.nvvm.compile_ir``). numba's compiler lock is held
+    throughout, so no other compilation sees them.
     """
-    if not extra:
-        yield
-        return
     from numba.cuda.core.compiler_lock import global_compiler_lock
     from numba.cuda.cudadrv import nvvm
 
-    original = nvvm.compile_ir
-
-    def compile_ir(llvmir, **options):
-        return original(llvmir, **{**options, **extra})
-
+    extra = BUILDS[build]
     with global_compiler_lock:
+        if build in OWN_MATH_BUILDS:
+            own_math_ir()  # compiled before the hook is in place
+        original = nvvm.compile_ir
+
+        def compile_ir(llvmir, **options):
+            modules = [llvmir] if isinstance(llvmir, str) else llvmir
+            return original(prepare_ir(modules, build), **{**options, **extra})
+
         nvvm.compile_ir = compile_ir
         try:
             yield
@@ -136,17 +177,18 @@ def compile_ptx(argtypes, ccs, build="parity"):
 
     ccs: compute capabilities, e.g. [(8, 0), (9, 0)]; the kernel is typed and lowered
     once (for the first) and libNVVM generates PTX for each. Returns {cc: (ptx,
-    own_ptx, nvvm_ir)}: the kernel's PTX; the PTX of nbnumba's own code alone, with the
-    libdevice functions left as external calls (libNVVM otherwise inlines them, and
-    their bodies use fused multiply-adds by design); and the LLVM IR handed to libNVVM,
-    where the calls of libdevice functions (``__nv_*``) are visible.
+    own_ptx, nvvm_ir)}: the kernel's PTX (libdevice inlined, as it runs); the PTX of
+    nbnumba's own code alone, with the libdevice functions left as external calls
+    (libNVVM otherwise inlines them, and their bodies use fused multiply-adds by
+    design); and the LLVM IR handed to libNVVM (after :func:`prepare_ir`), where the
+    calls of libdevice functions (``__nv_*``) are visible.
     """
-    import re
     from numba.cuda.compiler import _compile_pyfunc_with_fixup  # the core of cuda.compile
     from numba.cuda.cudadrv import nvvm
 
     results = {}
-    with _assumed_device(ccs[0]), nvvm_options(BUILDS[build]):
+    plain_compile_ir = nvvm.compile_ir
+    with _assumed_device(ccs[0]), build_compilation(build):
         library, _ = _compile_pyfunc_with_fixup(_render_region, argtypes, device=False,
                                                 abi="numba", cc=ccs[0])
         compile_ir = nvvm.compile_ir
@@ -162,10 +204,11 @@ def compile_ptx(argtypes, ccs, build="parity"):
                 ptx = library.get_asm_str(cc=cc)
             finally:
                 nvvm.compile_ir = compile_ir
+            modules = prepare_ir(library.llvm_strs, build)
             opaque = [re.sub(r'@"?__nv_(\w+)"?', r'@"nbnumba_libdevice_\1"', ir)
-                      for ir in library.llvm_strs]
-            own_ptx = compile_ir(opaque, **seen).decode().strip("\x00").strip()
-            results[cc] = (ptx, own_ptx, library.get_llvm_str())
+                      for ir in modules]
+            own_ptx = plain_compile_ir(opaque, **{**seen, **BUILDS[build]})
+            results[cc] = (ptx, own_ptx.decode().strip("\x00").strip(), "\n".join(modules))
     return results
 
 
@@ -193,7 +236,7 @@ def _compiled(build, args):
         return kernel
     signature = tuple(kernel.typeof_pyval(a) for a in args)
     if signature not in kernel.overloads:
-        with nvvm_options(BUILDS[build]):
+        with build_compilation(build):
             kernel.compile(signature)
     return kernel
 
