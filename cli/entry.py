@@ -128,14 +128,20 @@ def _lean_numba_import():
                 del sys.modules[name]
 
 
+def _start(prog):
+    """Check the environment before numba is imported (exit 9 with one line on a
+    problem), then import numba without what nbnumba never uses."""
+    problem = environment_problem()
+    if problem is not None:
+        sys.exit(error(prog, problem))
+    with _lean_numba_import():
+        import numba  # noqa: F401
+
+
 def nbnumba():
     """The ``nbnumba`` console script: :func:`nbnumba_cli.main.console` after the
     environment check, which runs before numba is imported."""
-    problem = environment_problem()
-    if problem is not None:
-        sys.exit(error("nbnumba", problem))
-    with _lean_numba_import():
-        import numba  # noqa: F401
+    _start("nbnumba")
     from .main import console
     console()
 
@@ -143,10 +149,6 @@ def nbnumba():
 def nbnumba_series():
     """The ``nbnumba-series`` console script: :func:`nbnumba_cli.series.main` after the
     environment check, which runs before numba is imported."""
-    problem = environment_problem()
-    if problem is not None:
-        sys.exit(error("nbnumba-series", problem))
-    with _lean_numba_import():
-        import numba  # noqa: F401
+    _start("nbnumba-series")
     from .series import main
     sys.exit(main())

@@ -15,8 +15,7 @@ import math
 import numpy as np
 
 from . import _jit
-from .physics import (_PIO2_1, _PIO2_2, _PIO2_3, _PIO2_3T, _ROUNDER, _TWO_OVER_PI,
-                      FAST_TRIG_LIMIT, _sin_cos_reduced)
+from .physics import _ROUNDER, FAST_TRIG_LIMIT, _sin_cos_reduced, cody_waite_reduce
 
 _SPLITTER = 134217729.0                 # 2**27 + 1 (Veltkamp split into 26 + 27 bits)
 _PIO2_HI = 1.5707963267948966           # pi/2 as a double-double
@@ -159,14 +158,7 @@ def _reduce(x):
     """(r, rr, q) with x = q pi/2 + r + rr (mod 2 pi), |r| <= pi/4 about."""
     if x >= FAST_TRIG_LIMIT or x <= -FAST_TRIG_LIMIT:
         return _reduce_large(x)
-    k = (x * _TWO_OVER_PI + _ROUNDER) - _ROUNDER
-    a = x - k * _PIO2_1
-    b = k * _PIO2_2
-    r = a - b
-    bb = r - a
-    rr = (((a - (r - bb)) + (-b - bb)) - k * _PIO2_3) - k * _PIO2_3T
-    t = r + rr
-    return t, rr - (t - r), int(k)
+    return cody_waite_reduce(x)
 
 
 @_jit.scalar

@@ -43,8 +43,9 @@ _C10, _C12, _C14 = -2.7557317271729793e-07, 2.08761462684032e-09, -1.13826324255
 
 
 @_jit.inline
-def _sin_cos_quadrant(x, shift):
-    """sin(x) (shift 0) or cos(x) (shift 1) by reduction to |r| <= pi/4."""
+def cody_waite_reduce(x):
+    """(r, rr, q) with x = q pi/2 + r + rr (mod 2 pi), |r| <= pi/4 about, r + rr a
+    double-double; exact enough for |x| below ``FAST_TRIG_LIMIT`` (radians)."""
     k = (x * _TWO_OVER_PI + _ROUNDER) - _ROUNDER
     a = x - k * _PIO2_1
     b = k * _PIO2_2
@@ -52,7 +53,14 @@ def _sin_cos_quadrant(x, shift):
     bb = r - a
     rr = (((a - (r - bb)) + (-b - bb)) - k * _PIO2_3) - k * _PIO2_3T
     t = r + rr
-    return _sin_cos_reduced(t, rr - (t - r), int(k) + shift)
+    return t, rr - (t - r), int(k)
+
+
+@_jit.inline
+def _sin_cos_quadrant(x, shift):
+    """sin(x) (shift 0) or cos(x) (shift 1) by reduction to |r| <= pi/4."""
+    r, rr, q = cody_waite_reduce(x)
+    return _sin_cos_reduced(r, rr, q + shift)
 
 
 @_jit.inline
