@@ -55,7 +55,8 @@ class ProgressMeter:
 
     ``delay`` and ``interval`` are in seconds; ``stream`` defaults to stderr.
     ``expected_seconds``: the render's expected length (see :func:`render_plan`); when it
-    is at least ``delay``, a ``0% done`` line is shown immediately.
+    is at least ``delay``, a ``0% done`` line with that estimate as the time left ("at most
+    about ...") is shown immediately.
     """
 
     def __init__(self, stream=None, delay=1.0, interval=2.0, expected_seconds=None):
@@ -66,12 +67,14 @@ class ProgressMeter:
         self.first = None        # (time, rows done) after the first block
         self.last = None         # time of the last line shown
         if expected_seconds is not None and expected_seconds >= delay:
-            self._show(0.0, 0, 1, float("nan"))
+            # before any block has run, the plan's (deliberately slow) rate bounds the ETA
+            self._show(0.0, 0, 1, expected_seconds, bound=True)
 
-    def _show(self, elapsed, done, total, eta):
+    def _show(self, elapsed, done, total, eta, bound=False):
         self.last = time.perf_counter()
-        text = "%3d%% done, %s elapsed, %s left" % (100 * done / total, clock(elapsed),
-                                                     clock(eta))
+        text = "%3d%% done, %s elapsed, %s%s left" % (100 * done / total, clock(elapsed),
+                                                       "at most about " if bound else "",
+                                                       clock(eta))
         self.line.show(text, final=done >= total)
 
     def __call__(self, done, total):

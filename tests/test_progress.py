@@ -98,7 +98,7 @@ def test_debug_setting_shows_the_traceback(monkeypatch):
 def test_progress_meter_shows_zero_at_once_for_a_long_render_and_always_ends_the_line():
     term = FakeTerminal()
     meter = ProgressMeter(term, delay=1.0, interval=3600.0, expected_seconds=5.0)
-    assert term.getvalue() == "\r  0% done, 0:00 elapsed, ? left"
+    assert term.getvalue() == "\r  0% done, 0:00 elapsed, at most about 0:05 left"
     meter(10, 20)         # first block: starts the rate clock, within the interval
     meter(20, 20)         # done (sooner than expected): the line is completed
     assert term.getvalue().endswith("\r100% done, 0:00 elapsed, 0:00 left\n")
