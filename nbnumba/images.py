@@ -76,6 +76,17 @@ def statistics(values, fpixels, spixels, roi, mask=None):
 
 
 @_jit.serial
+def c_unsigned(v):
+    """The bits the C's cast of a double ``v`` to an unsigned char or short keeps, on
+    x86-64 (gcc truncates to a 32-bit integer and keeps the low byte(s)): ``v`` truncated
+    toward zero as a 32-bit integer, or 0x80000000 (the "integer indefinite") for NaN and
+    values out of its range. So a negative pixel wraps: -633 as a byte is 135."""
+    if -2147483649.0 < v < 2147483648.0:  # False for NaN too
+        return np.int64(v) & 0xFFFFFFFF
+    return np.int64(0x80000000)
+
+
+@_jit.serial
 def _integer_pixels(values, fpixels, spixels, roi, scale, adc, out):
     for s in range(spixels):
         for f in range(fpixels):
@@ -87,7 +98,7 @@ def _integer_pixels(values, fpixels, spixels, roi, scale, adc, out):
                 v = 65535.0
             if v < 0.0:
                 v = 0.0
-            out[i] = np.uint16(np.floor(np.float32(v + 0.5)))
+            out[i] = np.uint16(c_unsigned(np.floor(np.float32(v + 0.5))) & 0xFFFF)
 
 
 def integer_scale(requested, max_I):
@@ -125,13 +136,15 @@ def _pgm_pixels(values, fpixels, spixels, roi, scale, out):
             v = np.float64(values[i]) * scale
             if v > 255.0:
                 v = 255.0
-            if v < 0.0:
-                v = 0.0
-            out[i] = np.uint8(v)
+            out[i] = np.uint8(c_unsigned(v) & 0xFF)  # the C's (unsigned char) cast
 
 
 def pgm_pixels(values, fpixels, spixels, roi, scale):
-    """uint8 PGM pixels: min(v*scale, 255) truncated toward zero, 0 outside the ROI."""
+    """uint8 PGM pixels: min(v*scale, 255) truncated toward zero, 0 outside the ROI.
+
+    A negative (or NaN) value gives the C's bytes on x86-64 (see :func:`_c_byte`): the
+    low byte of the value truncated to a 32-bit integer, 0 for NaN and below -2**31.
+    """
     out = np.zeros(fpixels * spixels, dtype=np.uint8)
     _pgm_pixels(np.asarray(values, dtype=np.float32).ravel(), fpixels, spixels,
                 np.asarray(roi, dtype=np.int64), float(scale), out)

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from . import _jit
+from .images import c_unsigned
 
 _IA = 16807
 _IM = 2147483647
@@ -150,7 +151,7 @@ def poisson_deviate(xm, seed, table, state):
             em = np.float64(np.float32(np.float64(np.float32(sq * y)) + xm))
             if not (em < 0.0):
                 break
-        em = np.float64(np.float32(math.floor(em)))
+        em = np.float64(np.float32(np.floor(em)))  # NaN stays NaN (math.floor gives -2**63)
         e = np.float64(np.float32(np.float64(np.float32(
             np.float64(np.float32(em * alxm)) - gammln(np.float64(np.float32(em + 1.0))))) - g))
         t = np.float64(np.float32(0.9 * (1.0 + np.float64(np.float32(y * y))) * math.exp(e)))
@@ -179,9 +180,7 @@ def _noise_pixels(values, fpixels, spixels, roi, adc, seed, table, state, out):
             if v > 65535.0:
                 v = 65535.0
                 overloads += 1
-            if v < 0.0:
-                v = 0.0
-            out[i] = np.uint16(v)
+            out[i] = np.uint16(c_unsigned(v) & 0xFFFF)  # the C's (unsigned short) cast
     return photons, overloads
 
 
