@@ -412,8 +412,14 @@ def run(argv):
                          f"{exc.strerror or exc}") from None
 
     c_cmd = [_resolve_program(c_bin)]
-    nb_cmd = shlex.split(opts.nb_cmd) if opts.nb_cmd else [sys.executable, "-m",
-                                                           "nbnumba_cli.main"]
+    try:
+        nb_cmd = shlex.split(opts.nb_cmd) if opts.nb_cmd else [sys.executable, "-m",
+                                                               "nbnumba_cli.main"]
+    except ValueError as exc:  # an unclosed quote
+        raise UsageError(f"--nb-cmd {opts.nb_cmd!r} is not a command line: "
+                         f"{str(exc).lower()}") from None
+    if not nb_cmd:
+        raise UsageError("--nb-cmd is empty: give the nbnumba command to run")
     nb_cmd[0] = _resolve_program(nb_cmd[0])
     base = Path(tempfile.mkdtemp(prefix="nb-compare-"))
     c_dir, nb_dir = base / "c", base / "nbnumba"

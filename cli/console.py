@@ -19,7 +19,7 @@ class ConsoleStream:
 
     def __init__(self, stream):
         self.stream = stream
-        self.failure = None
+        self.failure = None if stream is not None else OSError("stream closed")
 
     def write(self, text):
         if self.failure is not None:
@@ -32,7 +32,7 @@ class ConsoleStream:
                 self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         except OSError as exc:
             self.failure = exc
-        except ValueError:  # the stream was closed
+        except (ValueError, AttributeError):  # the stream was closed
             self.failure = OSError("stream closed")
 
     def flush(self):
@@ -42,7 +42,7 @@ class ConsoleStream:
             self.stream.flush()
         except OSError as exc:
             self.failure = exc
-        except ValueError:
+        except (ValueError, AttributeError):
             self.failure = OSError("stream closed")
 
     def isatty(self):
@@ -88,6 +88,30 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def reopen_closed_standard_streams():
+    """Give a closed standard descriptor (``>&-``, ``2>&-``) ``/dev/null``, so that no
+    file opened later takes its number (text meant for the console would land in an
+    image), and a ``sys.stdout``/``sys.stderr`` that Python left as None a stream that
+    discards text. Returns the names of the streams that were closed."""
+    import os
+    closed = []
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                opened = os.open(os.devnull, os.O_RDWR)
+                if opened != fd:
+                    os.dup2(opened, fd)
+                    os.close(opened)
+                os.set_inheritable(fd, True)
+            closed.append(name)
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
+    return closed
+
+
 def flush_quietly():
     """Flush stdout and stderr, ignoring a console that cannot take the text."""
     for stream in (sys.stdout, sys.stderr):
@@ -96,4 +120,4 @@ def flush_quietly():
 
 
 __all__ = ["ConsoleStream", "failure_note", "Terminated", "sigterm_as_interrupt",
-           "flush_quietly"]
+           "flush_quietly", "reopen_closed_standard_streams"]

@@ -33,7 +33,7 @@ def say_error(text):
     try:
         sys.stderr.write(text)
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: no stderr (2>&-)
         pass
 
 
@@ -63,7 +63,7 @@ def environment_problem(environ=None):
     """
     environ = os.environ if environ is None else environ
     text = environ.get("NUMBA_NUM_THREADS")
-    if text is None or text.strip() == "":
+    if text is None:
         return None
     limit = thread_limit()
     try:
@@ -73,6 +73,45 @@ def environment_problem(environ=None):
     if count is None or not 1 <= count <= limit:
         return ("NUMBA_NUM_THREADS=%s is not a thread count from 1 to %d (%d per CPU); "
                 "unset it to use every core" % (text, limit, THREADS_PER_CPU))
+    return None
+
+
+#: NUMBA_THREADING_LAYER values, and the layers of which one must load for each
+THREADING_LAYERS = {"default": (), "workqueue": (), "forksafe": (), "tbb": ("tbb",),
+                    "safe": ("tbb",), "omp": ("omp",), "threadsafe": ("tbb", "omp")}
+
+
+def _layer_loads(layer):
+    try:
+        if layer == "tbb":
+            from numba.np.ufunc.parallel import _check_tbb_version_compatible
+            _check_tbb_version_compatible()
+            from numba.np.ufunc import tbbpool  # noqa: F401
+        else:
+            from numba.np.ufunc import omppool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def threading_layer_problem(environ=None):
+    """None, or one line saying why numba cannot start the ``NUMBA_THREADING_LAYER``
+    asked for (an unknown name, or TBB / OpenMP not installed); numba itself says so
+    only at the first parallel call, as a multi-line exception."""
+    environ = os.environ if environ is None else environ
+    text = environ.get("NUMBA_THREADING_LAYER")
+    if text is None:
+        return None
+    layer = text.strip().lower()
+    if layer not in THREADING_LAYERS:
+        return ("NUMBA_THREADING_LAYER=%s is not a numba threading layer (one of %s); unset "
+                "it to let numba choose" % (text, ", ".join(THREADING_LAYERS)))
+    needed = THREADING_LAYERS[layer]
+    if needed and not any(_layer_loads(name) for name in needed):
+        missing = " or ".join({"tbb": "Intel TBB (pip install tbb)",
+                               "omp": "OpenMP"}[name] for name in needed)
+        return ("NUMBA_THREADING_LAYER=%s needs %s, which cannot be loaded here; unset it "
+                "to let numba choose" % (text, missing))
     return None
 
 
@@ -86,7 +125,7 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False):
     try:
         if not numba:
             return run(argv)
-        problem = environment_problem()
+        problem = environment_problem() or threading_layer_problem()
         if problem is not None:
             return error(prog, problem)
         from nbnumba.compilecache import announce_compiles
@@ -128,27 +167,79 @@ def _lean_numba_import():
                 del sys.modules[name]
 
 
+def _numba_warning_problem(caught):
+    """One line for the first warning numba gave at import about a setting it could not
+    parse (``NUMBA_OPT=abc``, ``NUMBA_NUM_THREADS=''``, a value in .numba_config.yaml),
+    or None. numba's own warning carries a traceback; it is replaced by this line."""
+    for w in caught:
+        text = str(w.message)
+        if not text.startswith("Environment variable '"):
+            continue
+        name = text.split("'")[1]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        cause = lines[-1] if lines else text
+        if name in os.environ:
+            return "numba cannot use %s=%r: %s" % (name, os.environ[name], cause)
+        return ("numba cannot use the %s value set in .numba_config.yaml in the current "
+                "directory: %s" % (name, cause))
+    return None
+
+
+def _import_numba():
+    """Import numba (without what nbnumba never uses); None, or one line saying why its
+    configuration (environment or ``.numba_config.yaml``) is unusable."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with _lean_numba_import():
+                import numba  # noqa: F401
+        except Exception as exc:  # numba reads .numba_config.yaml at import
+            first = one_line(str(exc).splitlines()[0] if str(exc) else "")
+            if os.path.isfile(".numba_config.yaml"):
+                return ("numba cannot read .numba_config.yaml in the current directory "
+                        "(%s: %s); fix or remove it" % (type(exc).__name__, first))
+            return "numba cannot start: %s: %s" % (type(exc).__name__, first)
+    problem = _numba_warning_problem(caught)
+    for w in caught:  # the other warnings, as Python would have shown them
+        if problem is None or not str(w.message).startswith("Environment variable '"):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return problem
+
+
 def _start(prog):
-    """Check the environment before numba is imported (exit 9 with one line on a
-    problem), then import numba without what nbnumba never uses."""
-    problem = environment_problem()
+    """Make closed standard streams harmless, check the environment before numba is
+    imported, then import numba (exit 9 with one line on a problem)."""
+    from .console import reopen_closed_standard_streams
+    reopen_closed_standard_streams()
+    problem = environment_problem() or _import_numba() or threading_layer_problem()
     if problem is not None:
         sys.exit(error(prog, problem))
-    with _lean_numba_import():
-        import numba  # noqa: F401
+
+
+def _interrupted_at_start(prog):
+    """Ctrl-C before the command's own handling is in place: one line, exit 130."""
+    say_error("%s: interrupted\n" % prog)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def nbnumba():
     """The ``nbnumba`` console script: :func:`nbnumba_cli.main.console` after the
     environment check, which runs before numba is imported."""
-    _start("nbnumba")
-    from .main import console
+    try:
+        _start("nbnumba")
+        from .main import console
+    except KeyboardInterrupt:
+        _interrupted_at_start("nbnumba")
     console()
 
 
 def nbnumba_series():
     """The ``nbnumba-series`` console script: :func:`nbnumba_cli.series.main` after the
     environment check, which runs before numba is imported."""
-    _start("nbnumba-series")
-    from .series import main
+    try:
+        _start("nbnumba-series")
+        from .series import main
+    except KeyboardInterrupt:
+        _interrupted_at_start("nbnumba-series")
     sys.exit(main())

@@ -11,7 +11,7 @@ import time
 
 from nbnumba import _jit, engine, output
 from nbnumba.io import fdump
-from nbnumba.io.atomic import FileSet, OutputError
+from nbnumba.io.atomic import FileSet, OutputError, check_distinct
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
@@ -23,12 +23,16 @@ from .parse import CliError, load_inputs, parse_arguments
 from .progress import ProgressMeter, render_plan
 
 
-def _outputs(out):
-    paths = [out.floatfile, out.intfile] + [p for p in (out.expt, out.xds_inp) if p]
+def _outputs(out, sf_source=None):
+    """(flag, path) of every file the run writes; the dump file when ``-hkl`` is read."""
+    paths = [("-floatfile", out.floatfile), ("-intfile", out.intfile)]
+    paths += [(flag, p) for flag, p in (("-expt", out.expt), ("-xds_inp", out.xds_inp)) if p]
     if out.write_pgm:
-        paths.append(out.pgmfile)
+        paths.append(("-pgmfile", out.pgmfile))
     if out.write_noise:
-        paths.append(out.noisefile)
+        paths.append(("-noisefile", out.noisefile))
+    if sf_source == "hkl":
+        paths.append(("the structure-factor dump", fdump.DUMP_NAME))
     return paths
 
 
@@ -51,8 +55,11 @@ def _run(argv, stdout):
         notes = state.notes
         sf_source = load_inputs(state)
         out = state.out
-        for path in _outputs(out):
-            files.reserve(path)
+        outputs = _outputs(out, sf_source)
+        check_distinct(outputs)  # two outputs that are one file: refused, not overwritten
+        for flag, path in outputs:
+            if flag.startswith("-"):
+                files.reserve(path)
         if out.seed is None:
             out.seed = int(time.time())
         setup = engine.prepare(state.config)

@@ -26,6 +26,11 @@ def _files(images, expt, xds_inp, expt_option, xds_option):
             files.append((xds_inp, xds_inp_bytes(images, xds_inp, xds_option), "XDS input"))
     except ExperimentError as exc:
         raise CliError(str(exc)) from None
+    except UnicodeEncodeError as exc:  # a name that is not UTF-8 text (or not ASCII for XDS)
+        option = expt_option if expt and not files else xds_option
+        what = "ASCII" if exc.encoding == "ascii" else "UTF-8"
+        raise CliError(f"{option}: a file name in it is not {what} text, which the file "
+                       "cannot hold; rename the images (or the file)") from None
     return files
 
 

@@ -171,7 +171,10 @@ def mosaic_rule(domains, spread):
 
 
 def recommended_oversample(crystal_extent, wavelength, distance, pixel_size):
-    """Sub-pixels per axis that resolve the spot shape: ceil(3 x size / (lambda d / pixel))."""
+    """Sub-pixels per axis that resolve the spot shape: ceil(3 x size / (lambda d / pixel));
+    ``math.inf`` where that overflows (a distance of 1e-310 m), which the caller refuses."""
     reciprocal_pixel = wavelength * distance / pixel_size
-    n = math.ceil(3.0 * crystal_extent / reciprocal_pixel)
-    return max(int(n), 1), reciprocal_pixel
+    n = 3.0 * crystal_extent / reciprocal_pixel if reciprocal_pixel else math.inf
+    if not math.isfinite(n):
+        return math.inf, reciprocal_pixel
+    return max(int(math.ceil(n)), 1), reciprocal_pixel

@@ -2,21 +2,24 @@
 
 What happens to an output path depends on what is there:
 
-* nothing, or a regular file with one link: the new content is written to a temporary
-  file in the same directory and renamed over the path when the whole set is complete,
-  so a failed or interrupted run leaves the old file (or no file). The new file keeps
-  the old file's permission bits (and, where the user may set them, its owner and group);
-* a symbolic link: the file it points to is written (the link stays a link);
-* a regular file with several hard links: written in place at the end (space reserved
-  first), so that every link sees the new content;
+* nothing, or a regular file: the new content is written to a temporary file in the
+  same directory and renamed over the path when the whole set is complete, so a failed,
+  interrupted or killed run (a full disk, SIGKILL) leaves the old file or no file, never
+  a mix. The new file keeps the old file's permission bits (and, where the user may set
+  them, its owner and group). A file with several hard links is replaced the same way:
+  the path given gets the new content, its other names keep the old one;
+* a symbolic link: the file it points to is replaced (the link stays a link);
 * a character device (``/dev/null``) or a FIFO: opened when checked, written at the end,
   never renamed over. A FIFO must already have a reader;
 * a directory, block device or socket: refused.
 
-A file the user may not write to is refused, also for root: a regular file with no
-write permission bit at all (mode 0444), an immutable file, or a file in a sticky
-directory owned by another user. All checks run before anything is rendered and again
-before anything is renamed, so a run either replaces its whole set or none of it.
+A file the user may not replace is refused, also for root: a regular file with no
+write permission bit at all (mode 0444), an immutable or append-only file (``chattr +i``,
+``chattr +a``), a file in an append-only directory, or a file in a sticky directory
+owned by another user. Two outputs of one run that are the same file (the same path
+written twice, or through ``./``, a symbolic or a hard link) are refused
+(:func:`check_distinct`). All checks run before anything is rendered and again before
+anything is renamed, so a run either replaces its whole set or none of it.
 
 Temporary names are ``.nbnumba-<name>.<tag>-<pid>-<random>.part`` (``<name>`` shortened
 so the whole name always fits the file system's limit; ``<tag>`` identifies the target
@@ -25,6 +28,7 @@ that no longer exist (a killed run); nothing else is ever removed.
 """
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
@@ -148,40 +152,80 @@ def _may_write(path, st):
     return os.access(path, os.W_OK, effective_ids=effective)
 
 
+_FS_IOC_GETFLAGS = 0x80086601  # Linux: _IOR('f', 1, long)
+_FS_IMMUTABLE_FL = 0x10
+_FS_APPEND_FL = 0x20
+
+
+def _inode_flags(path):
+    """The Linux inode flags of ``path`` (``lsattr``), 0 where they cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        buf = fcntl.ioctl(fd, _FS_IOC_GETFLAGS, b"\0" * 8)
+        return int.from_bytes(buf[:4], "little")
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def _append_only(path):
+    return bool(_inode_flags(path) & (_FS_APPEND_FL | _FS_IMMUTABLE_FL))
+
+
 def _may_replace(path, st, directory):
     """Reason why the existing file ``path`` cannot be renamed over, or None."""
     dst = os.stat(directory)
     euid = os.geteuid()
     if dst.st_mode & stat.S_ISVTX and euid not in (0, st.st_uid, dst.st_uid):
         return "owned by another user in a sticky directory"
+    if _append_only(path):
+        return "the file is append-only or immutable (chattr +a or +i)"
     return None
 
 
 class Target:
     """One output path, checked: how it will be written (``kind``) and where (``real``).
 
-    kind: "replace" (temporary file renamed over it), "inplace" (regular file with
-    several hard links), "stream" (character device or FIFO, kept open in ``fd``).
+    kind: "replace" (temporary file renamed over it) or "stream" (character device or
+    FIFO, kept open in ``fd``). ``identity``: what makes two targets the same file
+    (device and inode of an existing file, else the resolved path).
     """
 
     def __init__(self, path, open_streams=True):
         self.path = path
         self._open_streams = open_streams
-        self.real = os.path.realpath(path)
+        try:
+            self.real = os.path.realpath(path)
+        except FileNotFoundError:  # a relative path, and the current directory was deleted
+            raise _error(path, "the current directory no longer exists") from None
+        except OSError as exc:
+            raise _error(path, _reason(exc)) from None
         self.directory = os.path.dirname(self.real) or "."
         self.fd = None
         self.mode = _MODE
         self.owner = None
         self.kind = "replace"
+        self.identity = ("path", os.path.normcase(self.real))
         self._inspect()
 
     def _inspect(self):
         path, real = self.path, self.real
         name = os.path.basename(real)
-        if not name:
-            raise _error(path, "not a file name")
-        if not os.path.isdir(self.directory):
-            raise _error(path, f"directory {os.fsdecode(self.directory)} does not exist")
+        given = os.path.basename(os.fsencode(path))
+        if not name or given in (b"", b".", b".."):
+            raise _error(path, "not a file name (a path ending in /, . or .. names a directory)")
+        try:
+            dst = os.stat(self.directory)
+        except FileNotFoundError:
+            raise _error(path, f"directory {os.fsdecode(self.directory)} does not exist") from None
+        except OSError as exc:
+            raise _error(path, _reason(exc)) from None
+        if not stat.S_ISDIR(dst.st_mode):
+            raise _error(path, f"{os.fsdecode(self.directory)} is not a directory")
         if len(os.fsencode(name)) > _name_max(self.directory):
             raise _error(path, "file name too long")
         try:
@@ -190,6 +234,8 @@ class Target:
             st = None
         except OSError as exc:
             raise _error(path, _reason(exc)) from None
+        if st is not None:
+            self.identity = ("inode", st.st_dev, st.st_ino)
         if st is None:
             self._check_directory()
         elif stat.S_ISREG(st.st_mode):
@@ -197,13 +243,10 @@ class Target:
                 raise _error(path, "permission denied (the file is read-only)")
             self.mode = stat.S_IMODE(st.st_mode)
             self.owner = (st.st_uid, st.st_gid)
-            if st.st_nlink > 1:
-                self.kind = "inplace"
-            else:
-                self._check_directory()
-                reason = _may_replace(real, st, self.directory)
-                if reason:
-                    raise _error(path, reason)
+            self._check_directory()
+            reason = _may_replace(real, st, self.directory)
+            if reason:
+                raise _error(path, reason)
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
             self.kind = "stream"
             if self._open_streams:
@@ -219,14 +262,20 @@ class Target:
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise _error(self.path, "no write permission in directory "
                          + os.fsdecode(self.directory))
+        if _append_only(self.directory):
+            raise _error(self.path, "the directory %s is append-only or immutable (chattr +a "
+                         "or +i): a file cannot be renamed in it" % os.fsdecode(self.directory))
 
     def _open_stream(self, fifo):
         flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC | (os.O_NONBLOCK if fifo else 0)
         try:
             self.fd = os.open(self.real, flags)
         except OSError as exc:
-            if exc.errno == errno.ENXIO:
+            if exc.errno == errno.ENXIO and fifo:
                 raise _error(self.path, "FIFO has no reader (start the reader first)") from None
+            if exc.errno in (errno.ENXIO, errno.ENODEV):
+                raise _error(self.path, "the device is not available (%s)"
+                             % _reason(exc)) from None
             raise _error(self.path, _reason(exc)) from None
         if fifo:  # the reader is there: from now on, write as fast as it reads
             os.set_blocking(self.fd, True)
@@ -239,7 +288,7 @@ class Target:
             return self._check_directory()
         except OSError as exc:
             raise _error(self.path, _reason(exc)) from None
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        if not stat.S_ISREG(st.st_mode):
             raise _error(self.path, "it changed while nbnumba ran")
         if not _may_write(self.real, st):
             raise _error(self.path, "permission denied (the file is read-only)")
@@ -253,6 +302,28 @@ class Target:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
+
+
+def check_distinct(outputs):
+    """Fail early if two of ``outputs`` are the same file: ``outputs`` is a list of
+    (label, path), e.g. ``("-floatfile", "x")``; the same path given twice, or two
+    paths that lead to one file (``./x``, a symbolic or a hard link) raise
+    :class:`OutputError` naming both. Character devices and FIFOs (``/dev/null``) may be
+    shared. Paths that cannot be checked are left to :func:`check_writable`."""
+    seen = {}
+    for label, path in outputs:
+        try:
+            target = Target(path, open_streams=False)
+        except OutputError:
+            continue
+        if target.kind != "replace":
+            continue
+        if target.identity in seen:
+            first_label, first_path = seen[target.identity]
+            same = "" if first_path == path else " (%s)" % os.fsdecode(first_path)
+            raise OutputError("cannot write %s: %s and %s%s are the same file"
+                              % (os.fsdecode(path), label, first_label, same))
+        seen[target.identity] = (label, path)
 
 
 def check_writable(path):
@@ -309,25 +380,6 @@ def _write_temp(target, chunks):
     return tmp
 
 
-def _write_in_place(target, chunks):
-    """Overwrite a regular file in place: reserve the space, write, cut to length."""
-    size = sum(memoryview(c).nbytes for c in chunks)
-    try:
-        fd = os.open(target.real, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise _error(target.path, _reason(exc)) from None
-    try:
-        with contextlib.suppress(OSError):  # not every file system reserves space
-            if size:
-                os.posix_fallocate(fd, 0, size)
-        _write_all(fd, chunks)
-        os.ftruncate(fd, size)
-    except OSError as exc:
-        raise _error(target.path, _reason(exc)) from None
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def signals_deferred(signals=DEFERRED_SIGNALS):
     """Hold back ``signals`` (default SIGINT and SIGTERM) inside the block; the first
@@ -380,15 +432,16 @@ class FileSet:
 
     :meth:`reserve` checks a target early (before rendering; it also removes the stale
     temporaries of killed runs and opens devices and FIFOs). :meth:`stage` writes a
-    regular file's content to a temporary name at once (devices, FIFOs and hard-linked
-    files keep the content until the end). Leaving the block normally writes the
-    devices and FIFOs, then, with SIGINT and SIGTERM held back, writes the hard-linked
-    files and renames every temporary file into place; an exception discards it all, so
-    a run that fails part-way replaces none of its outputs.
+    regular file's content to a temporary name at once (devices and FIFOs keep the
+    content until the end). Leaving the block normally writes the devices and FIFOs,
+    then, with SIGINT and SIGTERM held back, renames every temporary file into place; an
+    exception discards it all, so a run that fails part-way replaces none of its outputs.
+    Two paths of one set that are the same regular file (or would be) are refused.
     """
 
     def __init__(self):
         self._targets = {}
+        self._owners = {}   # identity of a regular or new file -> the path that reserved it
         self._staged = []   # (target, temporary path or None, chunks or None)
 
     def reserve(self, path):
@@ -396,13 +449,21 @@ class FileSet:
         if path not in self._targets:
             target = Target(path)
             if target.kind == "replace":
+                other = self._owners.get(target.identity)
+                if other is not None:
+                    target.close()
+                    raise _error(path, "it is the same file as %s, also an output of this run"
+                                 % os.fsdecode(other))
+                self._owners[target.identity] = path
                 remove_stale_temporaries(target.real)
             self._targets[path] = target
         return self._targets[path]
 
     def stage(self, path, data):
-        """Prepare ``data`` (bytes or byte chunks) for ``path``."""
+        """Prepare ``data`` (bytes or byte chunks) for ``path`` (once per path)."""
         target = self.reserve(path)
+        if target.kind == "replace" and any(t is target for t, _, _ in self._staged):
+            raise _error(path, "it is written twice by this run")
         chunks = _chunks(data)
         if target.kind == "replace":
             self._staged.append((target, _write_temp(target, chunks), None))
@@ -423,9 +484,6 @@ class FileSet:
                     except OSError as exc:
                         raise _error(target.path, _reason(exc)) from None
             with signals_deferred():
-                for target, _, chunks in self._staged:
-                    if target.kind == "inplace":
-                        _write_in_place(target, chunks)
                 first = True
                 while self._staged:
                     target, tmp, _ = self._staged[0]
