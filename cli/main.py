@@ -154,11 +154,9 @@ def _printout(result, pixel, say):
     from nbnumba import diagnostics
     from nbnumba.engine import kernel_inputs
     inputs = kernel_inputs(result.setup)
-    fp, sp = result.setup.fpixels, result.setup.spixels
     for f, s in diagnostics.printout_pixels(result.setup, pixel):
-        if 0 <= f < fp and 0 <= s < sp:
-            for line in diagnostics.pixel_report(result, f, s, inputs):
-                say(line)
+        for line in diagnostics.pixel_report(result, f, s, inputs):
+            say(line)
 
 
 def _thread_count(requested):

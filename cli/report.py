@@ -100,7 +100,9 @@ def setup_lines(setup, out, sf_source, hkl_file):
     lines.append("  roi: %d < x < %d && %d < y < %d" % setup.roi)
     lines.append("  hdivrange=%g hdivstep=%g  radians" % (src.hdiv[1], src.hdiv[2]))
     lines.append("  vdivrange=%g vdivstep=%g  radians" % (src.vdiv[1], src.vdiv[2]))
-    lines.append("  %d divergence steps" % src.divergence_points)
+    # the C counts divergence steps only when it generates the sources (else: -1)
+    lines.append("  %d divergence steps" % (-1 if cfg.beam.sources is not None
+                                             else src.divergence_points))
     lines.append("  %d sources" % src.count)
     lines.append("  %d mosaic domains over mosaic spread of %g degrees" % (
         setup.mosaic_domains, setup.mosaic_spread * RTD))

@@ -26,10 +26,15 @@ def pixel_report(result, fi, si, inputs=None):
     """
     setup = result.setup
     k = inputs or kernel_inputs(setup)
+    # the C switches interpolation off for good at the first pixel out of its range: a
+    # later pixel was rendered with nearest-neighbour structure factors
+    switch = result.interpolation_switch
+    interpolate = setup.interpolate and (switch is None
+                                         or si * setup.fpixels + fi <= switch.pixel)
     (stol, airpath, dx, dy, dz, h, kk, l, h0, k0, l0, f_cell, f_latt, intensity, polar, omega,
      capture, cell) = _last_evaluation(fi, si, k.det, k.beam, k.incident, k.wavelengths, k.latt,
                                        k.cells_t, k.fgrid, k.fgrid_flat, k.grid, k.sums,
-                                       setup.interpolate)
+                                       interpolate)
     px, py, pz = dx * airpath, dy * airpath, dz * airpath
     twotheta = math.atan2(math.sqrt(py * py + pz * pz), px)
     alt_stol = math.sin(twotheta / 2.0) / (setup.config.beam.wavelength * 1e10)
@@ -50,15 +55,24 @@ def pixel_report(result, fi, si, inputs=None):
             "Z: %11.8f %11.8f %11.8f" % (a[2], a[5], a[8])]
 
 
-def printout_pixels(setup, pixel=None):
-    """The pixels ``-printout`` reports: the one given as (fast, slow), else every
-    rendered pixel (inside the ROI, not masked), in raster order."""
+def _rendered(setup, f, s):
     xmin, xmax, ymin, ymax = setup.roi
-    if pixel is not None:
-        return [tuple(pixel)]
+    return (0 <= f < setup.fpixels and 0 <= s < setup.spixels
+            and xmin <= f <= xmax and ymin <= s <= ymax
+            and (setup.mask is None or setup.mask[s * setup.fpixels + f] != 0))
+
+
+def printout_pixels(setup, pixel=None):
+    """The pixels ``-printout`` reports, in raster order, as the C selects them: only
+    rendered pixels (inside the ROI, not masked); of those the one given as (fast,
+    slow), or every one when no pixel is given or its fast index is negative."""
+    if pixel is not None and pixel[0] >= 0:
+        f, s = int(pixel[0]), int(pixel[1])
+        return [(f, s)] if _rendered(setup, f, s) else []
+    xmin, xmax, ymin, ymax = setup.roi
     out = []
     for s in range(max(ymin, 0), min(ymax, setup.spixels - 1) + 1):
         for f in range(max(xmin, 0), min(xmax, setup.fpixels - 1) + 1):
-            if setup.mask is None or setup.mask[s * setup.fpixels + f] != 0:
+            if _rendered(setup, f, s):
                 out.append((f, s))
     return out
