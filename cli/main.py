@@ -16,7 +16,8 @@ from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
 from . import report, truth
-from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
+from .console import (ConsoleStream, failure_note, flush_quietly,
+                      reopen_closed_standard_streams, sigterm_as_interrupt)
 from .entry import error, run_guarded, say_error, version
 from .interruptible import call_interruptibly
 from .parse import CliError, load_inputs, parse_arguments
@@ -181,6 +182,7 @@ def console():
     every output file is complete and closed at this point, so the process leaves
     without it once stdout and stderr are flushed.
     """
+    reopen_closed_standard_streams()
     code = main()
     flush_quietly()
     os._exit(code)
