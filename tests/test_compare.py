@@ -313,6 +313,13 @@ def test_c_program_from_environment(tmp_path, fakes, monkeypatch):
     assert s["c"]["command"][0].endswith("fake_good.py")
 
 
+def test_unclosed_quote_in_nb_cmd_is_one_line(tmp_path, fakes):
+    run, _ = nb_compare(["--c-bin", fakes("good"), "--nb-cmd", "python3 'abc"] + BASE + SIM,
+                        tmp_path)
+    assert run.code == 1
+    assert run.err.count("\n") == 1 and "no closing quotation" in run.err, run.err
+
+
 def test_usage_errors_exit_1(tmp_path, fakes, monkeypatch):
     monkeypatch.delenv("NB_C_BIN", raising=False)
     run, _ = nb_compare(BASE + SIM, tmp_path)
