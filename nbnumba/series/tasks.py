@@ -1,7 +1,8 @@
 """One frame's task, run in the worker: render it, then write its files atomically.
 
 :class:`FrameTask` (what a worker gets), :class:`FrameInfo` and :class:`Frame` (what it
-returns), :func:`run_frame`, the file names of a frame and their staging (no partial frame
+returns), :func:`run_frame`, :func:`warm_up` (a worker's kernels loaded before its first
+frame), the file names of a frame and their staging (no partial frame
 is ever left), the per-process cache of shared inputs and the fault-injection hook of the
 tests (:data:`FAULT_ENV`).
 """
@@ -257,6 +258,34 @@ def run_frame(task, payload=None, progress=None):
     shape = result.image.shape
     return Frame(info, result.image, ints.pixels.reshape(shape),
                  None if noise is None else noise.pixels.reshape(shape))
+
+
+#: the region a warm-up renders: one pixel (xmin, xmax, ymin, ymax, inclusive)
+WARM_UP_ROI = (0, 0, 0, 0)
+
+
+def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
+    """Load or compile, in this process, every kernel and helper a frame of ``job``
+    needs, by rendering one pixel of it with ``overrides`` (those of its first frame) and
+    making its integer, PGM and noise images (nothing is written).
+
+    Returns {"worker": host:pid, "seconds": wall time (s), "compiled": whether numba
+    compiled anything (False: everything came from its cache)}.
+    """
+    from ..compilecache import CompileWatch
+    t0 = time.perf_counter()
+    base, outputs = _shared(job, payload)
+    cfg = apply_overrides(base, tuple(overrides) + (("render.roi", WARM_UP_ROI),))
+    with CompileWatch() as watch:
+        setup = engine.prepare(cfg)
+        result = engine.render(setup, device=device, threads=threads, progress=_ignore_rows)
+        ints = output.make_int_image(result, outputs.int_scale, outputs.adc)
+        if outputs.pgm:
+            output.make_pgm(result, outputs.pgm_scale, ints.scale)
+        if outputs.noise:
+            output.make_noise_image(result, 1, outputs.adc)
+    return {"worker": "%s:%d" % (socket.gethostname(), os.getpid()),
+            "seconds": time.perf_counter() - t0, "compiled": bool(watch.compiled)}
 
 
 def _frame_bytes(result, ints, pgm, noise):
