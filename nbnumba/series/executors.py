@@ -274,6 +274,7 @@ class DaskExecutor(Executor):
         import multiprocessing
 
         import dask
+        import distributed  # noqa: F401 - its configuration must exist before it is set
         main = threading.current_thread() is threading.main_thread()
         if main and "forkserver" in multiprocessing.get_all_start_methods():
             from multiprocessing import forkserver, resource_tracker
