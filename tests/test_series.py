@@ -9,9 +9,12 @@ index and leaves no file, and --resume completes the series.
 import io
 import json
 import multiprocessing
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -208,6 +211,38 @@ def test_workers_load_their_kernels_first_and_a_finished_resume_starts_no_cluste
     assert report.skipped == list(range(FRAMES)) and report.frames == []
     assert not report.cluster_started and report.workers_ready == 0
     assert "nothing left to render" in report.summary()
+
+
+def test_ctrl_c_while_the_cluster_starts_stops_at_once(tmp_path):
+    pytest.importorskip("distributed")
+    args = [a for a in BASE if a != "-noprogress"] + SERIES + ["--template", "f_{:03d}",
+                                                               "--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "nbnumba_cli.series"] + args, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        first = proc.stderr.readline()
+        os.killpg(proc.pid, signal.SIGINT)            # what a terminal's Ctrl-C does
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert first.startswith("starting 2 dask workers ... "), first
+    assert proc.returncode == 130, err
+    assert err == "nbnumba-series: interrupted (rerun with --resume to complete)\n"
+    assert seconds < 5      # about 0.1 s on an idle machine: the start is not waited for
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:                # no worker process is left
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("worker processes outlived the command")
+    assert not list(tmp_path.glob("f_*"))
 
 
 def test_frames_are_identical_with_1_and_2_threads(reference, tmp_path):
