@@ -112,7 +112,7 @@ def _executor_width(executor, client):
     return max(2, 2 * int(getattr(executor, "_max_workers", 0) or 4))
 
 
-#: the warning filter the resource tracker is started with (see DaskExecutor._start_local)
+#: the warning filter the resource tracker is started with (see DaskExecutor._start)
 _TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
 
 
@@ -216,54 +216,56 @@ class DaskExecutor(Executor):
 
     def start(self):
         """Start the cluster (or connect to the scheduler) unless done; returns the
-        client. A Ctrl-C while a LocalCluster starts stops the start at once: the
-        processes it made are killed and KeyboardInterrupt is raised."""
+        client. A Ctrl-C meanwhile stops the start at once: the processes it made are
+        killed and KeyboardInterrupt is raised."""
         if self.started:
             return self._client
         import time
         t0 = time.perf_counter()
-        if self.scheduler is not None:
-            from distributed import Client
-            self._client = self._stack.enter_context(Client(self.scheduler, timeout="30s"))
-        else:
-            self._client = self._start_local()
+        self._client = self._start()
         self._executor = self._client.get_executor(pure=False)
         self.started = True
         self.start_seconds = time.perf_counter() - t0
         return self._client
 
-    def _make_local(self, box, abandoned):
-        """Start the LocalCluster and its client (in a thread, so that the calling thread
-        can take a Ctrl-C meanwhile)."""
+    def _make(self, box, abandoned):
+        """Start the LocalCluster and its client, or connect to the scheduler (in a
+        thread, so that the calling thread can take a Ctrl-C meanwhile)."""
         import logging
 
         from distributed import Client, LocalCluster
         try:
-            with warnings.catch_warnings():
-                # its HTTP server moves to a free port when 8787 is taken: not news
-                warnings.filterwarnings("ignore", message="Port .* is already in use")
-                # env: the fork server keeps the environment of its start; the workers
-                # get this process's environment as it is now
-                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None,
-                                       silence_logs=logging.ERROR, env=dict(os.environ))
-                try:
-                    client = Client(cluster)
-                    pids = list(client.run(_worker_ready).values())
-                except BaseException:
-                    cluster.close()
-                    raise
+            cluster = None
+            if self.scheduler is not None:
+                client = Client(self.scheduler, timeout="30s")
+                pids = []
+            else:
+                with warnings.catch_warnings():
+                    # its HTTP server moves to a free port when 8787 is taken: not news
+                    warnings.filterwarnings("ignore", message="Port .* is already in use")
+                    # env: the fork server keeps the environment of its start; the
+                    # workers get this process's environment as it is now
+                    cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                           processes=True, dashboard_address=None,
+                                           silence_logs=logging.ERROR, env=dict(os.environ))
+                    try:
+                        client = Client(cluster)
+                        pids = list(client.run(_worker_ready).values())
+                    except BaseException:
+                        cluster.close()
+                        raise
             if abandoned.is_set():   # the caller gave up while we were starting
                 _quiet_shutdown()
                 client.close()
-                cluster.close()
+                if cluster is not None:
+                    cluster.close()
                 return
             box["value"] = (cluster, client, pids)
         except BaseException as exc:  # noqa: B036 - handed to the waiting thread
             box["error"] = exc
 
-    def _start_local(self):
-        """Start the LocalCluster while this thread stays ready for a Ctrl-C.
+    def _start(self):
+        """Start the LocalCluster (or connect) while this thread stays ready for a Ctrl-C.
 
         The worker processes must never see a Ctrl-C (the terminal sends it to the whole
         process group): they are forked by multiprocessing's fork server, itself started
@@ -276,7 +278,8 @@ class DaskExecutor(Executor):
         import dask
         import distributed  # noqa: F401 - its configuration must exist before it is set
         main = threading.current_thread() is threading.main_thread()
-        if main and "forkserver" in multiprocessing.get_all_start_methods():
+        if self.scheduler is None and main and \
+                "forkserver" in multiprocessing.get_all_start_methods():
             from multiprocessing import forkserver, resource_tracker
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             # the resource tracker frees the semaphores of a start cut by Ctrl-C; it
@@ -293,7 +296,7 @@ class DaskExecutor(Executor):
                 {"distributed.worker.multiprocessing-method": "forkserver"}))
         box, abandoned = {}, threading.Event()
         before = set(_children())
-        thread = threading.Thread(target=self._make_local, args=(box, abandoned),
+        thread = threading.Thread(target=self._make, args=(box, abandoned),
                                   name="nbnumba-cluster-start", daemon=True)
         thread.start()
         try:
@@ -311,7 +314,8 @@ class DaskExecutor(Executor):
         if "error" in box:
             raise box["error"]
         cluster, client, self.worker_pids = box["value"]
-        self._stack.callback(cluster.close)
+        if cluster is not None:
+            self._stack.callback(cluster.close)
         self._stack.callback(client.close)
         return client
 

@@ -230,8 +230,9 @@ def _warm_up(executor, client, shipment, device, threads, overrides, meter, setu
     cold = _kernels_cold(device, setup)
     if client is not None:
         workers = list(client.scheduler_info()["workers"])
+        # each pinned to its worker, but free to go elsewhere if that worker dies
         futures = [client.submit(warm_up, shipment.key, shipment.payload, device, threads,
-                                 overrides, workers=[w], allow_other_workers=False,
+                                 overrides, workers=[w], allow_other_workers=True,
                                  pure=False) for w in workers]
         n = len(workers)
         _wait_polling(futures, meter, "%s on %d worker%s" % (
