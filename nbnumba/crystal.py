@@ -271,8 +271,8 @@ def rotation_table(lattice: Lattice, spindle, phis, mosaic, spread):
     if not spread > 0.0:
         table[...] = rotated[:, None, :, :]
         return table.reshape(n_phi * n_mos, 3, 3)
-    # table[p, m, j, r] = u[m, r, 0] * v[p, j, 0] + u[m, r, 1] * v[p, j, 1] + u[m, r, 2] * v[p, j, 2]
-    # computed per (j, r) over contiguous (P, M) planes (long inner loops), then laid out
+    # table[p, m, j, r] = u[m, r, 0] v[p, j, 0] + u[m, r, 1] v[p, j, 1] + u[m, r, 2] v[p, j, 2]
+    # (summed left to right), per (j, r) over contiguous (P, M) planes, then laid out
     out = np.empty((3, 3, n_phi, n_mos))
     term = np.empty((n_phi, n_mos))
     for j in range(3):
