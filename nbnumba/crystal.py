@@ -210,11 +210,9 @@ def mosaic_rotations(spread, domains, mosaic_seed, rng_table):
     Domain 0 is the identity (after its three random numbers were drawn). spread: rad.
     """
     stream = rng.Stream(rng.internal_seed(mosaic_seed), rng_table)
-    mats = np.empty((domains, 3, 3))
-    for m in range(domains):
-        mats[m] = rng.random_cap_rotation(spread, stream)
-        if m == 0:
-            mats[0] = np.eye(3)
+    mats = rng.random_cap_rotations(spread, stream, domains)
+    if domains:
+        mats[0] = np.eye(3)
     return mats
 
 

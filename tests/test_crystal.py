@@ -279,3 +279,40 @@ def test_rotation_table_does_not_loop_over_orientations_in_python():
         sys.setprofile(None)
     assert table.shape == (40_000, 3, 3)
     assert calls[0] < 2_000, calls[0]
+
+
+def _mosaic_one_at_a_time(spread, domains, seed, table):
+    from nbnumba import rng
+    stream = rng.Stream(rng.internal_seed(seed), table)
+    mats = [rng.random_cap_rotation(spread, stream) for _ in range(domains)]
+    if domains:
+        mats[0] = np.eye(3)
+    return np.array(mats, dtype=np.float64).reshape(domains, 3, 3)
+
+
+@pytest.mark.parametrize("spread_deg, domains, seed", [(0.3, 1, 5), (2.0, 9, 12345678),
+                                                       (75.0, 400, 42), (1e-4, 30, 1)])
+def test_mosaic_domains_are_bit_identical_to_one_at_a_time(spread_deg, domains, seed):
+    table, reference_table = RandomTable(), RandomTable()
+    got = mosaic_rotations(spread_deg / RTD, domains, seed, table)
+    want = _mosaic_one_at_a_time(spread_deg / RTD, domains, seed, reference_table)
+    assert got.tobytes() == want.tobytes()
+    assert np.array_equal(table.table, reference_table.table)   # the noise continues it
+
+
+def test_mosaic_domains_do_not_loop_in_python():
+    import sys
+    calls = [0]
+
+    def count(frame, event, arg):
+        if event in ("call", "c_call"):
+            calls[0] += 1
+
+    mosaic_rotations(0.5 / RTD, 10, 3, RandomTable())     # compiled before counting
+    sys.setprofile(count)
+    try:
+        mats = mosaic_rotations(0.5 / RTD, 20_000, 3, RandomTable())
+    finally:
+        sys.setprofile(None)
+    assert mats.shape == (20_000, 3, 3)
+    assert calls[0] < 2_000, calls[0]
