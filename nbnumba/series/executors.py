@@ -244,10 +244,12 @@ class DaskExecutor(Executor):
                     # its HTTP server moves to a free port when 8787 is taken: not news
                     warnings.filterwarnings("ignore", message="Port .* is already in use")
                     # env: the fork server keeps the environment of its start; the
-                    # workers get this process's environment as it is now
+                    # workers get this process's environment as it is now, with a numba
+                    # thread pool of the threads each may use
+                    env = dict(os.environ, NUMBA_NUM_THREADS=str(self.per))
                     cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                            processes=True, dashboard_address=None,
-                                           silence_logs=logging.ERROR, env=dict(os.environ))
+                                           silence_logs=logging.ERROR, env=env)
                     try:
                         client = Client(cluster)
                         pids = list(client.run(_worker_ready).values())
