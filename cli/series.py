@@ -261,18 +261,9 @@ def run(argv, stdout=None):
 
 
 def _summary(report, seconds, cluster=False):
-    """The closing line: counts and the whole time (a dask cluster's start and stop
-    included, and named when there is one)."""
-    n = len(report.frames)
-    text = "%d frame%s written, %d skipped, %d failed in %.1f s" % (
-        n, "" if n == 1 else "s", len(report.skipped), len(report.failed), seconds)
-    details = []
-    if n:
-        details.append("%.2f frames/s" % (n / seconds if seconds > 0 else float("nan")))
-    if cluster:
-        details.append("%.1f s of it starting and stopping the dask cluster"
-                       % max(0.0, seconds - report.seconds))
-    return text + (" (%s)" % "; ".join(details) if details else "")
+    """The closing line: counts, the whole time and where it went (cluster start,
+    compiling, frames, the cluster's stop; see :meth:`nbnumba.series.SeriesReport.summary`)."""
+    return report.summary(seconds)
 
 
 def _write_manifest(path, argv, report):

@@ -210,17 +210,44 @@ def mosaic_rotations(spread, domains, mosaic_seed, rng_table):
     Domain 0 is the identity (after its three random numbers were drawn). spread: rad.
     """
     stream = rng.Stream(rng.internal_seed(mosaic_seed), rng_table)
-    mats = np.empty((domains, 3, 3))
-    for m in range(domains):
-        mats[m] = rng.random_cap_rotation(spread, stream)
-        if m == 0:
-            mats[0] = np.eye(3)
+    mats = rng.random_cap_rotations(spread, stream, domains)
+    if domains:
+        mats[0] = np.eye(3)
     return mats
 
 
 def phi_angles(phi0, phi_step, phi_steps):
-    """Spindle angle of every phi step, rad: phi0 + step * k."""
-    return [phi0 + phi_step * k for k in range(phi_steps)]
+    """Spindle angle of every phi step, rad: phi0 + step * k (float64 array, the same
+    doubles as the scalar expression for each integer k)."""
+    return phi0 + phi_step * np.arange(int(phi_steps), dtype=np.float64)
+
+
+def _sines(angles):
+    """(sin, cos) of every angle (rad) from the C library's functions, as the scalar code
+    computes them (NumPy's own vectorised sine may differ in the last bit)."""
+    angles = [float(x) for x in angles]
+    n = len(angles)
+    return (np.fromiter(map(math.sin, angles), np.float64, n),
+            np.fromiter(map(math.cos, angles), np.float64, n))
+
+
+def _rotated_cells(lattice, spindle, phis):
+    """a, b, c rotated by every phi about the spindle: (n_phi, 3 vectors, 3), metres.
+
+    Evaluates :func:`nbnumba.vec.rot_axis` element-wise over phi in its operation order
+    (NumPy's float64 + - * round as Python's do, so each element is bit-identical).
+    """
+    s, c = _sines(phis)
+    one_minus_c = 1.0 - c
+    x, y, z = (float(t) for t in spindle)
+    out = np.empty((len(s), 3, 3))
+    for j, v in enumerate((lattice.a, lattice.b, lattice.c)):
+        v0, v1, v2 = (float(t) for t in v)
+        d = (x * v0 + y * v1 + z * v2) * one_minus_c
+        out[:, j, 0] = x * d + v0 * c + (-z * v1 + y * v2) * s
+        out[:, j, 1] = y * d + v1 * c + (+z * v0 - x * v2) * s
+        out[:, j, 2] = z * d + v2 * c + (-y * v0 + x * v1) * s
+    return out
 
 
 def rotation_table(lattice: Lattice, spindle, phis, mosaic, spread):
@@ -230,14 +257,29 @@ def rotation_table(lattice: Lattice, spindle, phis, mosaic, spread):
     are a, b, c (metres). Every step rotates the phi = 0 crystal by its own angle
     (nbnumba's correction of the C's stale phi = 0 orientation); the mosaic matrix is
     applied after the spindle rotation only when the spread is positive.
+
+    Vectorised with NumPy in the scalar operation order of :func:`nbnumba.vec.rot_axis`
+    and :func:`nbnumba.vec.mat_vec` (left to right, no fused multiply-add), so every
+    element is bit-identical to rotating one vector at a time.
     """
-    table = np.empty((len(phis) * len(mosaic), 3, 3))
-    i = 0
-    for phi in phis:
-        rotated = [vec.rot_axis(v, spindle, phi) for v in (lattice.a, lattice.b, lattice.c)]
-        for umat in mosaic:
-            u = [[float(x) for x in row] for row in umat]
-            for j, v in enumerate(rotated):
-                table[i, j] = vec.mat_vec(u, v) if spread > 0.0 else v
-            i += 1
-    return table
+    mosaic = np.asarray(mosaic, dtype=np.float64).reshape(-1, 3, 3)
+    rotated = _rotated_cells(lattice, spindle, phis)        # (P, 3 vectors, 3)
+    n_phi, n_mos = rotated.shape[0], mosaic.shape[0]
+    table = np.empty((n_phi, n_mos, 3, 3))
+    if not spread > 0.0:
+        table[...] = rotated[:, None, :, :]
+        return table.reshape(n_phi * n_mos, 3, 3)
+    # table[p, m, j, r] = u[m, r, 0] v[p, j, 0] + u[m, r, 1] v[p, j, 1] + u[m, r, 2] v[p, j, 2]
+    # (summed left to right), per (j, r) over contiguous (P, M) planes, then laid out
+    out = np.empty((3, 3, n_phi, n_mos))
+    term = np.empty((n_phi, n_mos))
+    for j in range(3):
+        for r in range(3):
+            plane = out[j, r]
+            for k in range(3):
+                target = plane if k == 0 else term
+                np.multiply(rotated[:, j, k, None], mosaic[None, :, r, k], out=target)
+                if k:
+                    plane += term
+    table[...] = out.transpose(2, 3, 0, 1)
+    return table.reshape(n_phi * n_mos, 3, 3)

@@ -208,6 +208,20 @@ class Stream:
         """Next uniform deviate in (0, 1), a float32 value as a Python float."""
         return float(ran1(self.seed, self.table.table))
 
+    def uniforms(self, n):
+        """The next ``n`` deviates, as ``n`` calls of :meth:`uniform` give them (float64
+        array of float32 values)."""
+        out = np.empty(int(n))
+        if out.size:
+            _fill_uniforms(self.seed, self.table.table, out)
+        return out
+
+
+@_jit.serial
+def _fill_uniforms(seed, table, out):
+    for i in range(out.size):
+        out[i] = ran1(seed, table)
+
 
 def internal_seed(user_seed):
     """The C's internal seed for a ``-seed N``-style value: ``-N`` (C ``atoi`` of N)."""
@@ -278,6 +292,44 @@ def random_cap_rotation(cap, stream):
     return np.array([[t1 + t2 * t3, t7 - t9, t11 + t12],
                      [t7 + t9, t1 + t2 * t15, t19 - t20],
                      [t11 - t12, t19 + t20, t1 + t2 * t24]])
+
+
+def random_cap_rotations(cap, stream, n):
+    """``n`` rotation matrices, shape (n, 3, 3): what ``n`` calls of
+    :func:`random_cap_rotation` return, bit for bit (the same draws, the C library's
+    ``powf``, ``sin`` and ``cos`` element by element, and NumPy's + - * in the same
+    order), without a Python loop over the matrices."""
+    n = int(n)
+    draws = stream.uniforms(3 * n).reshape(n, 3)
+    r1 = 2.0 * draws[:, 0] - 1.0
+    r2 = 2.0 * draws[:, 1] - 1.0
+    r3 = 2.0 * draws[:, 2] - 1.0
+    xyrad = np.sqrt(1.0 - r2 * r2)
+    powers = np.fromiter(map(_powf, (1.0 - r3 * r3).tolist(), [1.0 / 3.0] * n), np.float64, n)
+    rot = (float(np.float32(cap)) * powers).astype(np.float32).astype(np.float64)
+    angle = (math.pi * r1).tolist()
+    v1 = xyrad * np.fromiter(map(math.sin, angle), np.float64, n)
+    v2 = xyrad * np.fromiter(map(math.cos, angle), np.float64, n)
+    v3 = r2
+    rot = rot.tolist()
+    t1 = np.fromiter(map(math.cos, rot), np.float64, n)
+    t8 = np.fromiter(map(math.sin, rot), np.float64, n)
+    t2 = 1.0 - t1
+    t3 = v1 * v1
+    t6 = t2 * v1
+    t7 = t6 * v2
+    t9 = t8 * v3
+    t11 = t6 * v3
+    t12 = t8 * v2
+    t15 = v2 * v2
+    t19 = t2 * v2 * v3
+    t20 = t8 * v1
+    t24 = v3 * v3
+    out = np.empty((n, 3, 3))
+    out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = t1 + t2 * t3, t7 - t9, t11 + t12
+    out[:, 1, 0], out[:, 1, 1], out[:, 1, 2] = t7 + t9, t1 + t2 * t15, t19 - t20
+    out[:, 2, 0], out[:, 2, 1], out[:, 2, 2] = t11 - t12, t19 + t20, t1 + t2 * t24
+    return out
 
 
 def _unit_rows(u):

@@ -227,3 +227,92 @@ def test_mosaic_domains_are_rotations_within_the_cap():
         angle = math.acos(min(1.0, (np.trace(m) - 1) / 2))
         assert angle <= spread * (1 + 1e-6)
     assert len({m.tobytes() for m in mats}) == 8
+
+
+# ------------------------------------------------------------------- orientation table
+def _table_one_at_a_time(lattice, spindle, phis, mosaic, spread):
+    """The orientation table as the scalar definition gives it: each cell vector rotated
+    about the spindle, then by each mosaic matrix, one at a time (nbnumba.vec)."""
+    from nbnumba import vec
+    rows = []
+    for phi in phis:
+        rotated = [vec.rot_axis(v, spindle, float(phi)) for v in (lattice.a, lattice.b,
+                                                                   lattice.c)]
+        for umat in mosaic:
+            u = [[float(x) for x in row] for row in umat]
+            rows.append([vec.mat_vec(u, v) if spread > 0.0 else v for v in rotated])
+    return np.array(rows, dtype=np.float64).reshape(-1, 3, 3)
+
+
+@pytest.mark.parametrize("spread_deg", [0.0, 0.7])
+def test_rotation_table_is_bit_identical_to_one_vector_at_a_time(spread_deg):
+    from nbnumba.crystal import phi_angles, rotation_table
+    lat = lattice_of((78.0, 85.0, 93.0, 81.0, 97.0, 103.0), (11.0, -23.0, 37.0))
+    spindle = tuple(np.array([0.3, -0.8, 0.52]) / np.linalg.norm([0.3, -0.8, 0.52]))
+    phis = phi_angles(-3.1 / RTD, 0.013 / RTD, 17)
+    assert [float(p) for p in phis] == [-3.1 / RTD + 0.013 / RTD * k for k in range(17)]
+    mosaic = mosaic_rotations(max(spread_deg, 0.7) / RTD, 6, 4242, RandomTable())
+    got = rotation_table(lat, spindle, phis, mosaic, spread_deg / RTD)
+    want = _table_one_at_a_time(lat, spindle, phis, mosaic, spread_deg / RTD)
+    assert got.shape == (17 * 6, 3, 3)
+    assert got.tobytes() == want.tobytes()
+
+
+def test_rotation_table_does_not_loop_over_orientations_in_python():
+    # counts Python-level calls, not seconds: 40,000 orientations in a few dozen calls
+    import sys
+
+    from nbnumba.crystal import phi_angles, rotation_table
+    lat = lattice_of((78.0, 85.0, 93.0, 81.0, 97.0, 103.0), (11.0, -23.0, 37.0))
+    phis = phi_angles(0.0, 0.001, 200)
+    mosaic = mosaic_rotations(0.5 / RTD, 200, 99, RandomTable())
+    calls = [0]
+
+    def count(frame, event, arg):
+        if event in ("call", "c_call"):
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        table = rotation_table(lat, (0.0, 0.0, 1.0), phis, mosaic, 0.5 / RTD)
+    finally:
+        sys.setprofile(None)
+    assert table.shape == (40_000, 3, 3)
+    assert calls[0] < 2_000, calls[0]
+
+
+def _mosaic_one_at_a_time(spread, domains, seed, table):
+    from nbnumba import rng
+    stream = rng.Stream(rng.internal_seed(seed), table)
+    mats = [rng.random_cap_rotation(spread, stream) for _ in range(domains)]
+    if domains:
+        mats[0] = np.eye(3)
+    return np.array(mats, dtype=np.float64).reshape(domains, 3, 3)
+
+
+@pytest.mark.parametrize("spread_deg, domains, seed", [(0.3, 1, 5), (2.0, 9, 12345678),
+                                                       (75.0, 400, 42), (1e-4, 30, 1)])
+def test_mosaic_domains_are_bit_identical_to_one_at_a_time(spread_deg, domains, seed):
+    table, reference_table = RandomTable(), RandomTable()
+    got = mosaic_rotations(spread_deg / RTD, domains, seed, table)
+    want = _mosaic_one_at_a_time(spread_deg / RTD, domains, seed, reference_table)
+    assert got.tobytes() == want.tobytes()
+    assert np.array_equal(table.table, reference_table.table)   # the noise continues it
+
+
+def test_mosaic_domains_do_not_loop_in_python():
+    import sys
+    calls = [0]
+
+    def count(frame, event, arg):
+        if event in ("call", "c_call"):
+            calls[0] += 1
+
+    mosaic_rotations(0.5 / RTD, 10, 3, RandomTable())     # compiled before counting
+    sys.setprofile(count)
+    try:
+        mats = mosaic_rotations(0.5 / RTD, 20_000, 3, RandomTable())
+    finally:
+        sys.setprofile(None)
+    assert mats.shape == (20_000, 3, 3)
+    assert calls[0] < 2_000, calls[0]

@@ -6,10 +6,15 @@ matching -phi/-osc/-seed flags, and survive failures: a frame that fails is retr
 a worker killed mid-frame is replaced, a frame that keeps failing is reported with its
 index and leaves no file, and --resume completes the series.
 """
+import io
 import json
 import multiprocessing
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -165,12 +170,87 @@ def test_local_cluster_series_is_byte_identical(reference, tmp_path):
                                  "--manifest", "m.json"], tmp_path, entry=series_main)
     assert r.code == 0, r.err
     assert "LocalCluster: 2 worker processes" in r.out
-    assert "s of it starting and stopping the dask cluster" in r.out
+    assert re.search(r"in [0-9.]+ s \([0-9.]+ frames/s rendering; cluster start [0-9.]+ s; "
+                     r"(compile|kernel loading) [0-9.]+ s; frames [0-9.]+ s \(render [0-9.]+ s, "
+                     r"write [0-9.]+ s summed over the workers\); stop [0-9.]+ s\)", r.out), r.out
     _same_files(reference, tmp_path / "out", _names())
     frames = json.loads((tmp_path / "m.json").read_text())["frames"]
     assert [f["index"] for f in frames] == list(range(FRAMES))
     cores = series.available_cores()
     assert all(f["threads"] * 2 <= max(cores, 2) for f in frames)   # workers x threads
+
+
+def test_workers_load_their_kernels_first_and_a_finished_resume_starts_no_cluster(
+        reference, tmp_path):
+    pytest.importorskip("distributed")
+    template = str(tmp_path / "f_{:03d}")
+    log = io.StringIO()
+    meter = series.SeriesProgress(FRAMES, stream=log, interval=0.0)
+    with series.dask_executor(workers=2) as (executor, what):
+        assert not executor.started          # nothing starts before a frame is due
+        report = series.write_series(_base_frameset(), template, executor=executor,
+                                     progress=meter)
+        assert executor.started
+    assert report.ok and report.cluster_started and report.workers_ready == 2
+    assert report.start_seconds > 0 and report.compile_seconds > 0
+    assert 0 < report.frame_seconds < report.seconds
+    assert report.rate == pytest.approx(FRAMES / report.frame_seconds)
+    lines = log.getvalue().splitlines()
+    states = [i for i, line in enumerate(lines)
+              if re.match(r"(compiling|loading the kernels) on 2 workers \.\.\. ", line)]
+    first_frame = next(i for i, line in enumerate(lines) if line.startswith("frames "))
+    assert lines[0].startswith("starting 2 dask workers ... ")
+    assert states and max(states) < first_frame
+    _same_files(reference, tmp_path, _names())
+
+    # every frame is there: a resume renders nothing and starts no cluster
+    with series.dask_executor(workers=2) as (executor, what):
+        report = series.write_series(_base_frameset(), template, executor=executor,
+                                     resume=True, progress=False)
+        assert not executor.started
+    assert report.skipped == list(range(FRAMES)) and report.frames == []
+    assert not report.cluster_started and report.workers_ready == 0
+    assert "nothing left to render" in report.summary()
+
+
+def test_ctrl_c_while_the_cluster_starts_stops_at_once(tmp_path):
+    pytest.importorskip("distributed")
+    args = [a for a in BASE if a != "-noprogress"] + SERIES + ["--template", "f_{:03d}",
+                                                               "--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "nbnumba_cli.series"] + args, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        first = proc.stderr.readline()
+        os.killpg(proc.pid, signal.SIGINT)            # what a terminal's Ctrl-C does
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert first.startswith("starting 2 dask workers ... "), first
+    assert proc.returncode == 130, err
+    assert err == "nbnumba-series: interrupted (rerun with --resume to complete)\n"
+    assert seconds < 5      # about 0.1 s on an idle machine: the start is not waited for
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:                # no worker process is left
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("worker processes outlived the command")
+    assert not list(tmp_path.glob("f_*"))
+
+
+def test_frames_are_identical_with_1_and_2_threads(reference, tmp_path):
+    for threads in (1, 2):
+        report = series.write_series(_base_frameset(), str(tmp_path / f"t{threads}" / "f_{:03d}"),
+                                     threads=threads, progress=False)
+        assert report.ok and {f.threads for f in report.frames} <= {1, threads}
+        _same_files(reference, tmp_path / f"t{threads}", _names())
 
 
 def test_existing_scheduler_series_is_byte_identical(reference, tmp_path):

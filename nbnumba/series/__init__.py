@@ -25,7 +25,8 @@ the frame is byte for byte the image of ``nbnumba <base flags> <frameset.cli_fla
 whatever the executor, the number of workers or the order of completion.
 
 Nothing here imports dask: a ``Client`` is recognised by duck typing, and
-:func:`dask_executor` imports ``distributed`` only when it is called.
+:func:`dask_executor` imports ``distributed`` only when its cluster starts, which is when
+the first frame is due (a series with nothing left to render starts none).
 
 The code lives in five modules, each re-exported here (``nbnumba.series.X`` is the API):
 :mod:`~nbnumba.series.frames` (frame sets, overrides, seeds, the constructors),
@@ -36,8 +37,8 @@ default, dask, thread counts, shipping the shared inputs) and
 :mod:`~nbnumba.series.record` (the run record and lock beside the frames: what
 ``resume`` checks).
 """
-from .executors import (INLINE_LIMIT, SerialExecutor, available_cores, dask_executor,
-                        dask_threads)
+from .executors import (INLINE_LIMIT, DaskExecutor, SerialExecutor, available_cores,
+                        dask_executor, dask_threads)
 from .frames import (EXTENSIONS, SEED_LIMIT, FrameSet, OutputSpec, SeriesError,
                      apply_overrides, degrees, frame_seed, matrix_series, misset_series,
                      random_orientations, rotation_series, stills)
@@ -51,5 +52,5 @@ __all__ = ["FrameSet", "OutputSpec", "FrameInfo", "Frame", "FrameFailure", "Seri
            "SeriesError", "SerialExecutor", "frame_seed", "degrees", "stills", "rotation_series",
            "misset_series", "matrix_series", "random_orientations", "apply_overrides",
            "frame_paths", "check_template", "frame_complete", "write_series", "render_series",
-           "dask_executor", "dask_threads", "available_cores", "run_frame", "EXTENSIONS",
-           "SEED_LIMIT", "recorded_seed", "run_lock", "check_resume"]
+           "dask_executor", "DaskExecutor", "dask_threads", "available_cores", "run_frame",
+           "EXTENSIONS", "SEED_LIMIT", "recorded_seed", "run_lock", "check_resume"]

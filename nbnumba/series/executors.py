@@ -9,6 +9,7 @@ import hashlib
 import os
 import pickle
 import signal
+import sys
 import threading
 import uuid
 import warnings
@@ -55,6 +56,8 @@ def _is_client(obj):
 
 
 def _dask_client(executor):
+    """The dask client behind ``executor`` (None: not dask, or a :class:`DaskExecutor`
+    not started yet)."""
     if _is_client(executor):
         return executor
     client = getattr(executor, "_client", None)
@@ -109,20 +112,22 @@ def _executor_width(executor, client):
     return max(2, 2 * int(getattr(executor, "_max_workers", 0) or 4))
 
 
-@contextlib.contextmanager
-def _sigint_ignored():
-    """Ignore SIGINT while worker processes are started: they inherit the ignored signal
-    (Python then installs no KeyboardInterrupt handler in them), so a Ctrl-C reaches
-    only this process, which stops the cluster. A Ctrl-C during the start (about a
-    second) is lost; outside the main thread this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+#: the warning filter the resource tracker is started with (see DaskExecutor._start)
+_TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
+
+
+def _worker_ready():
+    """Run once in each worker process started here: ignore Ctrl-C (the calling process
+    stops the cluster); returns the worker's pid."""
+    with contextlib.suppress(ValueError):   # not the worker's main thread: keep the mask
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return os.getpid()
+
+
+def _children():
+    """{pid: process} of this process's multiprocessing children."""
+    import multiprocessing
+    return {p.pid: p for p in multiprocessing.active_children() if p.pid is not None}
 
 
 class _Interrupt:
@@ -178,56 +183,195 @@ def _quiet_shutdown():
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
+class DaskExecutor(Executor):
+    """A dask executor whose cluster (or connection) starts on first use.
+
+    Made by :func:`dask_executor`. Nothing is started until a frame must be rendered
+    (:meth:`start`): a resumed series with nothing left to do starts no cluster.
+    ``started`` says whether it was started; ``start_seconds`` how long the start took.
+    """
+
+    def __init__(self, stack, workers=None, scheduler=None, per=None):
+        self._stack = stack
+        self.workers = workers
+        self.scheduler = scheduler
+        self.per = per
+        self.started = False
+        self.start_seconds = 0.0
+        self.worker_pids = []
+        self._client = None
+        self._executor = None
+
+    @property
+    def description(self):
+        if self.scheduler is not None:
+            return f"dask scheduler {self.scheduler}"
+        return (f"dask LocalCluster: {self.workers} worker processes x {self.per} numba "
+                "threads")
+
+    @property
+    def client(self):
+        """The ``distributed.Client`` (None before :meth:`start`)."""
+        return self._client
+
+    def start(self):
+        """Start the cluster (or connect to the scheduler) unless done; returns the
+        client. A Ctrl-C meanwhile stops the start at once: the processes it made are
+        killed and KeyboardInterrupt is raised."""
+        if self.started:
+            return self._client
+        import time
+        t0 = time.perf_counter()
+        self._client = self._start()
+        self._executor = self._client.get_executor(pure=False)
+        self.started = True
+        self.start_seconds = time.perf_counter() - t0
+        return self._client
+
+    def _make(self, box, abandoned):
+        """Start the LocalCluster and its client, or connect to the scheduler (in a
+        thread, so that the calling thread can take a Ctrl-C meanwhile)."""
+        import logging
+
+        from distributed import Client, LocalCluster
+        try:
+            cluster = None
+            if self.scheduler is not None:
+                client = Client(self.scheduler, timeout="30s")
+                pids = []
+            else:
+                with warnings.catch_warnings():
+                    # its HTTP server moves to a free port when 8787 is taken: not news
+                    warnings.filterwarnings("ignore", message="Port .* is already in use")
+                    # env: the fork server keeps the environment of its start; the
+                    # workers get this process's environment as it is now, with a numba
+                    # thread pool of the threads each may use
+                    env = dict(os.environ, NUMBA_NUM_THREADS=str(self.per))
+                    cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                           processes=True, dashboard_address=None,
+                                           silence_logs=logging.ERROR, env=env)
+                    try:
+                        client = Client(cluster)
+                        pids = list(client.run(_worker_ready).values())
+                    except BaseException:
+                        cluster.close()
+                        raise
+            if abandoned.is_set():   # the caller gave up while we were starting
+                _quiet_shutdown()
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+                return
+            box["value"] = (cluster, client, pids)
+        except BaseException as exc:  # noqa: B036 - handed to the waiting thread
+            box["error"] = exc
+
+    def _start(self):
+        """Start the LocalCluster (or connect) while this thread stays ready for a Ctrl-C.
+
+        The worker processes must never see a Ctrl-C (the terminal sends it to the whole
+        process group): they are forked by multiprocessing's fork server, itself started
+        with SIGINT ignored, so every worker starts with SIGINT ignored (and
+        :func:`_worker_ready` keeps it so). This process keeps its handler: a Ctrl-C
+        during the start kills the processes made so far and raises KeyboardInterrupt.
+        """
+        import multiprocessing
+
+        import dask
+        import distributed  # noqa: F401 - its configuration must exist before it is set
+        main = threading.current_thread() is threading.main_thread()
+        if self.scheduler is None and main and \
+                "forkserver" in multiprocessing.get_all_start_methods():
+            from multiprocessing import forkserver, resource_tracker
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # the resource tracker frees the semaphores of a start cut by Ctrl-C; it
+            # need not warn about them after the one line of the interrupt
+            sys.warnoptions.append(_TRACKER_QUIET)
+            try:
+                resource_tracker.ensure_running()
+                forkserver.ensure_running()
+            finally:
+                sys.warnoptions.remove(_TRACKER_QUIET)
+                signal.signal(signal.SIGINT, previous)
+            # kept while the cluster lives: a worker that dies is replaced the same way
+            self._stack.enter_context(dask.config.set(
+                {"distributed.worker.multiprocessing-method": "forkserver"}))
+        box, abandoned = {}, threading.Event()
+        before = set(_children())
+        thread = threading.Thread(target=self._make, args=(box, abandoned),
+                                  name="nbnumba-cluster-start", daemon=True)
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.05)
+                INTERRUPT.check()
+        except BaseException:
+            abandoned.set()
+            _quiet_shutdown()
+            for pid in _children():
+                if pid not in before:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+            raise
+        if "error" in box:
+            raise box["error"]
+        cluster, client, self.worker_pids = box["value"]
+        if cluster is not None:
+            self._stack.callback(cluster.close)
+        self._stack.callback(client.close)
+        return client
+
+    def submit(self, fn, *args, **kwargs):
+        self.start()
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def map(self, fn, *iterables, **kwargs):
+        self.start()
+        return self._executor.map(fn, *iterables, **kwargs)
+
+    def shutdown(self, wait=True, **kwargs):
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait, **kwargs)
+
+
 @contextlib.contextmanager
 def dask_executor(workers=None, scheduler=None, threads=None):
     """A dask-backed :class:`~concurrent.futures.Executor` for :func:`write_series`.
 
-    workers=N: start a ``LocalCluster`` of N worker processes, one task each, each task
-    with cores // N numba threads (at most ``threads``); the workers ignore Ctrl-C (the
+    workers=N: a ``LocalCluster`` of N worker processes, one task each, each task with
+    cores // N numba threads (at most ``threads``); the workers ignore Ctrl-C (the
     calling process stops them). scheduler=ADDRESS: connect to a running scheduler (e.g.
-    one started by dask-jobqueue). Yields ``(executor, description)``. Needs
+    one started by dask-jobqueue). Yields ``(executor, description)``: a
+    :class:`DaskExecutor` that starts the cluster (or connects) when the first frame is
+    submitted, so a series with nothing to render starts none. Needs
     ``pip install 'nbnumba[dask]'``.
     """
-    try:
-        import logging
-
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise SeriesError("dask is not installed: pip install 'nbnumba[dask]'") from None
+    import importlib.util
+    if importlib.util.find_spec("distributed") is None:
+        raise SeriesError("dask is not installed: pip install 'nbnumba[dask]'")
     held = []   # the SIGINT handler to put back after an interrupted shutdown
     try:
         with contextlib.ExitStack() as stack:
             if scheduler is not None:
-                client = stack.enter_context(Client(scheduler, timeout="30s"))
-                description = f"dask scheduler {scheduler}"
+                executor = DaskExecutor(stack, scheduler=scheduler)
             else:
                 workers = int(workers or 1)
                 per = max(1, available_cores() // workers)
                 if threads:
                     per = min(per, int(threads))
-                with _sigint_ignored(), warnings.catch_warnings():
-                    # its HTTP server moves to a free port when 8787 is taken: not news
-                    warnings.filterwarnings("ignore", message="Port .* is already in use")
-                    cluster = stack.enter_context(LocalCluster(
-                        n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None, silence_logs=logging.ERROR))
-                    client = stack.enter_context(Client(cluster))
-                    worker_pids = list(client.run(os.getpid).values())
-                description = (f"dask LocalCluster: {workers} worker processes x {per} "
-                               "numba threads")
+                executor = DaskExecutor(stack, workers=workers, per=per)
             try:
                 with INTERRUPT.installed():
-                    yield client.get_executor(pure=False), description
+                    yield executor, executor.description
             except BaseException as exc:
                 _quiet_shutdown()
                 if isinstance(exc, KeyboardInterrupt) and \
                         threading.current_thread() is threading.main_thread():
                     # one Ctrl-C stops the run; a repeated one must not cut the shutdown
                     held.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
-                if scheduler is None:   # stop our workers now, not after their frames
-                    for pid in worker_pids:
-                        with contextlib.suppress(OSError):
-                            os.kill(pid, signal.SIGKILL)
+                for pid in executor.worker_pids:   # stop our workers now, not after
+                    with contextlib.suppress(OSError):   # their frames
+                        os.kill(pid, signal.SIGKILL)
                 raise
     finally:
         if held:
@@ -271,6 +415,8 @@ class _Shipment:
 
 
 def _executor_name(executor, client):
+    if isinstance(executor, DaskExecutor):
+        return executor.description
     if isinstance(executor, SerialExecutor):
         return "serial (in-process)"
     if client is not None:

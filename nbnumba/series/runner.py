@@ -3,11 +3,12 @@
 :func:`write_series` (frames to files), :func:`render_series` (frames in memory),
 :class:`SeriesReport` and :class:`SeriesProgress`.
 """
+import contextlib
 import os
 import sys
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import List, Optional
@@ -16,11 +17,12 @@ from .. import engine
 from ..io.atomic import OutputError, check_writable
 from ..progress import StatusLine, clock
 from . import record
-from .executors import (INTERRUPT, SerialExecutor, _dask_client, _executor_name,
-                        _executor_threads, _executor_width, _is_client, _Shipment)
+from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client,
+                        _executor_name, _executor_threads, _executor_width, _is_client,
+                        _Shipment)
 from .frames import SeriesError, apply_overrides
 from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, _drop_written_since,
-                    check_template, frame_paths, run_frame)
+                    check_template, frame_paths, run_frame, warm_up)
 
 
 # ---------------------------------------------------------------------------------------
@@ -36,14 +38,20 @@ class FrameFailure:
 
 @dataclass
 class SeriesReport:
-    """What :func:`write_series` did."""
+    """What :func:`write_series` did. Times in seconds of wall time."""
     total: int
     frames: List[FrameInfo]              #: rendered now, by index
     skipped: List[int]                   #: complete already (resume)
     failed: List[FrameFailure]
     seed: Optional[int]                  #: the user noise seed used
-    seconds: float
+    seconds: float                       #: the whole run (start and compile included)
     executor: str
+    start_seconds: float = 0.0           #: starting the cluster (or connecting to it)
+    compile_seconds: float = 0.0         #: workers loading or compiling their kernels
+    frame_seconds: float = 0.0           #: from the first frame sent to the last one back
+    cluster_started: bool = False        #: a dask cluster was started (or connected to)
+    workers_ready: int = 0               #: processes whose kernels were loaded first
+    compiled: bool = False               #: some of them compiled (numba's cache missed)
 
     @property
     def ok(self):
@@ -51,16 +59,57 @@ class SeriesReport:
 
     @property
     def rate(self):
-        """Frames rendered per second of wall time."""
-        return len(self.frames) / self.seconds if self.seconds > 0 else float("nan")
+        """Frames rendered per second of the frames' wall time (the cluster's start and
+        the kernels' compiling or loading excluded)."""
+        return len(self.frames) / self.frame_seconds if self.frame_seconds > 0 else float("nan")
+
+    @property
+    def render_seconds(self):
+        """Kernel time of the frames rendered now, summed over the workers."""
+        return sum(f.render_seconds for f in self.frames)
+
+    @property
+    def write_seconds(self):
+        """Integer, noise and PGM images and file writing, summed over the workers."""
+        return sum(f.write_seconds for f in self.frames)
 
     def raise_for_failures(self):
         if self.failed:
             raise SeriesError("; ".join(f"frame {f.index}: {f.error}" for f in self.failed))
 
+    def summary(self, seconds=None):
+        """The closing line: counts, the whole time (``seconds``: measured by the caller,
+        e.g. with the cluster's stop; default :attr:`seconds`) and where it went."""
+        seconds = self.seconds if seconds is None else seconds
+        n = len(self.frames)
+        text = "%d frame%s written, %d skipped, %d failed in %.1f s" % (
+            n, "" if n == 1 else "s", len(self.skipped), len(self.failed), seconds)
+        parts = []
+        if n:
+            parts.append("%.2f frames/s rendering" % self.rate)
+        if self.cluster_started:
+            parts.append("cluster start %.1f s" % self.start_seconds)
+        if self.workers_ready:
+            parts.append("%s %.1f s" % ("compile" if self.compiled else "kernel loading",
+                                        self.compile_seconds))
+        if n:
+            parts.append("frames %.1f s (render %.1f s, write %.1f s%s)" % (
+                self.frame_seconds, self.render_seconds, self.write_seconds,
+                " summed over the workers" if self.cluster_started else ""))
+        if self.cluster_started:
+            parts.append("stop %.1f s" % max(0.0, seconds - self.seconds))
+        elif n == 0 and self.skipped:
+            parts.append("nothing left to render")
+        return text + (" (%s)" % "; ".join(parts) if parts else "")
+
 
 class SeriesProgress:
-    """A progress line on stderr: frames done/total, rate, ETA (in place on a terminal)."""
+    """A progress line on stderr: frames done/total, rate, ETA (in place on a terminal).
+
+    Before the first frame it can show what is being waited for (:meth:`state`: the
+    cluster starting, the workers compiling); the rate and ETA count from :meth:`begin`
+    (the first frame sent), so neither includes starting or compiling.
+    """
 
     def __init__(self, total, stream=None, interval=2.0):
         self.line = StatusLine(stream)
@@ -68,16 +117,47 @@ class SeriesProgress:
         self.interval = interval
         self.start = time.perf_counter()
         self.last = None
+        self._state = None
+        self._state_start = None
+        self._fraction = 0.0
+        self._counts = (0, 0, 0)
+
+    def state(self, text):
+        """Show ``text ... m:ss`` (the time since this text was first shown)."""
+        now = time.perf_counter()
+        if text != self._state:
+            self._state, self._state_start, self.last = text, now, None
+        if self.last is not None and now - self.last < self.interval:
+            return
+        self.last = now
+        self.line.show("%s ... %s" % (text, clock(now - self._state_start)))
+
+    def begin(self):
+        """The frames start now: the rate and ETA count from here."""
+        self.start = time.perf_counter()
+        self._state = None
+        self.last = None
+
+    def rows(self, done, total):
+        """Rows ``done`` of ``total`` of the frame being rendered here (serial runs)."""
+        self._fraction = done / total if total else 0.0
+        self._show(*self._counts)
 
     def __call__(self, done, skipped, failed):
+        self._fraction = 0.0
+        self._counts = (done, skipped, failed)
+        self._show(done, skipped, failed)
+
+    def _show(self, done, skipped, failed):
         now = time.perf_counter()
         finished = done + skipped + failed >= self.total
         if not finished and self.last is not None and now - self.last < self.interval:
             return
         self.last = now
         elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = self.total - done - skipped - failed
+        progress = done + (self._fraction if not finished else 0.0)
+        rate = progress / elapsed if elapsed > 0 else 0.0
+        left = self.total - progress - skipped - failed
         eta = left / rate if rate > 0 else float("nan")
         text = "frames %d/%d done" % (done + skipped, self.total)
         if skipped:
@@ -107,23 +187,77 @@ def _fixed_base(base):
     return base
 
 
+#: the CPU kernel functions of :func:`nbnumba.kernels.cpu_backend.kernel_for`'s names
+_KERNEL_FUNCTIONS = {"lanes": "render_rows_lanes", "one_at_a_time": "render_rows"}
+
+
+def _kernels_cold(device, setup):
+    """True when the CPU kernel that renders ``setup`` has no entry in numba's cache on
+    this machine (a worker here compiles it first); False when it is cached, or for GPU
+    devices. A guess for workers on other machines."""
+    if device != "cpu":
+        return False
+    from .. import compilecache
+    from ..kernels import get_backend
+    backend = get_backend("cpu")
+    kernels = [d for d in compilecache.nbnumba_functions() if compilecache.is_kernel(d)]
+    try:
+        name = _KERNEL_FUNCTIONS[backend.kernel_for(setup.interpolate, setup.geometry.curved)]
+        wanted = [d for d in kernels if d.py_func.__name__ == name] or kernels
+    except (AttributeError, KeyError):   # another kernel table: any cold kernel counts
+        wanted = kernels
+    return any(not compilecache.cached_here(d) for d in wanted)
+
+
+def _wait_polling(futures, meter, text):
+    """Wait for dask futures, showing ``text`` on the meter; Ctrl-C is checked every
+    0.1 s."""
+    while not all(f.done() for f in futures):
+        if meter and hasattr(meter, "state"):
+            meter.state(text)
+        INTERRUPT.check()
+        time.sleep(0.1)
+
+
+def _warm_up(executor, client, shipment, device, threads, overrides, meter, setup):
+    """Load or compile the kernels in each worker before its first frame.
+
+    A dask cluster: one warm-up task per worker, pinned to it; in this process (serial
+    or threads): one warm-up here. A process pool cannot be addressed per worker: its
+    workers load the kernels with their first frame. Returns (workers made ready,
+    whether any compiled).
+    """
+    cold = _kernels_cold(device, setup)
+    if client is not None:
+        workers = list(client.scheduler_info()["workers"])
+        # each pinned to its worker, but free to go elsewhere if that worker dies
+        futures = [client.submit(warm_up, shipment.key, shipment.payload, device, threads,
+                                 overrides, workers=[w], allow_other_workers=True,
+                                 pure=False) for w in workers]
+        n = len(workers)
+        _wait_polling(futures, meter, "%s on %d worker%s" % (
+            "compiling" if cold else "loading the kernels", n, "" if n == 1 else "s"))
+        results = []
+        for f in futures:
+            with contextlib.suppress(Exception):   # a frame on it will say what fails
+                results.append(f.result())
+        return len(results), any(r["compiled"] for r in results)
+    if isinstance(executor, (SerialExecutor, ThreadPoolExecutor)):
+        if cold and meter and hasattr(meter, "state"):
+            meter.state("compiling")
+        with contextlib.suppress(Exception):   # the first frame will say what fails
+            return 1, warm_up(shipment.key, None, device, threads, overrides)["compiled"]
+    return 0, False
+
+
 def _run(frameset, paths_of, executor, threads, device, skip, progress, retries, spool_dir,
          describe, on_result=None, seed=None, base=None):
+    t0 = time.perf_counter()
     seed = _resolve_seed(frameset) if seed is None else seed
     base = _fixed_base(frameset.base) if base is None else base
     n = len(frameset)
     # validate the configuration (once, here) before any work is sent out
-    engine.prepare(apply_overrides(base, frameset.overrides[0]))
-    own = executor is None
-    executor = SerialExecutor() if executor is None else executor
-    client = _dask_client(executor)
-    if client is not None and _is_client(executor):
-        executor = client.get_executor(pure=False)
-    auto = _executor_threads(executor, client)   # workers x threads <= cores
-    threads = auto if threads is None else (int(threads) if auto is None
-                                            else min(int(threads), auto))
-    width = _executor_width(executor, client)
-    name = describe or _executor_name(executor, client)
+    first = engine.prepare(apply_overrides(base, frameset.overrides[0]))
 
     skipped = []
     for i in range(n):
@@ -131,14 +265,41 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
         if skip is not None and skip(i):
             skipped.append(i)
     todo = sorted(set(range(n)) - set(skipped))
-
-    t0 = time.perf_counter()
-    started = time.time()
     meter = SeriesProgress(n) if progress is True else progress
+    report = SeriesReport(total=n, frames=[], skipped=skipped, failed=[],
+                          seed=seed if frameset.outputs.noise else None, seconds=0.0,
+                          executor=describe or _executor_name(executor, None))
+    if not todo:   # nothing to render: start nothing
+        if meter and skipped:
+            meter(0, len(skipped), 0)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    own = executor is None
+    executor = SerialExecutor() if executor is None else executor
+    if isinstance(executor, DaskExecutor):
+        if meter and hasattr(meter, "state") and not executor.started:
+            meter.state("starting %s" % ("%d dask workers" % executor.workers
+                                         if executor.workers else "the dask client"))
+        report.cluster_started = not executor.started
+        executor.start()
+        report.start_seconds = executor.start_seconds if report.cluster_started else 0.0
+    client = _dask_client(executor)
+    if client is not None and _is_client(executor):
+        executor = client.get_executor(pure=False)
+    auto = _executor_threads(executor, client)   # workers x threads <= cores
+    threads = auto if threads is None else (int(threads) if auto is None
+                                            else min(int(threads), auto))
+    width = _executor_width(executor, client)
+    report.executor = describe or _executor_name(executor, client)
+
+    started = time.time()
     done, failed = {}, []
     shipment = _Shipment((base, frameset.outputs), executor, client, spool_dir)
     running = {}
     queue = deque((i, 1) for i in todo)
+    serial = isinstance(executor, SerialExecutor)
+    rows = meter.rows if serial and meter and hasattr(meter, "rows") else None
 
     def submit(i, attempt):
         task = FrameTask(index=i, overrides=tuple(frameset.overrides[i].items()),
@@ -147,13 +308,26 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                          paths=None if paths_of(i) is None else tuple(paths_of(i)),
                          threads=threads, device=device, attempt=attempt)
         try:
-            running[executor.submit(run_frame, task, shipment.payload)] = (i, attempt)
+            if rows is not None:   # in this process: the meter follows the rows
+                future = executor.submit(run_frame, task, shipment.payload, progress=rows)
+            else:
+                future = executor.submit(run_frame, task, shipment.payload)
+            running[future] = (i, attempt)
         except Exception as exc:  # e.g. BrokenProcessPool: the executor cannot run it
             failed.append(FrameFailure(i, _describe(exc), attempt))
 
     try:
-        if meter and skipped:
-            meter(0, len(skipped), 0)
+        t_ready = time.perf_counter()
+        report.workers_ready, report.compiled = _warm_up(
+            executor, client, shipment, device, threads,
+            tuple(frameset.overrides[todo[0]].items()), meter, first)
+        t_frames = time.perf_counter()
+        report.compile_seconds = t_frames - t_ready if report.workers_ready else 0.0
+        if meter:
+            if hasattr(meter, "begin"):
+                meter.begin()
+            if skipped:
+                meter(0, len(skipped), 0)
         while queue or running:
             while queue and len(running) < width:
                 submit(*queue.popleft())
@@ -185,6 +359,7 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                     on_result(value)
             if meter:
                 meter(len(done), len(skipped), len(failed))
+        report.frame_seconds = time.perf_counter() - t_frames
     except BaseException:
         for fut in running:
             fut.cancel()
@@ -200,9 +375,10 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                 if paths_of(f.index) is not None:
                     _drop_written_since([p for _, p in paths_of(f.index)], started)
     failed.sort(key=lambda f: f.index)
-    return SeriesReport(total=n, frames=[done[i] for i in sorted(done)], skipped=skipped,
-                        failed=failed, seed=seed if frameset.outputs.noise else None,
-                        seconds=time.perf_counter() - t0, executor=name)
+    report.frames = [done[i] for i in sorted(done)]
+    report.failed = failed
+    report.seconds = time.perf_counter() - t0
+    return report
 
 
 def write_series(frameset, template, executor=None, resume=False, progress=True, threads=None,

@@ -1,11 +1,13 @@
 """One frame's task, run in the worker: render it, then write its files atomically.
 
 :class:`FrameTask` (what a worker gets), :class:`FrameInfo` and :class:`Frame` (what it
-returns), :func:`run_frame`, the file names of a frame and their staging (no partial frame
+returns), :func:`run_frame`, :func:`warm_up` (a worker's kernels loaded before its first
+frame), the file names of a frame and their staging (no partial frame
 is ever left), the per-process cache of shared inputs and the fault-injection hook of the
 tests (:data:`FAULT_ENV`).
 """
 import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -20,9 +22,9 @@ import numba
 import numpy as np
 
 from .. import engine, output
+from ..io.atomic import OutputError
 from ..constants import RTD
 from .frames import EXTENSIONS, SeriesError, apply_overrides, degrees
-from .record import file_sha256
 
 #: environment variable of the fault-injection hook (tests only), see :func:`_fault`
 FAULT_ENV = "NBNUMBA_SERIES_FAULT"
@@ -143,11 +145,13 @@ class FrameInfo:
     int_scale: float
     photons: Optional[float]    #: on the noise image
     overloads: Optional[int]
-    seconds: float              #: render and write time in the worker
+    seconds: float              #: set-up, render and write time in the worker
     worker: str                 #: host:pid
     threads: int
     attempt: int
     checksums: Tuple[Tuple[str, str], ...] = ()   #: (path, SHA-256 hex) of each file
+    render_seconds: float = 0.0  #: of ``seconds``: the kernel (engine.render)
+    write_seconds: float = 0.0   #: of ``seconds``: integer, noise, PGM images and the files
 
 
 @dataclass
@@ -213,16 +217,25 @@ def _fault(task, stage):
     raise RuntimeError(f"injected fault in frame {task.index} ({stage})")
 
 
-def run_frame(task, payload=None):
-    """Render one frame and write its files (or return its images). Runs in the worker."""
+def _ignore_rows(done, total):
+    """The row progress of a frame rendered where nobody watches it (a worker)."""
+
+
+def run_frame(task, payload=None, progress=None):
+    """Render one frame and write its files (or return its images). Runs in the worker.
+
+    progress: optional callable(rows_done, rows_total) handed to :func:`engine.render`
+    (the frame is one kernel call: no blocks of rows).
+    """
     t0 = time.perf_counter()
     base, outputs = _shared(task.job, payload)
     _fault(task, "start")
     cfg = apply_overrides(base, task.overrides)
     setup = engine.prepare(cfg)
-    rows = setup.roi[3] - setup.roi[2] + 1
+    t1 = time.perf_counter()
     result = engine.render(setup, device=task.device, threads=task.threads,
-                           block_rows=max(1, rows // 50))
+                           progress=progress if progress is not None else _ignore_rows)
+    t2 = time.perf_counter()
     ints = output.make_int_image(result, outputs.int_scale, outputs.adc)
     pgm = output.make_pgm(result, outputs.pgm_scale, ints.scale) if outputs.pgm else None
     noise = (output.make_noise_image(result, task.seed, outputs.adc) if outputs.noise
@@ -230,15 +243,16 @@ def run_frame(task, payload=None):
     checksums = ()
     if task.paths is not None:
         checksums = _write_frame(task, result, ints, pgm, noise)
+    t3 = time.perf_counter()
     info = FrameInfo(
         index=task.index, files=tuple(p for _, p in task.paths or ()),
         seed=task.seed if outputs.noise else None, phi=degrees(cfg.crystal.phi0),
         osc=setup.osc * RTD, max_I=float(result.stats.max_I), mean=float(result.stats.mean),
         int_scale=float(ints.scale), photons=None if noise is None else float(noise.photons),
         overloads=None if noise is None else int(noise.overloads),
-        seconds=time.perf_counter() - t0, worker="%s:%d" % (socket.gethostname(), os.getpid()),
+        seconds=t3 - t0, worker="%s:%d" % (socket.gethostname(), os.getpid()),
         threads=int(task.threads or numba.get_num_threads()), attempt=task.attempt,
-        checksums=checksums)
+        checksums=checksums, render_seconds=t2 - t1, write_seconds=t3 - t2)
     if task.paths is not None:
         return info
     shape = result.image.shape
@@ -246,23 +260,81 @@ def run_frame(task, payload=None):
                  None if noise is None else noise.pixels.reshape(shape))
 
 
+#: the region a warm-up renders: one pixel (xmin, xmax, ymin, ymax, inclusive)
+WARM_UP_ROI = (0, 0, 0, 0)
+
+
+def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
+    """Load or compile, in this process, every kernel and helper a frame of ``job``
+    needs, by rendering one pixel of it with ``overrides`` (those of its first frame) and
+    making its integer, PGM and noise images (nothing is written).
+
+    Returns {"worker": host:pid, "seconds": wall time (s), "compiled": whether numba
+    compiled anything (False: everything came from its cache)}.
+    """
+    from ..compilecache import CompileWatch
+    t0 = time.perf_counter()
+    base, outputs = _shared(job, payload)
+    cfg = apply_overrides(base, tuple(overrides) + (("render.roi", WARM_UP_ROI),))
+    with CompileWatch() as watch:
+        setup = engine.prepare(cfg)
+        result = engine.render(setup, device=device, threads=threads, progress=_ignore_rows)
+        ints = output.make_int_image(result, outputs.int_scale, outputs.adc)
+        if outputs.pgm:
+            output.make_pgm(result, outputs.pgm_scale, ints.scale)
+        if outputs.noise:
+            output.make_noise_image(result, 1, outputs.adc)
+    return {"worker": "%s:%d" % (socket.gethostname(), os.getpid()),
+            "seconds": time.perf_counter() - t0, "compiled": bool(watch.compiled)}
+
+
+def _frame_bytes(result, ints, pgm, noise):
+    """{kind: the file's content as byte chunks} of a frame (nothing is copied)."""
+    return {
+        "float": lambda: [output.float_bytes(result)],
+        "int": lambda: output.smv_image_bytes(result, ints.pixels),
+        "pgm": lambda: output.pgm_bytes(result, pgm),
+        "noise": lambda: output.smv_image_bytes(result, noise.pixels),
+    }
+
+
+def _write_stage(path, stage, chunks):
+    """Write ``chunks`` to the new file ``stage`` (a name no one else uses); returns the
+    SHA-256 (hex) of what was written, computed from memory (nothing is read back)."""
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(stage, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk).cast("B")
+                digest.update(view)
+                while view:
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
 def _write_frame(task, result, ints, pgm, noise):
     """Write every file of the frame under staging names, then rename them all; on any
     failure remove what this attempt wrote (no partial frame is ever left). Returns
-    ((path, SHA-256 hex of what was written), ...) for the run record."""
-    writers = {
-        "float": lambda p: output.write_float_image(result, p),
-        "int": lambda p: output.write_smv_image(result, p, ints.pixels),
-        "pgm": lambda p: output.write_pgm(result, p, pgm),
-        "noise": lambda p: output.write_smv_image(result, p, noise.pixels),
-    }
+    ((path, SHA-256 hex of what was written), ...) for the run record.
+
+    A staging name is unique to this process and thread, so it is written directly (no
+    temporary of its own, no look for stale temporaries in a directory that may hold
+    many thousand frames); the checksums come from the bytes in memory.
+    """
+    contents = _frame_bytes(result, ints, pgm, noise)
     staged, renamed, checksums = [], [], []
     try:
         for kind, path in task.paths:
             stage = _stage_name(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stage)    # left by an earlier process with the same pid
             staged.append(stage)
-            writers[kind](stage)
-            checksums.append((path, file_sha256(stage)))
+            checksums.append((path, _write_stage(path, stage, contents[kind]())))
             _fault(task, "write")
         for stage, (_, path) in zip(staged, task.paths):
             os.replace(stage, path)
