@@ -10,16 +10,15 @@ import sys
 import time
 
 from nbnumba import _jit, engine, output
+from nbnumba.errors import NbnumbaError
 from nbnumba.io import fdump
 from nbnumba.io.atomic import FileSet, OutputError
-from nbnumba.io.errors import InputFileError
-from nbnumba.kernels import DeviceError
 
 from . import report, truth
 from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
-from .entry import error, run_guarded, say_error, version
+from .guard import error, run_guarded, say_error, version
 from .interruptible import call_interruptibly
-from .parse import CliError, load_inputs, parse_arguments
+from .parse import load_inputs, parse_arguments
 from .progress import ProgressMeter, render_plan
 
 
@@ -48,8 +47,11 @@ def _run(argv, stdout):
     files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
+        if state.options.compile:
+            from .precompile import compile_all
+            return compile_all("nbnumba", run=run)
         notes = state.notes
-        sf_source = load_inputs(state)
+        sf_source = load_inputs(state, read_fdump=True)   # ./Fdump.bin, as the C reads it
         out = state.out
         for path in _outputs(out):
             files.reserve(path)
@@ -88,7 +90,7 @@ def _run(argv, stdout):
         if note:
             say_error(note + "\n")
         return 0
-    except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
+    except NbnumbaError as exc:
         stdout.flush()
         # a note that explains the failure (a header value won) joins the one error line
         return error("nbnumba", "; ".join([str(exc)] + notes))

@@ -28,6 +28,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import numpy as np
 
 from .constants import DEFAULT_FLUENCE
+from .errors import ConfigError  # noqa: F401  (re-exported)
 
 Vector3 = Tuple[float, float, float]
 
@@ -36,10 +37,6 @@ PIVOTS = ("BEAM", "SAMPLE")
 SHAPES = ("square", "round", "gauss", "tophat")
 
 FULL_TURN = 2.0 * math.pi
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be simulated. The message names it."""
 
 
 class Plausible(NamedTuple):

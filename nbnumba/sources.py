@@ -13,10 +13,11 @@ import numpy as np
 
 from . import sampling, vec
 from .config import BeamConfig
+from .errors import ConfigError
 from .constants import SOURCE_DISTANCE
 
 
-class SourceError(ValueError):
+class SourceError(ConfigError):
     """A source specification that gives no usable source."""
 
 

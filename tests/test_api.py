@@ -12,7 +12,7 @@ import pytest
 import nbnumba
 from nbnumba.constants import RTD
 from nbnumba.io.smv import read_smv
-from nbnumba_cli.flags import FLAGS
+from nbnumba.flags import FLAGS
 
 SECTIONS = (nbnumba.BeamConfig, nbnumba.DetectorConfig, nbnumba.CrystalConfig,
             nbnumba.RenderConfig, nbnumba.SimulationConfig)

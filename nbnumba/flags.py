@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
-from nbnumba.config import SimulationConfig
-from nbnumba.constants import HC_EV_ANGSTROM, RTD
-from nbnumba.kernels import DEVICES
+from .config import SimulationConfig
+from .constants import HC_EV_ANGSTROM, RTD
+from .kernels import DEVICES
 
 # ---------------------------------------------------------------------------------------
 # value converters (argparse ``type=``): strict, with a clear message on bad input
