@@ -51,7 +51,8 @@ def _run(argv, stdout):
             from .precompile import compile_all
             return compile_all("nbnumba", run=run)
         notes = state.notes
-        sf_source = load_inputs(state, read_fdump=True)   # ./Fdump.bin, as the C reads it
+        # ./Fdump.bin is read without -hkl, as the C reads it
+        sf_source = load_inputs(state, read_fdump=True, say=_large_grid_note)
         out = state.out
         for path in _outputs(out):
             files.reserve(path)
@@ -98,6 +99,12 @@ def _run(argv, stdout):
         return error("nbnumba", "not enough memory for this image")
     finally:
         files.discard()
+
+
+def _large_grid_note(text):
+    """Say before allocating it that an HKL file asks for a large grid (which the C also
+    writes to Fdump.bin)."""
+    say_error("nbnumba: note: %s, and written to %s as the C does\n" % (text, fdump.DUMP_NAME))
 
 
 def _render(setup, state, meter, block_rows):

@@ -22,7 +22,7 @@ from nbnumba.flags import OutputOptions, c_float, c_int
 from nbnumba.io.atomic import FileSet, OutputError, write_atomic
 
 from . import truth
-from .guard import EXIT_INTERRUPTED, error, run_guarded, version
+from .guard import EXIT_INTERRUPTED, error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
 PROG = "nbnumba-series"
@@ -181,7 +181,8 @@ def run(argv, stdout=None):
             from .main import run as render_one
             from .precompile import compile_all
             return compile_all(PROG, run=render_one)
-        load_inputs(state, read_fdump=True)   # ./Fdump.bin, as the nbnumba command reads it
+        load_inputs(state, read_fdump=True,   # ./Fdump.bin, as the nbnumba command reads it
+                    say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
         out = state.out
         series.check_template(opts.template)
         if opts.workers is not None and opts.scheduler is not None:

@@ -23,7 +23,8 @@ import re
 from ._version import __version__
 from .constants import RTD
 from .errors import FlagError, InputFileError
-from .flags import FLAGS, GROUPS, OutputOptions, ParseState, all_names
+from .config import check_units
+from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
 from .io import fdump, hkl, matrix, smv, sourcefile
 from .io.errors import read_text
 
@@ -189,12 +190,14 @@ def _note_header_close_distance(state, ordered, flag, path):
                        "-close_distance instead")
 
 
-def load_inputs(state, cwd=".", read_fdump=False):
+def load_inputs(state, cwd=".", read_fdump=False, say=None):
     """Read the input files the flags name and finish the configuration.
 
     read_fdump: without ``-hkl``, read ``Fdump.bin`` from ``cwd`` when it exists (what
     the C program and the ``nbnumba`` command do); off by default, so that a library
     call never depends on a file left in the working directory.
+    say: callable(text) told before a large structure-factor grid is allocated
+    (default: a ``warnings.warn``).
     Returns the structure-factor source used: "hkl", "fdump", or "default".
     """
     cfg = state.config
@@ -203,6 +206,8 @@ def load_inputs(state, cwd=".", read_fdump=False):
         xtal.cell = tuple(state.cell)
     if state.mat_file is None and (xtal.cell is None or xtal.cell[0] == 0.0):
         raise FlagError("no unit cell: give -cell a b c alpha beta gamma or -mat FILE")
+    # implausible values said in the flags' units (the library's own check speaks SI)
+    check_units(cfg, FLAG_UNITS)
     if state.mat_file is not None:
         xtal.a_matrix = matrix.read_matrix(state.mat_file)
     if state.source_file is not None:
@@ -212,7 +217,7 @@ def load_inputs(state, cwd=".", read_fdump=False):
                                            sourcefile.MAX_FILE_BYTES), name=state.stol_file,
                                  empty="the scattering table (-stol) holds no line of numbers")
     if state.hkl_file is not None:
-        xtal.structure_factors = hkl.read_hkl(state.hkl_file, xtal.default_F)
+        xtal.structure_factors = hkl.read_hkl(state.hkl_file, xtal.default_F, say)
         return "hkl"
     dump = os.path.join(cwd, fdump.DUMP_NAME)
     if read_fdump and os.path.exists(dump):

@@ -50,8 +50,9 @@ def parse_sources(text, name="source file", empty="no sources in file"):
     if not rows:
         raise InputFileError(f"{name}: {empty}")
     table = np.array(rows, dtype=float)
+    # any direction, as the C renders it (a source downstream of the sample too)
     return SourceList(positions=table[:, :3].copy(), weights=table[:, 3].copy(),
-                      wavelengths=table[:, 4].copy())
+                      wavelengths=table[:, 4].copy(), upstream_only=False)
 
 
 def read_sources(path):
