@@ -378,7 +378,7 @@ class StructureFactors:
                               "structure_factors=None and set default_F)")
         if not np.all(np.isfinite(amplitudes)):
             raise ConfigError("F [electrons] must be finite")
-        _check_number("default_F", "electrons", default_F)
+        check_number("default_F", "electrons", default_F)
         return build_grid(np.stack(indices, axis=1), amplitudes, float(default_F))
 
     def check(self):
@@ -392,9 +392,9 @@ class StructureFactors:
                               f"points per axis (the indices plus one padding slice), got "
                               f"shape {grid.shape}")
         for name in ("h_min", "k_min", "l_min"):
-            _check_number(f"StructureFactors.{name}", "Miller index", getattr(self, name),
+            check_number(f"StructureFactors.{name}", "Miller index", getattr(self, name),
                           integer=True, limit=MAX_INDEX)
-        _check_number("StructureFactors.count", "reflections", self.count, integer=True)
+        check_number("StructureFactors.count", "reflections", self.count, integer=True)
         if self.count < 1:
             raise ConfigError(f"StructureFactors.count [reflections] = {self.count}: the C "
                               "takes 0 reflections to mean 'no grid' and ignores the grid; "
@@ -625,14 +625,20 @@ def _type_name(value):
 
 
 def _refuse(name, unit, expected, value):
-    shown = repr(value)
+    if isinstance(value, np.ndarray):
+        shown = f"an array of shape {value.shape} and dtype {value.dtype}"
+    else:
+        shown = " ".join(repr(value).split())
     if len(shown) > 60:
         shown = shown[:57] + "..."
     raise ConfigError(f"{name} [{unit}] must be {expected}, got {shown} "
                       f"({_type_name(value)})")
 
 
-def _check_number(name, unit, value, integer=False, limit=None):
+def check_number(name, unit, value, integer=False, limit=None):
+    """Raise :class:`ConfigError` unless ``value`` is a finite real number (an int when
+    ``integer``, of magnitude at most ``limit``, default the C's int); the message names
+    ``name``, its ``unit`` and the expected type."""
     if integer:
         if not _is_int(value):
             _refuse(name, unit, "a whole number (int)", value)
@@ -694,7 +700,7 @@ def _check_field(section_name, f, value):
     elif f.name == "roi":
         _check_vector(name, unit, value, 4)
         for item in value:
-            _check_number(name, unit, item, integer=True)
+            check_number(name, unit, item, integer=True)
     elif f.name == "sources":
         if not isinstance(value, SourceList):
             _refuse(name, unit, "a SourceList (SourceList.from_directions or "
@@ -714,9 +720,9 @@ def _check_field(section_name, f, value):
             _refuse(name, unit, "one of " + ", ".join(choices or ()), value)
     elif kind is int:
         seed = unit == "seed"
-        _check_number(name, unit, value, integer=True, limit=SEED_LIMIT if seed else None)
+        check_number(name, unit, value, integer=True, limit=SEED_LIMIT if seed else None)
     elif kind is float:
-        _check_number(name, unit, value)
+        check_number(name, unit, value)
     elif getattr(kind, "__origin__", None) is tuple:
         _check_vector(name, unit, value, len(kind.__args__))
 

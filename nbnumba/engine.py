@@ -186,7 +186,8 @@ def _check_memory(pixels, sources, orientations):
     memory.require(memory_estimate(pixels, sources, orientations),
                    f"a render of {pixels} pixels, {sources} sources and {orientations} crystal "
                    "orientations (phi steps x mosaic domains)",
-                   "use fewer pixels (-detpixels, -roi), sources or orientations", ConfigError)
+                   "use fewer pixels (-detpixels; a -roi still allocates the whole detector), "
+                   "sources or orientations", ConfigError)
 
 
 def _fluence_and_sample(beam, sample_size, messages):
