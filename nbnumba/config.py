@@ -421,13 +421,14 @@ class StructureFactors:
         return self.h_min + hr - 1, self.k_min + kr - 1, self.l_min + lr - 1
 
 
-def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say=None):
+def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say=None,
+               advice="use reflections with a smaller range of Miller indices"):
     """:class:`StructureFactors` on a dense grid spanning integer indices ``hkl`` (n, 3).
 
     The real part of the grid is pre-filled with ``default_F`` (the padding slices stay
     0, as in the C), then every reflection is stored, later duplicates winning.
-    error: the exception raised for a grid too large; say: callable(text) told first
-    when the grid is large (default: a ``warnings.warn``).
+    error: the exception raised for a grid too large (advice: what to do instead);
+    say: callable(text) told first when the grid is large (default: a ``warnings.warn``).
     """
     lo = hkl.min(axis=0)
     hi = hkl.max(axis=0)
@@ -437,8 +438,7 @@ def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say
     if points > MAX_GRID_POINTS:
         raise error(f"{name} span {spans}: a grid of {points} structure factors (at most "
                     f"{MAX_GRID_POINTS})")
-    memory.require(8 * points, f"the structure-factor grid of {spans}",
-                   "use reflections with a smaller range of Miller indices", error)
+    memory.require(8 * points, f"the structure-factor grid of {spans}", advice, error)
     if 8 * points > LARGE_GRID_BYTES:
         text = (f"{name} span {spans}: a grid of {points} structure factors "
                 f"({memory.size_text(8 * points)}) is being allocated")

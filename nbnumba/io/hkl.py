@@ -57,7 +57,8 @@ def grid_from_reflections(hkl, F, default_F, name="HKL file", say=None):
     """Structure factors on a dense grid spanning the given indices
     (:func:`nbnumba.config.build_grid`; a grid too large is an :class:`InputFileError`
     naming the file, a large one is announced through ``say`` first)."""
-    return build_grid(hkl, F, default_F, InputFileError, f"the reflections of {name}", say)
+    return build_grid(hkl, F, default_F, InputFileError, f"the reflections of {name}", say,
+                      "use an HKL file with a smaller range of Miller indices")
 
 
 def read_hkl(path, default_F=0.0, say=None):
