@@ -472,8 +472,10 @@ class CrystalConfig:
         "<= 0 mean 90 degrees; cell edges accepted from 0.1 to 1e+06 Angstrom, angles below "
         "pi rad", flag="-cell")
     a_matrix: Optional[np.ndarray] = _field(
-        None, "dimensionless", "MOSFLM A matrix, 3x3, rows as in the file (columns are a*, "
-        "b*, c* in 1/Angstrom times the wavelength in Angstrom)", flag="-mat")
+        None, "dimensionless", "MOSFLM A matrix, 3x3, rows as in the file: its columns are "
+        "a*, b*, c* (1/Angstrom) multiplied by the wavelength (Angstrom), the one unit-free "
+        "form of the reciprocal cell; divided by BeamConfig.wavelength (converted to "
+        "Angstrom) as in the C", flag="-mat")
     misset: Union[None, str, Vector3] = _field(
         None, "rad", "(rx, ry, rz): the reciprocal vectors are rotated about lab x by rx, "
         "then about lab y by ry, then about lab z by rz (any angle: a rotation is periodic); "

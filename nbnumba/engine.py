@@ -443,7 +443,8 @@ def region_rows(setup: Setup):
 @_jit.without_blas_probe
 def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None,
            libm_sine=False):
-    """Render the float image of a prepared set-up.
+    """Render a prepared set-up; returns a :class:`Result` (``.image``: the float image,
+    float32 (spixels, fpixels), photons per pixel; ``.stats``: its statistics).
 
     device: "cpu" (default), "cuda" (GPU, images equal to the CPU's) or "cuda-fast".
     threads: CPU threads (None: numba's default, i.e. NUMBA_NUM_THREADS or all cores).
