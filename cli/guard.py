@@ -6,7 +6,6 @@ unless ``NBNUMBA_DEBUG`` is set, when the traceback is shown. Both exit with
 :data:`EXIT_ERROR`; an interrupt exits with 130 (128 + the signal number for SIGTERM
 handled as an interrupt: 143). A console that cannot take these lines is ignored.
 """
-import contextlib
 import os
 import sys
 

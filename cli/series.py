@@ -16,10 +16,10 @@ import signal
 import sys
 import time
 
-from nbnumba import engine, series
+from nbnumba import series
 from nbnumba.errors import NbnumbaError
 from nbnumba.flags import OutputOptions, c_float, c_int
-from nbnumba.io.atomic import FileSet, OutputError, write_atomic
+from nbnumba.io.atomic import FileSet, write_atomic
 
 from . import truth
 from .guard import EXIT_INTERRUPTED, error, run_guarded, say_error, version

@@ -13,6 +13,13 @@ the files the ``nbnumba`` command writes::
     noise = nbnumba.make_noise_image(result, seed=1)   # uint16 (slow, fast), counts
     nbnumba.write_smv_image(result, "noise.img", noise.pixels)
 
+Structure factors and sources can be given as arrays
+(:meth:`StructureFactors.from_miller`, :meth:`SourceList.from_directions`). Every error
+raised on purpose is an :class:`NbnumbaError` (:class:`ConfigError`, :class:`FlagError`,
+:class:`InputFileError`, :class:`OutputError`, :class:`DeviceError`) with a one-line
+message; :func:`config_from_args` reads ``./Fdump.bin`` only with ``read_fdump=True``,
+and :func:`simulate` writes no file. The reference is ``docs/api.md``.
+
 Neither importing nbnumba nor simulating imports ``scipy.linalg`` (see
 ``nbnumba._jit.no_blas_probe``), so ``dxtbx`` from a pip-installed cctbx can be imported
 afterwards.

@@ -22,7 +22,7 @@ import re
 
 from ._version import __version__
 from .constants import RTD
-from .errors import FlagError, InputFileError
+from .errors import FlagError
 from .config import check_units
 from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
 from .io import fdump, hkl, matrix, smv, sourcefile
