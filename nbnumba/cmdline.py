@@ -245,6 +245,10 @@ def config_from_args(argv, cwd=".", read_fdump=False):
     Raises :class:`~nbnumba.errors.FlagError` (a ``ConfigError``) for a bad flag and
     :class:`~nbnumba.errors.InputFileError` for a bad file.
     """
+    for token in argv if isinstance(argv, (list, tuple)) else ():
+        if token in ("-h", "--help", "--version"):
+            raise FlagError(f"{token} is an option of the nbnumba command (it prints and "
+                            "exits), not a configuration flag")
     state = parse_arguments(argv)
     load_inputs(state, cwd, read_fdump=read_fdump)
     return state.config, state.out

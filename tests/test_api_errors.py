@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import nbnumba
+import nbnumba.flags
 from nbnumba.io import fdump
 
 SECTIONS = (("beam", nbnumba.BeamConfig), ("detector", nbnumba.DetectorConfig),
@@ -151,6 +152,26 @@ def test_any_type_and_magnitude_in_any_field_raises_only_nbnumba_errors(first, v
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+_TOKENS = st.one_of(st.sampled_from([n for f in nbnumba.flags.FLAGS for n in f.names]
+                                    + ["-h", "--version", "--compile", "-", "--"]),
+                    st.sampled_from(["1", "-1", "0", "1e400", "nan", "abc", "90", "1e-320",
+                                     "random", "/nonexistent", ".", "/dev/null"]),
+                    st.text(max_size=5))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_TOKENS, max_size=8))
+def test_any_command_line_raises_only_nbnumba_errors(tokens):
+    """config_from_args: a configuration or an NbnumbaError, never another exception,
+    never an exit (-h and --version are the command's)."""
+    args = ["-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1"] + tokens
+    try:
+        nbnumba.config_from_args(args)
+    except nbnumba.NbnumbaError as exc:
+        assert "\n" not in str(exc)
 
 
 # ------------------------------------------------------------------- no hidden state
