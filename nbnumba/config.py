@@ -190,15 +190,15 @@ class SourceList:
         lambdas = _per_source(wavelengths, n, "wavelengths", "m", np.nan)
         weights = _per_source(weights, n, "weights", "dimensionless", 1.0)
         sources = cls(positions=positions, weights=weights, wavelengths=lambdas)
-        sources.check()
-        if np.any(weights != weights[0]):
-            warnings.warn("weights are read but not applied, as in the C program: every "
-                          "source counts equally", UserWarning, stacklevel=3)
+        sources.check(stacklevel=4)
         return sources
 
-    def check(self):
+    def check(self, stacklevel=2):
         """Raise :class:`ConfigError` for arrays of the wrong shape or values that give
-        no direction or no wavelength (with the fix in the message)."""
+        no direction or no wavelength (with the fix in the message). Weights that are
+        not all equal give a ``UserWarning`` (they are not applied), except for lists
+        read from a C source file (``upstream_only`` False), whose weights the set-up
+        lines print."""
         positions = _array_of(self.positions, "SourceList.positions", "m")
         if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] < 1:
             raise ConfigError(f"SourceList.positions [m] must have shape (n, 3) with n >= 1, "
@@ -222,6 +222,11 @@ class SourceList:
         lambdas = np.asarray(self.wavelengths, dtype=float)
         if np.any(lambdas[~np.isnan(lambdas)] <= 0.0):
             raise ConfigError("SourceList.wavelengths [m] must be positive")
+        weights = np.asarray(self.weights, dtype=float)
+        given = weights[~np.isnan(weights)]
+        if self.upstream_only and given.size and np.any(given != given[0]):
+            warnings.warn("weights are read but not applied, as in the C program: every "
+                          "source counts equally", UserWarning, stacklevel=stacklevel)
 
 
 def _array_of(value, name, unit):

@@ -154,7 +154,16 @@ def test_from_positions_renders_the_source_files_image(tmp_path):
     with pytest.warns(UserWarning, match="weights are read but not applied, as in the C"):
         config.beam.sources = SourceList.from_positions(table[:, :3], table[:, 4],
                                                         weights=table[:, 3])
-    assert nbnumba.simulate(config).image.tobytes() == from_file.tobytes()
+        assert nbnumba.simulate(config).image.tobytes() == from_file.tobytes()
+
+
+def test_a_hand_made_list_with_unequal_weights_is_noted_too():
+    config = _config(default_F=100.0)
+    config.beam.sources = SourceList(positions=np.array([[-1.0, 0, 0], [-1.0, 0, 1e-3]]),
+                                     weights=np.array([1.0, 0.5]),
+                                     wavelengths=np.array([1e-10, 1e-10]))
+    with pytest.warns(UserWarning, match="not applied"):
+        nbnumba.prepare(config)
 
 
 def test_equal_weights_say_nothing():
