@@ -80,8 +80,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .entry import run_guarded, version
-from .flags import FLAGS
+from nbnumba.flags import FLAGS
+
+from .guard import run_guarded, version
 from .preview import (diff_preview, diff_scale, grey_preview, labelled_png,  # noqa: F401
                       percentile_range, png_bytes)
 
@@ -554,11 +555,12 @@ def phi_zero_sweep(args):
     C keeps the previous step's orientation: docs/parity.md, rule 1)."""
     from nbnumba.sampling import phi_rule
 
-    from .parse import CliError, parse_arguments
+    from nbnumba.cmdline import parse_arguments
+    from nbnumba.errors import NbnumbaError
     try:
         crystal = parse_arguments(list(args)).config.crystal
         steps, _, _ = phi_rule(crystal.phi_steps, crystal.osc, crystal.phi_step)
-    except (CliError, OSError, ValueError):
+    except (NbnumbaError, OSError, ValueError):
         return False
     return crystal.phi0 == 0.0 and steps > 1
 

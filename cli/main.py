@@ -10,17 +10,16 @@ import sys
 import time
 
 from nbnumba import _jit, engine, output
+from nbnumba.errors import NbnumbaError
 from nbnumba.io import fdump
 from nbnumba.io.atomic import FileSet, OutputError, check_distinct
-from nbnumba.io.errors import InputFileError
-from nbnumba.kernels import DeviceError
 
 from . import report, truth
 from .console import (ConsoleStream, failure_note, flush_quietly,
                       reopen_closed_standard_streams, sigterm_as_interrupt)
-from .entry import error, run_guarded, say_error, version
+from .guard import error, run_guarded, say_error, version
 from .interruptible import call_interruptibly
-from .parse import CliError, load_inputs, parse_arguments
+from .parse import load_inputs, parse_arguments
 from .progress import ProgressMeter, render_plan
 
 
@@ -53,8 +52,12 @@ def _run(argv, stdout):
     files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
+        if state.options.compile:
+            from .precompile import compile_all
+            return compile_all("nbnumba", run=run)
         notes = state.notes
-        sf_source = load_inputs(state)
+        # ./Fdump.bin is read without -hkl, as the C reads it
+        sf_source = load_inputs(state, read_fdump=True, say=_large_grid_note)
         out = state.out
         outputs = _outputs(out, sf_source)
         check_distinct(outputs)  # two outputs that are one file: refused, not overwritten
@@ -96,7 +99,7 @@ def _run(argv, stdout):
         if note:
             say_error(note + "\n")
         return 0
-    except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError) as exc:
+    except NbnumbaError as exc:
         stdout.flush()
         # a note that explains the failure (a header value won) joins the one error line
         return error("nbnumba", "; ".join([str(exc)] + notes))
@@ -104,6 +107,12 @@ def _run(argv, stdout):
         return error("nbnumba", "not enough memory for this image")
     finally:
         files.discard()
+
+
+def _large_grid_note(text):
+    """Say before allocating it that an HKL file asks for a large grid (which the C also
+    writes to Fdump.bin)."""
+    say_error("nbnumba: note: %s, and written to %s as the C does\n" % (text, fdump.DUMP_NAME))
 
 
 def _render(setup, state, meter, block_rows):

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from .entry import error
+from .guard import error
 
 #: flags every variant shares: a tiny detector, files in a scratch directory
 BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-N", "2", "-lambda", "1",
@@ -87,9 +87,9 @@ def _kernel_table():
             for name, entry in table.items()]
 
 
-def _render_all(folder):
-    """Render every variant in ``folder``; returns the number rendered."""
-    from .main import run
+def _render_all(folder, run):
+    """Render every variant in ``folder`` with ``run(argv, stdout=...)`` (the
+    ``nbnumba`` command's); returns the number rendered."""
     _write_inputs(folder)
     mask = BASE + _F + ["-intfile", "mask.img"]   # an SMV image to read as -mask
     variants = ([("mask image", mask)] + _kernel_table()
@@ -117,8 +117,11 @@ def _cache_folders():
     return sorted(folders)
 
 
-def compile_all(prog="nbnumba", stdout=None):
+def compile_all(prog="nbnumba", stdout=None, *, run):
     """Compile every kernel variant into numba's cache; returns the exit status.
+
+    run: the ``nbnumba`` command's ``run(argv, stdout=...)``, which renders each variant
+    (passed in, so that this module does not import the command back).
 
     Says one line on stdout: how many functions were compiled and in how many seconds
     (or that all were cached already) and where the cache is. Exit status 9 when
@@ -147,7 +150,7 @@ def compile_all(prog="nbnumba", stdout=None):
             compilecache.silenced(), compilecache.CompileWatch(on_start=starting) as watch:
         os.chdir(folder)
         try:
-            rendered = _render_all(folder)
+            rendered = _render_all(folder, run)
         finally:
             os.chdir(old)
     seconds = time.perf_counter() - start

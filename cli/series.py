@@ -16,14 +16,13 @@ import signal
 import sys
 import time
 
-from nbnumba import engine, series
-from nbnumba.io.atomic import FileSet, OutputError, write_atomic
-from nbnumba.io.errors import InputFileError
-from nbnumba.kernels import DeviceError
+from nbnumba import series
+from nbnumba.errors import NbnumbaError
+from nbnumba.flags import OutputOptions, c_float, c_int
+from nbnumba.io.atomic import FileSet, write_atomic
 
 from . import truth
-from .entry import EXIT_INTERRUPTED, error, run_guarded, version
-from .flags import OutputOptions, c_float, c_int
+from .guard import EXIT_INTERRUPTED, error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
 PROG = "nbnumba-series"
@@ -178,7 +177,12 @@ def run(argv, stdout=None):
     try:
         state = parse_arguments(argv, add_options=add_series_options)
         opts = state.options
-        load_inputs(state)
+        if opts.compile:
+            from .main import run as render_one
+            from .precompile import compile_all
+            return compile_all(PROG, run=render_one)
+        load_inputs(state, read_fdump=True,   # ./Fdump.bin, as the nbnumba command reads it
+                    say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
         out = state.out
         series.check_template(opts.template)
         if opts.workers is not None and opts.scheduler is not None:
@@ -252,8 +256,7 @@ def run(argv, stdout=None):
             return error(PROG, "%d of %d frames failed (rerun with --resume to complete "
                          "the series)" % (len(report.failed), len(fs)))
         return 0
-    except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError,
-            series.SeriesError) as exc:
+    except NbnumbaError as exc:
         stdout.flush()
         return error(PROG, exc)
     except MemoryError:

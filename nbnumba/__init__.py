@@ -13,33 +13,32 @@ the files the ``nbnumba`` command writes::
     noise = nbnumba.make_noise_image(result, seed=1)   # uint16 (slow, fast), counts
     nbnumba.write_smv_image(result, "noise.img", noise.pixels)
 
+Structure factors and sources can be given as arrays
+(:meth:`StructureFactors.from_miller`, :meth:`SourceList.from_directions`). Every error
+raised on purpose is an :class:`NbnumbaError` (:class:`ConfigError`, :class:`FlagError`,
+:class:`InputFileError`, :class:`OutputError`, :class:`DeviceError`) with a one-line
+message; :func:`config_from_args` reads ``./Fdump.bin`` only with ``read_fdump=True``,
+and :func:`simulate` writes no file. The reference is ``docs/api.md``.
+
 Neither importing nbnumba nor simulating imports ``scipy.linalg`` (see
 ``nbnumba._jit.no_blas_probe``), so ``dxtbx`` from a pip-installed cctbx can be imported
 afterwards.
 """
-from .config import (BeamConfig, ConfigError, CrystalConfig, DetectorConfig, RenderConfig,
-                     SimulationConfig, SourceList, StructureFactors, check_units)
+from ._version import __version__
+from .cmdline import config_from_args
+from .config import (BeamConfig, CrystalConfig, DetectorConfig, RenderConfig, SimulationConfig,
+                     SourceList, StructureFactors, check_units)
 from .engine import Result, Setup, prepare, render, simulate
+from .errors import (ConfigError, DeviceError, FlagError, InputFileError, NbnumbaError,
+                     OutputError)
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
 
-__version__ = "0.1.0"
-
-
-def config_from_args(argv, cwd="."):
-    """(SimulationConfig, OutputOptions) from the C program's command-line flags.
-
-    Reads the files the flags name (-hkl, -mat, -sourcefile, -img, -mask), exactly as the
-    ``nbnumba`` command does; the flags' units (mm, degrees, Angstrom ...) are converted
-    to the configuration's as the C converts them.
-    """
-    from nbnumba_cli.parse import config_from_args as _from_args
-    return _from_args(argv, cwd)
-
-
 __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "SimulationConfig",
-           "SourceList", "StructureFactors", "ConfigError", "check_units", "Result", "Setup",
+           "SourceList", "StructureFactors", "check_units", "Result", "Setup",
            "prepare", "render", "simulate", "config_from_args",
+           "NbnumbaError", "ConfigError", "FlagError", "InputFileError", "OutputError",
+           "DeviceError",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",
            "make_pgm", "smv_header", "write_float_image", "write_pgm", "write_smv_image",
            "__version__"]

@@ -22,12 +22,15 @@ the rules live next to the physics that needs them (``geometry``, ``crystal``,
 import dataclasses
 import inspect
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
+from . import memory
 from .constants import DEFAULT_FLUENCE
+from .errors import ConfigError  # noqa: F401  (re-exported)
 
 Vector3 = Tuple[float, float, float]
 
@@ -36,10 +39,6 @@ PIVOTS = ("BEAM", "SAMPLE")
 SHAPES = ("square", "round", "gauss", "tophat")
 
 FULL_TURN = 2.0 * math.pi
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be simulated. The message names it."""
 
 
 class Plausible(NamedTuple):
@@ -102,7 +101,8 @@ _CELL_EDGE = Plausible(0.1, 1e6, "unit-cell edges are in Angstrom, unlike every 
                        "length (1 nm = 10 Angstrom; 1e-8 m = 100 Angstrom)")
 _CELL_ANGLE = Plausible(None, math.pi, _RADIANS + "; a cell angle is below pi")
 _RESOLUTION = Plausible(None, 1e-6, "resolutions are in metres (2 Angstrom = 2e-10 m)")
-_FRACTION = Plausible(None, 1.0, "a fraction of lambda0, not a percentage (0.01 = 1 %)")
+_FRACTION = Plausible(None, 2.0, "a fraction of lambda0, not a percentage (0.01 = 1 %); "
+                      "above 2 the shortest wavelength, lambda0 (1 - dispersion/2), is negative")
 
 
 @_documented
@@ -145,15 +145,123 @@ class BeamConfig:
 
 @dataclass
 class SourceList:
-    """Sources as read from a source file; NaN marks a column the file did not give.
+    """Explicit sources: one direction and wavelength each (as a ``-sourcefile`` gives).
 
-    positions: (n, 3) vectors from the sample towards each source, m.
-    weights: (n,) as given, dimensionless (read and reported, never applied).
-    wavelengths: (n,) m.
+    positions: (n, 3) vectors **from the sample towards each source**, m (only their
+    direction is used: the C's convention, the opposite of the beam's direction of
+    travel); NaN in a column means "not given": -10 m x the beam direction.
+    weights: (n,) dimensionless; read and reported, never applied (as in the C program:
+    every source counts equally and the image is divided by their number).
+    wavelengths: (n,) m; NaN means lambda0 (``BeamConfig.wavelength``).
+    upstream_only: refuse a source on the far side of the sample (more than 90 degrees
+    from the incoming beam), the mark of directions of travel given as positions; the
+    readers of C source files turn it off, as the C renders such files.
+
+    Build from arrays with :meth:`from_directions` (directions of travel of the beam) or
+    :meth:`from_positions` (sample -> source vectors).
     """
     positions: np.ndarray
     weights: np.ndarray
     wavelengths: np.ndarray
+    upstream_only: bool = True
+
+    @classmethod
+    def from_directions(cls, beam_directions, wavelengths=None, weights=None):
+        """Sources from the directions in which their beams **travel** (source -> sample).
+
+        beam_directions: (n, 3) or (3,) array, any length (normalised later);
+        wavelengths: (n,) or a scalar, m (None: lambda0 of the configuration);
+        weights: (n,) or None, dimensionless (read, not applied; a warning says so
+        when they are not all equal).
+        Stored as positions = -direction (the C's sample -> source convention).
+        """
+        directions = _source_array(beam_directions, "beam_directions")
+        return cls._build(-directions, wavelengths, weights)
+
+    @classmethod
+    def from_positions(cls, positions, wavelengths=None, weights=None):
+        """Sources from vectors **from the sample towards each source** (m; the C's
+        ``-sourcefile`` convention); arguments as :meth:`from_directions`."""
+        return cls._build(_source_array(positions, "positions"), wavelengths, weights)
+
+    @classmethod
+    def _build(cls, positions, wavelengths, weights):
+        n = len(positions)
+        lambdas = _per_source(wavelengths, n, "wavelengths", "m", np.nan)
+        weights = _per_source(weights, n, "weights", "dimensionless", 1.0)
+        sources = cls(positions=positions, weights=weights, wavelengths=lambdas)
+        sources.check(stacklevel=4)
+        return sources
+
+    def check(self, stacklevel=2):
+        """Raise :class:`ConfigError` for arrays of the wrong shape or values that give
+        no direction or no wavelength (with the fix in the message). Weights that are
+        not all equal give a ``UserWarning`` (they are not applied), except for lists
+        read from a C source file (``upstream_only`` False), whose weights the set-up
+        lines print."""
+        positions = _array_of(self.positions, "SourceList.positions", "m")
+        if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] < 1:
+            raise ConfigError(f"SourceList.positions [m] must have shape (n, 3) with n >= 1, "
+                              f"got shape {positions.shape}; for a single source use "
+                              "positions[None, :]")
+        n = positions.shape[0]
+        for name, unit in (("weights", "dimensionless"), ("wavelengths", "m")):
+            values = _array_of(getattr(self, name), f"SourceList.{name}", unit)
+            if values.shape != (n,):
+                raise ConfigError(f"SourceList.{name} [{unit}] must have shape ({n},), one "
+                                  f"per position, got shape {values.shape}")
+            if np.any(np.isinf(values)):
+                raise ConfigError(f"SourceList.{name} [{unit}] must be finite (NaN: not given)")
+        if np.any(np.isinf(positions)):
+            raise ConfigError("SourceList.positions [m] must be finite (NaN: not given)")
+        given = np.nan_to_num(positions)
+        zero = np.all(given == 0.0, axis=1) & ~np.any(np.isnan(positions), axis=1)
+        if np.any(zero):
+            raise ConfigError(f"SourceList.positions [m]: source {int(np.argmax(zero))} is "
+                              "the zero vector, which gives no direction")
+        lambdas = np.asarray(self.wavelengths, dtype=float)
+        if np.any(lambdas[~np.isnan(lambdas)] <= 0.0):
+            raise ConfigError("SourceList.wavelengths [m] must be positive")
+        weights = np.asarray(self.weights, dtype=float)
+        given = weights[~np.isnan(weights)]
+        if self.upstream_only and given.size and np.any(given != given[0]):
+            warnings.warn("weights are read but not applied, as in the C program: every "
+                          "source counts equally", UserWarning, stacklevel=stacklevel)
+
+
+def _array_of(value, name, unit):
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} [{unit}] must be an array of numbers, got "
+                          f"{type(value).__name__}") from None
+    return array
+
+
+def _source_array(value, name):
+    array = _array_of(value, name, "m")
+    if array.ndim == 1 and array.shape == (3,):
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] < 1:
+        raise ConfigError(f"{name} [m] must have shape (n, 3) (or (3,) for one source), got "
+                          f"shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(f"{name} [m] must be finite")
+    return array.copy()
+
+
+def _per_source(value, n, name, unit, default):
+    if value is None:
+        return np.full(n, default)
+    array = _array_of(value, name, unit)
+    if array.ndim == 0:
+        array = np.full(n, float(array))
+    if array.shape != (n,):
+        raise ConfigError(f"{name} [{unit}] must be a scalar or have shape ({n},), one per "
+                          f"source, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(f"{name} [{unit}] must be finite")
+    return array.copy()
 
 
 @_documented
@@ -215,21 +323,96 @@ class DetectorConfig:
                                              flag="-detector_abs")
 
 
+#: largest F grid (points, float64): 2 GB
+MAX_GRID_POINTS = 1 << 28
+
+#: largest Miller index magnitude
+MAX_INDEX = 10 ** 6
+
+#: a grid larger than this (bytes) is announced before it is allocated
+LARGE_GRID_BYTES = 256 << 20
+
+
 @dataclass
 class StructureFactors:
     """A P1 structure-factor grid (nearest lookup or tricubic interpolation).
 
+    Build it from Miller indices and amplitudes with :meth:`from_miller` (the image is
+    bit-identical to the one from the same reflections in an HKL file).
+
     grid: float64 array of shape (h_range+1, k_range+1, l_range+1) indexed
     [h-h_min, k-k_min, l-l_min], structure-factor amplitudes in electrons; the extra
-    high slice on each axis is padding that lookups never address (it is part of the
-    Fdump.bin layout).
-    count: number of reflections read (the C's ``hkls``; 0 means "no grid").
+    high slice on each axis is padding that lookups never address and that holds zeros
+    (the C's layout, also that of Fdump.bin): a grid without it is refused.
+    h_min, k_min, l_min: Miller indices of grid[0, 0, 0].
+    count: number of reflections read (the C's ``hkls``), at least 1.
     """
     grid: np.ndarray
     h_min: int
     k_min: int
     l_min: int
     count: int
+
+    @classmethod
+    def from_miller(cls, h, k, l, F, default_F=0.0):
+        """Structure factors from arrays of Miller indices and amplitudes.
+
+        h, k, l: (n,) integers (or integral floats); F: (n,) amplitudes, electrons;
+        default_F: the amplitude of grid points no reflection gives (electrons; use the
+        configuration's ``CrystalConfig.default_F`` to match an HKL file read with it).
+        Later duplicates replace earlier ones, as in an HKL file.
+        """
+        indices = []
+        for name, values in (("h", h), ("k", k), ("l", l)):
+            array = _array_of(values, name, "Miller index")
+            if array.ndim != 1:
+                raise ConfigError(f"{name} [Miller index] must be a 1-D array, got shape "
+                                  f"{array.shape}")
+            if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+                raise ConfigError(f"{name} [Miller index] must hold integers")
+            if np.any(np.abs(array) > MAX_INDEX):
+                raise ConfigError(f"{name} [Miller index] must lie within +-{MAX_INDEX}")
+            indices.append(array.astype(np.int64))
+        amplitudes = _array_of(F, "F", "electrons")
+        n = len(indices[0])
+        if any(a.shape != (n,) for a in indices[1:]) or amplitudes.shape != (n,):
+            raise ConfigError("h, k, l and F must be 1-D arrays of one length, got shapes "
+                              + ", ".join(str(np.shape(a)) for a in (h, k, l, F)))
+        if n == 0:
+            raise ConfigError("no reflections: h, k, l and F are empty (for no grid, pass "
+                              "structure_factors=None and set default_F)")
+        if not np.all(np.isfinite(amplitudes)):
+            raise ConfigError("F [electrons] must be finite")
+        check_number("default_F", "electrons", default_F)
+        return build_grid(np.stack(indices, axis=1), amplitudes, float(default_F))
+
+    def check(self):
+        """Raise :class:`ConfigError` for a grid that cannot be this layout."""
+        grid = self.grid
+        if not isinstance(grid, np.ndarray) or grid.dtype.kind not in "iuf":
+            raise ConfigError("StructureFactors.grid [electrons] must be a NumPy array of "
+                              "numbers (use StructureFactors.from_miller(h, k, l, F))")
+        if grid.ndim != 3 or min(grid.shape) < 2:
+            raise ConfigError("StructureFactors.grid [electrons] must be 3-D with at least 2 "
+                              f"points per axis (the indices plus one padding slice), got "
+                              f"shape {grid.shape}")
+        for name in ("h_min", "k_min", "l_min"):
+            check_number(f"StructureFactors.{name}", "Miller index", getattr(self, name),
+                          integer=True, limit=MAX_INDEX)
+        check_number("StructureFactors.count", "reflections", self.count, integer=True)
+        if self.count < 1:
+            raise ConfigError(f"StructureFactors.count [reflections] = {self.count}: the C "
+                              "takes 0 reflections to mean 'no grid' and ignores the grid; "
+                              "give the number of reflections, or structure_factors=None")
+        padding = (grid[-1, :, :], grid[:, -1, :], grid[:, :, -1])
+        if any(np.any(p != 0) for p in padding):
+            raise ConfigError("StructureFactors.grid [electrons] has nonzero values in its "
+                              "last slice along an axis, which is padding the lookups never "
+                              "read (the C's layout): pad the grid with "
+                              "np.pad(grid, ((0, 1), (0, 1), (0, 1))) or build it with "
+                              "StructureFactors.from_miller(h, k, l, F)")
+        if not np.all(np.isfinite(grid)):
+            raise ConfigError("StructureFactors.grid [electrons] must be finite")
 
     @property
     def ranges(self):
@@ -241,6 +424,44 @@ class StructureFactors:
         """(h_max, k_max, l_max)."""
         hr, kr, lr = self.ranges
         return self.h_min + hr - 1, self.k_min + kr - 1, self.l_min + lr - 1
+
+
+def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say=None,
+               advice="use reflections with a smaller range of Miller indices"):
+    """:class:`StructureFactors` on a dense grid spanning integer indices ``hkl`` (n, 3).
+
+    The real part of the grid is pre-filled with ``default_F`` (the padding slices stay
+    0, as in the C), then every reflection is stored, later duplicates winning.
+    error: the exception raised for a grid too large (advice: what to do instead);
+    say: callable(text) told first when the grid is large (default: a ``warnings.warn``).
+    """
+    lo = hkl.min(axis=0)
+    hi = hkl.max(axis=0)
+    ranges = hi - lo + 1
+    points = int(np.prod(ranges + 1))
+    spans = "h %d..%d, k %d..%d, l %d..%d" % (lo[0], hi[0], lo[1], hi[1], lo[2], hi[2])
+    if points > MAX_GRID_POINTS:
+        raise error(f"{name} span {spans}: a grid of {points} structure factors (at most "
+                    f"{MAX_GRID_POINTS})")
+    memory.require(8 * points, f"the structure-factor grid of {spans}", advice, error)
+    if 8 * points > LARGE_GRID_BYTES:
+        text = (f"{name} span {spans}: a grid of {points} structure factors "
+                f"({memory.size_text(8 * points)}) is being allocated")
+        if say is None:
+            warnings.warn(text, UserWarning, stacklevel=3)
+        else:
+            say(text)
+    grid = np.zeros(tuple(int(r) + 1 for r in ranges))
+    if default_F != 0.0:
+        grid[:ranges[0], :ranges[1], :ranges[2]] = default_F
+    rel = hkl - lo
+    linear = np.ravel_multi_index((rel[:, 0], rel[:, 1], rel[:, 2]), grid.shape)
+    # keep the last occurrence of each reflection (later lines replace earlier ones)
+    _, first_from_end = np.unique(linear[::-1], return_index=True)
+    last = len(linear) - 1 - first_from_end
+    grid.flat[linear[last]] = F[last]
+    return StructureFactors(grid=grid, h_min=int(lo[0]), k_min=int(lo[1]), l_min=int(lo[2]),
+                            count=len(F))
 
 
 @_documented
@@ -256,11 +477,14 @@ class CrystalConfig:
         "<= 0 mean 90 degrees; cell edges accepted from 0.1 to 1e+06 Angstrom, angles below "
         "pi rad", flag="-cell")
     a_matrix: Optional[np.ndarray] = _field(
-        None, "dimensionless", "MOSFLM A matrix, 3x3, rows as in the file (columns are a*, "
-        "b*, c* in 1/Angstrom times the wavelength in Angstrom)", flag="-mat")
+        None, "dimensionless", "MOSFLM A matrix, 3x3, rows as in the file: its columns are "
+        "a*, b*, c* (1/Angstrom) multiplied by the wavelength (Angstrom), the one unit-free "
+        "form of the reciprocal cell; divided by BeamConfig.wavelength (converted to "
+        "Angstrom) as in the C", flag="-mat")
     misset: Union[None, str, Vector3] = _field(
-        None, "rad", "(rx, ry, rz) rotations about lab x, y, z, or \"random\", or None",
-        _TURN, "-misset")
+        None, "rad", "(rx, ry, rz): the reciprocal vectors are rotated about lab x by rx, "
+        "then about lab y by ry, then about lab z by rz (any angle: a rotation is periodic); "
+        "or \"random\", or None", flag="-misset")
     misset_seed: Optional[int] = _field(None, "seed", "seed of a random misset (None: clock)",
                                         flag="-misset_seed")
     na: int = _field(1, "unit cells", "unit cells along a as given", flag="-Na, -N")
@@ -322,12 +546,17 @@ class SimulationConfig:
                                   factory=RenderConfig)
 
 
-def check_units(config: SimulationConfig):
+def check_units(config: SimulationConfig, flag_units=None):
     """Raise :class:`ConfigError` for a value implausible for its field's unit.
 
     Every field with a plausible range is checked (magnitudes; zero always passes); a
     cell's edges and angles are checked against their own ranges. The message names the
     field, the value with its unit, the range and the likely mistake.
+
+    flag_units: for a configuration built from command-line flags, a mapping of field
+    name ("cell_edge", "cell_angle" for the cell) to (flag, unit, factor from the field's
+    unit[, reason]) so that the message speaks the flag's unit
+    (:data:`nbnumba.flags.FLAG_UNITS`).
     """
     sections = (("beam", config.beam), ("detector", config.detector),
                 ("crystal", config.crystal), ("render", config.render))
@@ -335,31 +564,191 @@ def check_units(config: SimulationConfig):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
             if f.name == "cell":
-                _check_cell(value)
+                _check_cell(value, flag_units)
                 continue
             limits = f.metadata.get("plausible")
             if limits is None or value is None or isinstance(value, str):
                 continue
             name = f"{section_name}.{f.name} (flag {f.metadata['flag']})"
+            as_flag = (flag_units or {}).get(f.name)
             for number in np.ravel(np.asarray(value, dtype=float)):
-                _check_value(name, float(number), f.metadata["unit"], limits)
+                _check_value(name, float(number), f.metadata["unit"], limits, as_flag)
 
 
-def _check_cell(cell):
+def _check_cell(cell, flag_units=None):
     if cell is None:
         return
     names = ("a", "b", "c", "alpha", "beta", "gamma")
     for index, (name, value) in enumerate(zip(names, cell)):
         limits, unit = (_CELL_EDGE, "Angstrom") if index < 3 else (_CELL_ANGLE, "rad")
-        _check_value(f"crystal.cell {name} (flag -cell)", float(value), unit, limits)
+        as_flag = (flag_units or {}).get("cell_edge" if index < 3 else "cell_angle")
+        if as_flag is not None:
+            as_flag = (f"{as_flag[0]} {name}",) + tuple(as_flag[1:])
+        _check_value(f"crystal.cell {name} (flag -cell)", float(value), unit, limits, as_flag)
 
 
-def _check_value(name, value, unit, limits):
+def _check_value(name, value, unit, limits, as_flag=None):
     magnitude = abs(value)
     if magnitude == 0.0 or not math.isfinite(value):
         return  # zero means "default/off"; non-finite values are reported elsewhere
     too_small = limits.low is not None and magnitude < limits.low
     too_large = limits.high is not None and magnitude > limits.high
-    if too_small or too_large:
+    if not (too_small or too_large):
+        return
+    if as_flag is None:
         raise ConfigError(f"{name} = {value:g} {unit} is implausible ("
                           f"{_range_text(limits, unit)}): {limits.hint}")
+    flag, flag_unit, factor = as_flag[:3]
+    why = as_flag[3] if len(as_flag) > 3 else f"{flag} is in {flag_unit}"
+    scaled = Plausible(None if limits.low is None else limits.low * factor,
+                       None if limits.high is None else limits.high * factor, "")
+    raise ConfigError(f"{flag} {value * factor:g} {flag_unit} is implausible "
+                      f"({_range_text(scaled, flag_unit)}): {why}")
+
+
+# ---------------------------------------------------------------------------------------
+# types: every field holds what its annotation says, before any value is used
+
+#: largest magnitude of a seed (a signed 64-bit integer, negated once by the C's rule)
+SEED_LIMIT = 2 ** 63 - 1
+
+#: largest count or pixel number accepted from Python (the C's int)
+INT_LIMIT = 2 ** 31 - 1
+
+_CHOICES = {"convention": CONVENTIONS, "pivot": PIVOTS, "shape": SHAPES}
+
+
+def _is_real(value):
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _type_name(value):
+    return type(value).__name__
+
+
+def _refuse(name, unit, expected, value):
+    if isinstance(value, np.ndarray):
+        shown = f"an array of shape {value.shape} and dtype {value.dtype}"
+    else:
+        shown = " ".join(repr(value).split())
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise ConfigError(f"{name} [{unit}] must be {expected}, got {shown} "
+                      f"({_type_name(value)})")
+
+
+def check_number(name, unit, value, integer=False, limit=None):
+    """Raise :class:`ConfigError` unless ``value`` is a finite real number (an int when
+    ``integer``, of magnitude at most ``limit``, default the C's int); the message names
+    ``name``, its ``unit`` and the expected type."""
+    if integer:
+        if not _is_int(value):
+            _refuse(name, unit, "a whole number (int)", value)
+        if abs(int(value)) > (INT_LIMIT if limit is None else limit):
+            _refuse(name, unit, f"an int of magnitude at most "
+                    f"{INT_LIMIT if limit is None else limit}", value)
+        return
+    if not _is_real(value):
+        _refuse(name, unit, "a real number (float)", value)
+    if not math.isfinite(float(value)):
+        _refuse(name, unit, "a finite number", value)
+
+
+def _check_vector(name, unit, value, length):
+    try:
+        items = list(np.asarray(value, dtype=object).ravel()) \
+            if isinstance(value, np.ndarray) else list(value)
+    except TypeError:
+        items = None
+    if isinstance(value, (str, bytes)) or items is None or len(items) != length:
+        _refuse(name, unit, f"a sequence of {length} real numbers", value)
+    for item in items:
+        if not _is_real(item) or not math.isfinite(float(item)):
+            _refuse(name, unit, f"a sequence of {length} finite real numbers", value)
+
+
+def _check_field(section_name, f, value):
+    meta = f.metadata
+    name = f"{section_name}.{f.name}"
+    unit = meta["unit"]
+    kind = f.type
+    optional = False
+    args = getattr(kind, "__args__", None)
+    if args is not None and type(None) in args:
+        optional = True
+        rest = [a for a in args if a is not type(None)]
+        kind = rest[0] if len(rest) == 1 else kind
+    if value is None and optional:
+        return
+    if f.name == "misset":
+        if isinstance(value, str):
+            if value != "random":
+                _refuse(name, unit, "three angles (rx, ry, rz), \"random\" or None", value)
+            return
+        _check_vector(name, unit, value, 3)
+    elif f.name == "cell":
+        _check_vector(name, unit, value, 6)
+    elif f.name in ("a_matrix", "mask"):
+        if not isinstance(value, (np.ndarray, list, tuple)):
+            _refuse(name, unit, "a NumPy array", value)
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            _refuse(name, unit, "a numeric NumPy array", value)
+        if f.name == "a_matrix":
+            if array.size != 9:
+                _refuse(name, unit, "a 3x3 array", value)
+            if not np.all(np.isfinite(array)):
+                _refuse(name, unit, "a 3x3 array of finite numbers", value)
+    elif f.name == "roi":
+        _check_vector(name, unit, value, 4)
+        for item in value:
+            check_number(name, unit, item, integer=True)
+    elif f.name == "sources":
+        if not isinstance(value, SourceList):
+            _refuse(name, unit, "a SourceList (SourceList.from_directions or "
+                    "SourceList.from_positions) or None", value)
+        value.check()
+    elif f.name == "structure_factors":
+        if not isinstance(value, StructureFactors):
+            _refuse(name, unit, "a StructureFactors (StructureFactors.from_miller) or None",
+                    value)
+        value.check()
+    elif kind is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            _refuse(name, unit, "True or False", value)
+    elif kind is str:
+        choices = _CHOICES.get(f.name)
+        if not isinstance(value, str) or (choices and value not in choices):
+            _refuse(name, unit, "one of " + ", ".join(choices or ()), value)
+    elif kind is int:
+        seed = unit == "seed"
+        check_number(name, unit, value, integer=True, limit=SEED_LIMIT if seed else None)
+    elif kind is float:
+        check_number(name, unit, value)
+    elif getattr(kind, "__origin__", None) is tuple:
+        _check_vector(name, unit, value, len(kind.__args__))
+
+
+def check_types(config):
+    """Raise :class:`ConfigError` unless every field holds a value of its type.
+
+    Numbers must be finite reals (ints where a count, a pixel number or a seed belongs:
+    ``fpixels=32.5`` is refused, not truncated), vectors sequences of finite reals of the
+    right length, names one of their choices; ``None`` only where a field allows it. The
+    message names the field, its unit and the expected type.
+    """
+    if not isinstance(config, SimulationConfig):
+        _refuse("config", "SimulationConfig", "a SimulationConfig (nbnumba.SimulationConfig() "
+                "or nbnumba.config_from_args([...])[0])", config)
+    for section_name, cls in (("beam", BeamConfig), ("detector", DetectorConfig),
+                              ("crystal", CrystalConfig), ("render", RenderConfig)):
+        section = getattr(config, section_name)
+        if not isinstance(section, cls):
+            _refuse(section_name, cls.__name__, f"a {cls.__name__}", section)
+        for f in dataclasses.fields(section):
+            _check_field(section_name, f, getattr(section, f.name))

@@ -13,11 +13,12 @@ import numpy as np
 from . import rng, vec
 from .config import CrystalConfig
 from .constants import DBL_MIN, RTD
+from .errors import ConfigError
 
 Vector3 = Tuple[float, float, float]
 
 
-class CrystalError(ValueError):
+class CrystalError(ConfigError):
     """A crystal description that cannot be turned into a lattice."""
 
 

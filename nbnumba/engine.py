@@ -14,7 +14,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from . import _jit, crystal, geometry, images, pixel, rng, sampling
-from .config import SHAPES, ConfigError, SimulationConfig, StructureFactors, check_units
+from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors, check_types,
+                     check_units)
 from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
@@ -124,6 +125,7 @@ def _check_finite(section, name):
 
 
 def _validate(config: SimulationConfig):
+    check_types(config)
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
         _check_finite(section, name)
@@ -184,7 +186,8 @@ def _check_memory(pixels, sources, orientations):
     memory.require(memory_estimate(pixels, sources, orientations),
                    f"a render of {pixels} pixels, {sources} sources and {orientations} crystal "
                    "orientations (phi steps x mosaic domains)",
-                   "use fewer pixels (-detpixels, -roi), sources or orientations", ConfigError)
+                   "use fewer pixels (-detpixels; a -roi still allocates the whole detector), "
+                   "sources or orientations", ConfigError)
 
 
 def _fluence_and_sample(beam, sample_size, messages):
@@ -278,7 +281,8 @@ def prepare(config: SimulationConfig) -> Setup:
     except crystal.CrystalError as exc:
         raise ConfigError(str(exc)) from None
     vectors = lattice.a + lattice.b + lattice.c + lattice.a_star + lattice.b_star + lattice.c_star
-    if not all(math.isfinite(x) for x in vectors) or lattice.volume <= 0:
+    # a left-handed A matrix (negative determinant, negative volume) renders as in the C
+    if not all(math.isfinite(x) for x in vectors) or not 0.0 < abs(lattice.volume) < math.inf:
         raise ConfigError("the unit cell is degenerate (zero or infinite volume)")
     messages += lattice.messages
     counts = crystal.cells_per_axis(cr, lattice, sample_size)
@@ -439,7 +443,8 @@ def region_rows(setup: Setup):
 @_jit.without_blas_probe
 def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None,
            libm_sine=False):
-    """Render the float image of a prepared set-up.
+    """Render a prepared set-up; returns a :class:`Result` (``.image``: the float image,
+    float32 (spixels, fpixels), photons per pixel; ``.stats``: its statistics).
 
     device: "cpu" (default), "cuda" (GPU, images equal to the CPU's) or "cuda-fast".
     threads: CPU threads (None: numba's default, i.e. NUMBA_NUM_THREADS or all cores).

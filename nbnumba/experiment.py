@@ -30,6 +30,7 @@ from typing import List, Tuple
 
 from . import vec
 from .constants import RTD
+from .errors import ConfigError
 
 Vector3 = Tuple[float, float, float]
 Matrix3 = Tuple[Vector3, Vector3, Vector3]
@@ -39,7 +40,7 @@ Matrix3 = Tuple[Vector3, Vector3, Vector3]
 MAX_TRUSTED_COUNT = 65534
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ConfigError):
     """Images that the experiment files cannot describe (the message says why)."""
 
 

@@ -11,6 +11,7 @@ from typing import List, Tuple
 from . import vec
 from .config import CONVENTIONS, DetectorConfig
 from .constants import DBL_MIN
+from .errors import ConfigError
 
 Vector3 = Tuple[float, float, float]
 
@@ -30,7 +31,7 @@ _FRAMES = {
 }
 
 
-class GeometryError(ValueError):
+class GeometryError(ConfigError):
     """A detector description that cannot be turned into a geometry."""
 
 

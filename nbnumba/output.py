@@ -9,9 +9,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import images, rng
+from .config import SEED_LIMIT, check_number
 from .constants import RTD
+from .errors import ConfigError
 from .io import smv
 from .io.atomic import write_atomic
+
+
+def _check_result(result):
+    """ConfigError unless ``result`` is what :func:`nbnumba.simulate` returns."""
+    from .engine import Result
+    if not isinstance(result, Result):
+        raise ConfigError(f"result must be a Result (from nbnumba.simulate or nbnumba.render), "
+                          f"got {type(result).__name__}")
 
 
 def smv_header(setup, adc_offset=None):
@@ -84,6 +94,9 @@ def make_int_image(result, scale=0.0, adc=40.0):
 
     scale: counts per photon; <= 0 means 55000/max_I (as the C). adc: offset, counts.
     """
+    _check_result(result)
+    check_number("scale", "counts per photon", scale)
+    check_number("adc", "counts", adc)
     used = images.integer_scale(scale, result.stats.max_I)
     setup = result.setup
     pixels = images.integer_image(result.image, setup.fpixels, setup.spixels, setup.roi, used, adc)
@@ -112,6 +125,9 @@ class PGMImage:
 def make_pgm(result, scale=0.0, int_scale=1.0):
     """8-bit preview: scale (grey levels per photon) <= 0 means 250/(5 rmsd), or
     ``int_scale`` (counts per photon) if rmsd is 0."""
+    _check_result(result)
+    check_number("scale", "grey levels per photon", scale)
+    check_number("int_scale", "counts per photon", int_scale)
     used = images.pgm_scale(scale, result.stats.rmsd, int_scale)
     setup = result.setup
     pixels = images.pgm_pixels(result.image, setup.fpixels, setup.spixels, setup.roi, used)
@@ -150,6 +166,9 @@ def make_noise_image(result, seed, adc=40.0):
     continues from the run's set-up draws, exactly as in the C (this matters only for
     negative seeds).
     """
+    _check_result(result)
+    check_number("seed", "seed", seed, integer=True, limit=SEED_LIMIT)
+    check_number("adc", "counts", adc)
     setup = result.setup
     pixels, photons, overloads = rng.noise_image(result.image, setup.fpixels, setup.spixels,
                                                  setup.roi, adc, seed, setup.rng_table)

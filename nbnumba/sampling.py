@@ -171,10 +171,12 @@ def mosaic_rule(domains, spread):
 
 
 def recommended_oversample(crystal_extent, wavelength, distance, pixel_size):
-    """Sub-pixels per axis that resolve the spot shape: ceil(3 x size / (lambda d / pixel));
-    ``math.inf`` where that overflows (a distance of 1e-310 m), which the caller refuses."""
+    """Sub-pixels per axis that resolve the spot shape: ceil(3 x size / (lambda d / pixel)).
+
+    The count is ``inf`` (a float) where the ratio overflows or divides by zero (a
+    subnormal distance): the C's integer conversion is then undefined."""
     reciprocal_pixel = wavelength * distance / pixel_size
-    n = 3.0 * crystal_extent / reciprocal_pixel if reciprocal_pixel else math.inf
-    if not math.isfinite(n):
+    ratio = 3.0 * crystal_extent / reciprocal_pixel if reciprocal_pixel != 0.0 else math.inf
+    if not math.isfinite(ratio):
         return math.inf, reciprocal_pixel
-    return max(int(math.ceil(n)), 1), reciprocal_pixel
+    return max(int(math.ceil(ratio)), 1), reciprocal_pixel

@@ -13,10 +13,11 @@ import numpy as np
 
 from . import sampling, vec
 from .config import BeamConfig
+from .errors import ConfigError
 from .constants import SOURCE_DISTANCE
 
 
-class SourceError(ValueError):
+class SourceError(ConfigError):
     """A source specification that gives no usable source."""
 
 
@@ -80,6 +81,15 @@ def file_sources(source_list, beam_vector, wavelength):
                           f"{low:g} and {high:g} m): {_WAVELENGTH_RANGE.hint}")
     if np.any(np.all(pos == 0.0, axis=1)):
         raise SourceError("a source position is the zero vector (no direction)")
+    if getattr(source_list, "upstream_only", False):
+        along = pos @ np.asarray(beam_vector, dtype=float)
+        if np.any(along > 0.0):
+            i = int(np.argmax(along > 0.0))
+            raise SourceError(
+                f"source {i} at {tuple(float(x) for x in pos[i])} m lies downstream of the "
+                f"sample (the beam travels along {tuple(float(x) for x in beam_vector)}): "
+                "SourceList positions point from the sample towards the source; for "
+                "directions of travel use SourceList.from_directions(beam_directions=...)")
     return pos, weights.astype(float), lambdas.astype(float)
 
 

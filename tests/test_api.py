@@ -12,7 +12,7 @@ import pytest
 import nbnumba
 from nbnumba.constants import RTD
 from nbnumba.io.smv import read_smv
-from nbnumba_cli.flags import FLAGS
+from nbnumba.flags import FLAGS
 
 SECTIONS = (nbnumba.BeamConfig, nbnumba.DetectorConfig, nbnumba.CrystalConfig,
             nbnumba.RenderConfig, nbnumba.SimulationConfig)
@@ -69,7 +69,6 @@ def test_every_field_names_a_real_flag():
     ("detector", "thickness", 450.0, "m"),                                       # um
     ("crystal", "sample_size", (1e-6, 2.0, 1e-6), "m"),                          # mm
     ("crystal", "mosaic_spread", 10.0, "rad"),                                   # degrees
-    ("crystal", "misset", (10.0, 0.0, 0.0), "rad"),                              # degrees
     ("crystal", "osc", 30.0, "rad"),                                             # degrees
     ("render", "dmin", 2.0, "m"),                                                # Angstrom
     ("render", "water_size", 100.0, "m"),                                        # um
@@ -117,9 +116,30 @@ def test_a_flag_in_its_unit_gives_the_same_double_as_the_field():
 
 
 def test_the_library_rejects_what_the_command_line_rejects(cli):
+    """The same check, each in the units of its interface: the flag's on the command line,
+    the field's (SI) in Python."""
     run = cli(SMALL + ["-cell", "1e-8", "1e-8", "1e-8", "90", "90", "90", "-nopgm", "-nonoise"])
     assert run.code == 9
-    assert run.err.startswith("nbnumba: error: crystal.cell a (flag -cell) = 1e-08 Angstrom")
+    assert run.err.startswith("nbnumba: error: -cell a 1e-08 Angstrom is implausible")
+    config = cubic()
+    config.crystal.cell = (1e-8, 1e-8, 1e-8) + (math.pi / 2,) * 3
+    with pytest.raises(nbnumba.ConfigError, match=r"^crystal.cell a \(flag -cell\) = 1e-08 "):
+        nbnumba.prepare(config)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["-distance", "100000"], "-distance 100000 mm is implausible (accepted magnitude at most "
+                              "50000 mm): -distance is in mm"),
+    (["-pixel", "100"], "-pixel 100 mm is implausible"),
+    (["-twotheta", "1000"], "-twotheta 1000 degrees is implausible"),
+    (["-detector_thick", "1e5"], "-detector_thick 100000 um is implausible"),
+    (["-lambda", "1e7"], "-lambda 1e+07 Angstrom is implausible"),
+    (["-cell", "100", "100", "100", "90", "90", "200"], "-cell gamma 200 degrees is implausible"),
+])
+def test_command_line_plausibility_errors_speak_the_flags_units(cli, flags, words):
+    run = cli(SMALL + flags + ["-nopgm", "-nonoise"])
+    assert run.code == 9 and run.err.startswith("nbnumba: error: " + words), run.err
+    assert "metres" not in run.err and "radians" not in run.err
 
 
 # ------------------------------------------------------------------- images and writers

@@ -101,7 +101,35 @@ C_IMAGES = {
         ["max_I = 7.95216e-15  at 0.00085 0.00155",
          "mean= 1.32802e-15 rms= 2.80154e-15 rmsd= 2.46537e-15"],
         "56f89b7b15552c1b04ef69b1ec4a95f6f56c2c3ce08788418e43d7251ea69f88"),
+    "dispersion_150_percent": (
+        ["-dispersion", "150", "-dispsteps", "3"],
+        ["max_I = 79.8445  at 0.000975 0.000975", "mean= 5.372 rms= 12.4041 rmsd= 11.1754"],
+        "59b14dd0a6061083329f813d8d33a0bdff6d613ce3863ebff54a01a62431b25c"),
+    "misset_beyond_a_turn": (
+        ["-misset", "360", "-720", "1e-10"],
+        ["max_I = 97.2806  at 0.000975 0.000975", "mean= 3.11119 rms= 12.7422 rmsd= 12.3551"],
+        "e8636254bcccbcc747b264b8c01c8a22ac54cd530b2ac8d8ccce24d80802afea"),
 }
+
+#: a left-handed A matrix: A_cubic.mat's rows negated (determinant < 0)
+LEFT_HANDED = ("-0.00531249 -0.00534302 -0.00657492\n-0.00018419 -0.00768595 0.00639471\n"
+               "0.00847016 -0.00351828 -0.00398474\n")
+
+
+def test_left_handed_matrix_renders_the_c_image(cli, tmp_path):
+    """A negative determinant gives a negative cell volume; the C renders a finite image
+    (printing the volume and angles negative), and so does nbnumba."""
+    (tmp_path / "left.mat").write_text(LEFT_HANDED)
+    run = cli(["-mat", "left.mat", "-default_F", "100", "-N", "5", "-detpixels", "16",
+               "-nonoise", "-nopgm", "-noprogress", "-floatfile", "f.bin"])
+    assert run.code == 0 and run.err == "", run.err
+    printed = run.out.splitlines()
+    for line in ("Unit Cell: 100 100 100 -90 -90 -90", "volume = -999999 A^3",
+                 "max_I = 97.8456  at 0.000975 0.000975",
+                 "mean= 2.2088 rms= 12.695 rmsd= 12.5006"):
+        assert line in printed, (line, run.out)
+    assert _sha256(tmp_path / "f.bin") == ("41db8e4f1b8a807459c74e8594492f0d"
+                                           "d0aa1a9823b6284e13be490b062290b5")
 
 
 @pytest.mark.parametrize("name", sorted(C_IMAGES))
@@ -132,6 +160,10 @@ REFUSED = {
                       ["parallel", "-sdet_vector"]),
     "mosaic_beyond_a_turn": (["-mosaic", "1000", "-mosaic_dom", "2"], ["-mosaic"]),
     "attenuation_depth_underflows": (["-detector_abs", "1e-310"], ["too small"]),
+    # wavelengths down to -0.25 lambda: the C renders a finite but meaningless image
+    "dispersion_beyond_200_percent": (["-dispersion", "250", "-dispsteps", "3"],
+                                      ["-dispersion 250 %", "negative"]),
+    "subnormal_distance": (["-distance", "1e-317"], ["inf sub-pixels", "-oversample"]),
 }
 
 

@@ -95,10 +95,14 @@ def test_fdump_reads_only_what_its_header_announces(tmp_path):
     from nbnumba.io import fdump
     import numpy as np
     path = tmp_path / "Fdump.bin"
-    body = np.arange(8, dtype="<f8").tobytes()
-    path.write_bytes(b"0 0 0 0 0 0\n\f" + body + b"\0" * 1000)
+    body = np.arange(1, 28, dtype="<f8").tobytes()     # h, k, l 0..1: a 3x3x3 padded grid
+    path.write_bytes(b"0 1 0 1 0 1\n\f" + body + b"\0" * 1000)
     sf = fdump.read_fdump(str(path))
-    assert sf.grid.ravel().tolist() == list(range(8))
+    values = np.arange(1, 28, dtype=float).reshape(3, 3, 3)
+    assert sf.grid.shape == (3, 3, 3)
+    assert sf.grid[:2, :2, :2].tolist() == values[:2, :2, :2].tolist()
+    # the padding slices, never read by a lookup, hold zeros as in a dump the C writes
+    assert not sf.grid[2].any() and not sf.grid[:, 2].any() and not sf.grid[:, :, 2].any()
 
 
 def test_wide_hkl_range_is_refused_when_memory_is_short(cli, tmp_path, monkeypatch):
@@ -143,7 +147,10 @@ def test_render_larger_than_memory_is_refused_before_allocating(cli, monkeypatch
     assert run.err == (
         "nbnumba: error: a render of 16000000 pixels, 1 sources and 1 crystal orientations "
         "(phi steps x mosaic domains) needs 640 MB of memory, more than the 105 MB available; "
-        "use fewer pixels (-detpixels, -roi), sources or orientations\n")
+        "use fewer pixels (-detpixels; a -roi still allocates the whole detector), sources "
+        "or orientations\n")
+    # a region of interest does not lower the estimate, and the advice does not offer it
+    assert cli(B + ["-detpixels", "4000", "-roi", "0", "9", "0", "9"]).err == run.err
 
 
 def test_available_memory_is_known_here():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbnumba_cli import manpage
-from nbnumba_cli.flags import FLAGS, GROUPS, all_names
+from nbnumba.flags import FLAGS, GROUPS, all_names
 from nbnumba_cli.parse import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def test_build_command_writes_both_files(tmp_path):
 
 def test_shipped_files_are_current():
     """docs/nbnumba.1 and docs/flags.md match the parser (regenerate with
-    ``python -m nbnumba_cli.manpage`` after changing cli/flags.py)."""
+    ``python -m nbnumba_cli.manpage`` after changing nbnumba/flags.py)."""
     assert manpage.main(["--check", "--docs", str(ROOT / "docs")]) == 0
 
 

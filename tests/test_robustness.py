@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 
 from conftest import run_cli
 from nbnumba import engine
-from nbnumba_cli.flags import FLAGS, absorption_depth, c_float, c_int
+from nbnumba.flags import FLAGS, absorption_depth, c_float, c_int
 from nbnumba.io.smv import read_smv
 
 BASE = ["-cell", "40", "40", "40", "90", "90", "90", "-default_F", "10", "-N", "2",

@@ -38,6 +38,8 @@ import stat
 import threading
 import time
 
+from ..errors import OutputError  # noqa: F401  (re-exported)
+
 
 def _default_mode():
     mask = os.umask(0)
@@ -49,10 +51,6 @@ _MODE = _default_mode()
 
 #: signals held back while renaming a set of files (delivered once the set is complete)
 DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class OutputError(OSError):
-    """An output file cannot be written. The message names the file."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,11 +9,9 @@ import contextlib
 import os
 import stat
 
+from ..errors import InputFileError  # noqa: F401  (re-exported)
+
 MiB = 1 << 20
-
-
-class InputFileError(ValueError):
-    """An input file is missing, unreadable or malformed. The message names the file."""
 
 
 def _reason(exc):

@@ -60,6 +60,15 @@ def parse_fdump(data, name=DUMP_NAME):
     if len(body) < need:
         raise InputFileError(f"{name}: truncated ({len(body)} of {need} data bytes)")
     grid = np.frombuffer(body[:need], dtype="<f8").astype(float).reshape(shape)
+    values = grid[:-1, :-1, :-1]
+    if not np.all(np.isfinite(values)):
+        index = np.unravel_index(int(np.argmax(~np.isfinite(values))), values.shape)
+        hkl = (h_min + int(index[0]), k_min + int(index[1]), l_min + int(index[2]))
+        raise InputFileError(f"{name}: structure factor of {hkl[0]} {hkl[1]} {hkl[2]} is "
+                             f"{values[index]} (a dump holds finite numbers, as HKL files "
+                             "do); delete it, or give -hkl")
+    # the padding slices are never read; they hold zeros, as in a dump the C writes
+    grid[-1, :, :] = grid[:, -1, :] = grid[:, :, -1] = 0.0
     return StructureFactors(grid=grid, h_min=h_min, k_min=k_min, l_min=l_min,
                             count=ranges[0] * ranges[1] * ranges[2])
 

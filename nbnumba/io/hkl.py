@@ -15,11 +15,8 @@ import os
 import numpy as np
 
 from .. import memory
-from ..config import StructureFactors
+from ..config import MAX_GRID_POINTS, MAX_INDEX, build_grid  # noqa: F401
 from .errors import MiB, InputFileError, read_text
-
-#: largest F grid (points, float64): 2 GB
-MAX_GRID_POINTS = 1 << 28
 
 #: largest HKL file read (bytes): about 8 million reflections of 30 characters
 MAX_FILE_BYTES = 256 * MiB
@@ -47,7 +44,7 @@ def parse_hkl(text, name="HKL file"):
         if any(x != round(x) for x in hkl):
             raise InputFileError(f"{name} line {number}: Miller indices must be integers, got "
                                  + repr(" ".join(tokens[:3])))
-        if any(abs(x) > 1e6 for x in hkl):
+        if any(abs(x) > MAX_INDEX for x in hkl):
             raise InputFileError(f"{name} line {number}: Miller index out of range")
         indices.append([int(round(x)) for x in hkl])
         values.append(numbers[3])
@@ -56,38 +53,19 @@ def parse_hkl(text, name="HKL file"):
     return np.array(indices, dtype=np.int64), np.array(values, dtype=float)
 
 
-def grid_from_reflections(hkl, F, default_F):
-    """Structure factors on a dense grid spanning the given indices.
-
-    The real part of the grid is pre-filled with ``default_F`` (the padding slices stay 0,
-    as in the C), then every reflection is stored, later duplicates winning.
-    """
-    lo = hkl.min(axis=0)
-    hi = hkl.max(axis=0)
-    ranges = hi - lo + 1
-    points = int(np.prod(ranges + 1))
-    if points > MAX_GRID_POINTS:
-        raise InputFileError(f"HKL index ranges {list(ranges)} need a grid of {points} "
-                             f"structure factors (at most {MAX_GRID_POINTS})")
-    memory.require(8 * points, "the structure-factor grid of h %d..%d, k %d..%d, l %d..%d"
-                   % (lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]),
-                   "use an HKL file with a smaller range of Miller indices", InputFileError)
-    grid = np.zeros(tuple(int(r) + 1 for r in ranges))
-    if default_F != 0.0:
-        grid[:ranges[0], :ranges[1], :ranges[2]] = default_F
-    rel = hkl - lo
-    linear = np.ravel_multi_index((rel[:, 0], rel[:, 1], rel[:, 2]), grid.shape)
-    # keep the last occurrence of each reflection (later lines replace earlier ones)
-    _, first_from_end = np.unique(linear[::-1], return_index=True)
-    last = len(linear) - 1 - first_from_end
-    grid.flat[linear[last]] = F[last]
-    return StructureFactors(grid=grid, h_min=int(lo[0]), k_min=int(lo[1]), l_min=int(lo[2]),
-                            count=len(F))
+def grid_from_reflections(hkl, F, default_F, name="HKL file", say=None):
+    """Structure factors on a dense grid spanning the given indices
+    (:func:`nbnumba.config.build_grid`; a grid too large is an :class:`InputFileError`
+    naming the file, a large one is announced through ``say`` first)."""
+    return build_grid(hkl, F, default_F, InputFileError, f"the reflections of {name}", say,
+                      "use an HKL file with a smaller range of Miller indices")
 
 
-def read_hkl(path, default_F=0.0):
+def read_hkl(path, default_F=0.0, say=None):
     """Read an ``-hkl`` file (a regular file of at most :data:`MAX_FILE_BYTES`) into
-    :class:`StructureFactors`; the memory of the parse and of the grid is checked first."""
+    :class:`StructureFactors`; the memory of the parse and of the grid is checked first.
+
+    say: callable(text) told before a large grid is allocated (default: a warning)."""
     with contextlib.suppress(OSError):
         size = os.stat(path).st_size
         if size <= MAX_FILE_BYTES:
@@ -95,4 +73,4 @@ def read_hkl(path, default_F=0.0):
                            "use a smaller HKL file", InputFileError)
     text = read_text(path, "HKL file", MAX_FILE_BYTES)
     hkl, F = parse_hkl(text, name=str(path))
-    return grid_from_reflections(hkl, F, default_F)
+    return grid_from_reflections(hkl, F, default_F, str(path), say)

@@ -24,8 +24,11 @@ MAX_FILE_BYTES = 4 * MiB
 _SEPARATORS = re.compile(r"[ \t,;:!]+")
 
 
-def parse_sources(text, name="source file"):
-    """Parse source-file text into a :class:`SourceList` (NaN for missing columns)."""
+def parse_sources(text, name="source file", empty="no sources in file"):
+    """Parse source-file text into a :class:`SourceList` (NaN for missing columns).
+
+    empty: what to say when the text holds no line of numbers (the ``-stol`` table,
+    read with the same parser, says so in its own words)."""
     rows = []
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
@@ -45,10 +48,11 @@ def parse_sources(text, name="source file"):
             values.append(value)
         rows.append(values + [np.nan] * (5 - len(values)))
     if not rows:
-        raise InputFileError(f"{name}: no sources in file")
+        raise InputFileError(f"{name}: {empty}")
     table = np.array(rows, dtype=float)
+    # any direction, as the C renders it (a source downstream of the sample too)
     return SourceList(positions=table[:, :3].copy(), weights=table[:, 3].copy(),
-                      wavelengths=table[:, 4].copy())
+                      wavelengths=table[:, 4].copy(), upstream_only=False)
 
 
 def read_sources(path):

@@ -7,11 +7,7 @@ per-pixel function (:func:`nbnumba.pixel.render_pixel`) and differ only in how p
 are mapped to threads. Importing nbnumba never imports CUDA: the CUDA back end is
 loaded on first request and raises :class:`DeviceError` when no GPU is usable.
 """
-
-
-class DeviceError(RuntimeError):
-    """The requested compute device is not available."""
-
+from ..errors import DeviceError  # noqa: F401  (re-exported)
 
 DEVICES = ("cpu", "cuda", "cuda-fast")
 

@@ -10,8 +10,8 @@ and ``-device cuda-fast`` the ``fast`` one (see :mod:`nbnumba.kernels.cuda`).
 """
 import numpy as np
 
-from . import DeviceError
 from .. import _jit
+from ..errors import DeviceError
 
 _INSTALL_HINT = "pip install 'nbnumba[cuda]'"
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..config import SimulationConfig
 from ..constants import RTD
+from ..errors import NbnumbaError
 
 #: derived seeds lie in [1, SEED_LIMIT]: positive ``-seed`` values the C's generator
 #: (Park-Miller, modulus 2^31 - 1) accepts as they are
@@ -31,7 +32,7 @@ _SECTIONS = ("beam", "detector", "crystal", "render")
 _SEED_KEY = "seed"
 
 
-class SeriesError(Exception):
+class SeriesError(NbnumbaError):
     """A frame set that cannot be run (bad template, bad override, no frames ...)."""
 
 

@@ -444,7 +444,7 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
 def _open_record(frameset, template, resume, flags):
     """(run record, noise seed, base, frame key function) of a series about to be
     written; with ``resume``, :class:`SeriesError` if the run on disk is another one."""
-    from .. import __version__
+    from .._version import __version__
     seed = _resolve_seed(frameset)
     base = _fixed_base(frameset.base)
 

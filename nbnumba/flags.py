@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
-from nbnumba.config import SimulationConfig
-from nbnumba.constants import HC_EV_ANGSTROM, RTD
-from nbnumba.kernels import DEVICES
+from .config import SimulationConfig
+from .constants import HC_EV_ANGSTROM, RTD
+from .kernels import DEVICES
 
 # ---------------------------------------------------------------------------------------
 # value converters (argparse ``type=``): strict, with a clear message on bad input
@@ -651,3 +651,27 @@ flag("-xds_inp", "nbnumba", "also write an XDS.INP for the -intfile image (a rot
 def all_names():
     """Every accepted flag string, aliases included."""
     return [n for f in FLAGS for n in f.names]
+
+
+#: the unit of each plausibility-checked field as its flag takes it: field name ->
+#: (flag, unit, factor from the field's SI unit), so that an implausible flag value is
+#: reported in the flag's own unit (:func:`nbnumba.config.check_units`)
+_MM, _DEG = 1e3, RTD
+FLAG_UNITS = {
+    "wavelength": ("-lambda", "Angstrom", 1e10), "dispersion": ("-dispersion", "%", 100.0,
+                   "above 200 % the shortest wavelength, lambda (1 - dispersion/2), is negative"),
+    "hdiv_range": ("-hdivrange", "mrad", 1e3), "vdiv_range": ("-vdivrange", "mrad", 1e3),
+    "hdiv_step": ("-hdivstep", "mrad", 1e3), "vdiv_step": ("-vdivstep", "mrad", 1e3),
+    "beam_size": ("-beamsize", "mm", _MM), "pixel_size": ("-pixel", "mm", _MM),
+    "size_f": ("-detsize_f", "mm", _MM), "size_s": ("-detsize_s", "mm", _MM),
+    "distance": ("-distance", "mm", _MM), "close_distance": ("-close_distance", "mm", _MM),
+    "xbeam": ("-Xbeam", "mm", _MM), "ybeam": ("-Ybeam", "mm", _MM),
+    "xclose": ("-Xclose", "mm", _MM), "yclose": ("-Yclose", "mm", _MM),
+    "rotx": ("-detector_rotx", "degrees", _DEG), "roty": ("-detector_roty", "degrees", _DEG),
+    "rotz": ("-detector_rotz", "degrees", _DEG), "twotheta": ("-twotheta", "degrees", _DEG),
+    "thickness": ("-detector_thick", "um", 1e6), "sample_size": ("-xtalsize", "mm", _MM),
+    "mosaic_spread": ("-mosaic", "degrees", _DEG), "osc": ("-osc", "degrees", _DEG),
+    "phi_step": ("-phistep", "degrees", _DEG), "dmin": ("-dmin", "Angstrom", 1e10),
+    "water_size": ("-water", "um", 1e6),
+    "cell_edge": ("-cell", "Angstrom", 1.0, "cell edges are in Angstrom (1 nm = 10 Angstrom)"), "cell_angle": ("-cell", "degrees", _DEG),
+}

@@ -1,0 +1,258 @@
+"""The C program's command line -> configuration, with the C's precedence rules.
+
+1. argparse checks every flag (exact names only, from the table of :mod:`nbnumba.flags`)
+   and converts the values;
+2. the headers of ``-mask`` and then ``-img`` supply defaults (so the image header wins
+   over the mask's, and every flag wins over both, except that a header's
+   ``CLOSE_DISTANCE`` decides the distance even after ``-distance``, as in the C: a note
+   in ``state.notes`` says so);
+3. the flags are applied in command-line order (later ones override earlier ones);
+4. input files are read: ``-hkl`` (or, when asked, ``Fdump.bin`` in the current
+   directory when ``-hkl`` is absent, as the C does), ``-mat``, ``-sourcefile``,
+   ``-stol``.
+
+A flag problem is raised as :class:`~nbnumba.errors.FlagError` (a ``ConfigError``), a
+file problem as :class:`~nbnumba.errors.InputFileError`; both are one line, in the
+flags' units (mm, degrees, Angstrom).
+"""
+import argparse
+import difflib
+import os
+import re
+
+from ._version import __version__
+from .constants import RTD
+from .errors import FlagError
+from .config import check_units
+from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
+from .io import fdump, hkl, matrix, smv, sourcefile
+from .io.errors import read_text
+
+PROG = "nbnumba"
+DESCRIPTION = ("Simulate X-ray diffraction images of nanocrystals, image for image the same "
+               "as the nanoBragg C program, from the same command line.")
+EPILOG = ("Angles are in degrees, lengths in mm unless stated. Later flags override earlier "
+          "ones. Exit status 0 on success, 9 on any error (as the C program).")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with exact matching of single-dash flags and one-line errors."""
+
+    def error(self, message):
+        raise FlagError(message)
+
+    def _get_option_tuples(self, option_string):
+        # argparse matches single-dash options by prefix (and splits off glued values)
+        # even with allow_abbrev=False; every flag here must be spelled out exactly
+        return []
+
+
+class _Ordered(argparse.Action):
+    """Record (flag, values) in command-line order; applied after parsing."""
+
+    def __init__(self, option_strings, dest, flag=None, **kwargs):
+        self.flag = flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None:
+            values = []
+        elif not isinstance(values, list):
+            values = [values]
+        namespace.ordered.append((self.flag, values, option_string))
+
+
+# negative numbers (also with exponents) are values, never flags
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def build_parser(add_options=None, add_general=None):
+    """The argparse parser of every C flag (exact matching).
+
+    add_general: optional callable(group) that adds options to the "General" group
+    (which holds ``-h`` and ``--version``); add_options: optional callable(parser) run
+    last, with which another command adds its own options (and may change
+    ``prog``/``description``).
+    """
+    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG, add_help=False,
+                     allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser._negative_number_matcher = _NEGATIVE_NUMBER
+    general = parser.add_argument_group("General")
+    general.add_argument("-h", "--help", action="help", help="show this help and exit")
+    general.add_argument("--version", action="version", version=f"{PROG} {__version__}",
+                         help="show the version and exit")
+    if add_general is not None:
+        add_general(general)
+    groups = {key: parser.add_argument_group(title) for key, title in GROUPS}
+    for f in FLAGS:
+        groups[f.group].add_argument(
+            *f.names, dest=f.names[0].lstrip("-"), action=_Ordered, flag=f, type=f.kind,
+            nargs=f.nargs if f.nargs != 1 else None, metavar=f.metavar or None, help=f.help,
+            default=argparse.SUPPRESS)
+    if add_options is not None:
+        add_options(parser)
+    return parser
+
+
+def _unknown(extras):
+    for token in extras:
+        if token.startswith("-"):
+            close = difflib.get_close_matches(token, all_names(), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"unknown flag {token!r}{hint}"
+    return f"unexpected argument '{extras[0]}' (values must follow their flag)"
+
+
+def _ingest_header(state, path, is_mask):
+    """Apply an SMV header's values (the C reads the mask's, then the image's)."""
+    what = "mask" if is_mask else "header image"
+    image = smv.read_smv(path, what)
+    det = state.config.detector
+    xtal = state.config.crystal
+    det.fpixels, det.spixels = image.width, image.height
+    value = image.value
+    if value("PIXEL_SIZE") is not None:
+        det.pixel_size = value("PIXEL_SIZE") / 1000.0
+    det.size_f = det.pixel_size * det.fpixels
+    det.size_s = det.pixel_size * det.spixels
+    if value("DISTANCE") is not None:
+        det.distance = value("DISTANCE") / 1000.0
+    if value("CLOSE_DISTANCE") is not None:
+        det.close_distance = value("CLOSE_DISTANCE") / 1000.0
+    if value("WAVELENGTH") is not None:
+        state.config.beam.wavelength = value("WAVELENGTH") / 1e10
+    if value("BEAM_CENTER_X") is not None:
+        det.xbeam = value("BEAM_CENTER_X") / 1000.0
+    if value("BEAM_CENTER_Y") is not None:
+        y = value("BEAM_CENTER_Y") / 1000.0
+        det.ybeam = det.size_s - y if is_mask else y
+    if value("ORGX") is not None:
+        det.orgx = value("ORGX")
+    if value("ORGY") is not None:
+        det.orgy = value("ORGY")
+    if value("PHI") is not None:
+        xtal.phi0 = value("PHI") / RTD
+    if value("OSC_RANGE") is not None:
+        xtal.osc = value("OSC_RANGE") / RTD
+    if is_mask:
+        state.config.render.mask = image.data.reshape(image.height, image.width)
+    return image
+
+
+def parse_arguments(argv, add_options=None, add_general=None):
+    """Parse and apply the flags; returns the :class:`~nbnumba.flags.ParseState` (no
+    input file read yet, except the ``-mask``/``-img`` headers).
+
+    add_options, add_general: see :func:`build_parser`; the values of the options they
+    add are left on ``state.options`` (the argparse namespace).
+    """
+    argv = list(argv) if not isinstance(argv, str) else None
+    if argv is None or not all(isinstance(a, str) for a in argv):
+        raise FlagError("the arguments must be a list of strings, as on a command line "
+                        "(e.g. ['-distance', '100'])")
+    parser = build_parser(add_options, add_general)
+    namespace = argparse.Namespace(ordered=[])
+    namespace, extras = parser.parse_known_args(argv, namespace)
+    if extras:
+        raise FlagError(_unknown(extras))
+    state = ParseState()
+    state.options = namespace
+    ordered = namespace.ordered
+    masks = [v[0] for f, v, _ in ordered if f.names[0] == "-mask"]
+    imgs = [v[0] for f, v, _ in ordered if f.names[0] == "-img"]
+    header_close = None
+    for paths, is_mask in ((masks, True), (imgs, False)):
+        if paths:
+            _ingest_header(state, paths[-1], is_mask)
+            if state.config.detector.close_distance is not None:
+                header_close = ("-mask" if is_mask else "-img", paths[-1])
+    for f, values, option in ordered:
+        try:
+            f.apply(state, values)
+        except FlagError:
+            raise
+        except ValueError as exc:
+            raise FlagError(f"argument {option}: {exc}") from None
+    if header_close is not None:
+        _note_header_close_distance(state, ordered, *header_close)
+    return state
+
+
+def _note_header_close_distance(state, ordered, flag, path):
+    """Note when a header's CLOSE_DISTANCE wins over an explicit -distance (the C's rule:
+    a close distance, from a header or -close_distance, always decides the distance)."""
+    given = {f.names[0]: values for f, values, _ in ordered}
+    if "-distance" not in given or "-close_distance" in given:
+        return
+    close_mm = state.config.detector.close_distance * 1000.0
+    state.notes.append(f"note: the {flag} header's CLOSE_DISTANCE ({close_mm:g} mm, {path}) "
+                       f"wins over -distance {given['-distance'][0]:g} (as in the C); give "
+                       "-close_distance instead")
+
+
+def load_inputs(state, cwd=".", read_fdump=False, say=None):
+    """Read the input files the flags name and finish the configuration.
+
+    read_fdump: without ``-hkl``, read ``Fdump.bin`` from ``cwd`` when it exists (what
+    the C program and the ``nbnumba`` command do); off by default, so that a library
+    call never depends on a file left in the working directory.
+    say: callable(text) told before a large structure-factor grid is allocated
+    (default: a ``warnings.warn``).
+    Returns the structure-factor source used: "hkl", "fdump", or "default".
+    """
+    cfg = state.config
+    xtal = cfg.crystal
+    if state.user_cell:
+        xtal.cell = tuple(state.cell)
+    if state.mat_file is None and (xtal.cell is None or xtal.cell[0] == 0.0):
+        raise FlagError("no unit cell: give -cell a b c alpha beta gamma or -mat FILE")
+    # implausible values said in the flags' units (the library's own check speaks SI)
+    check_units(cfg, FLAG_UNITS)
+    if state.mat_file is not None:
+        xtal.a_matrix = matrix.read_matrix(state.mat_file)
+    if state.source_file is not None:
+        cfg.beam.sources = sourcefile.read_sources(state.source_file)
+    if state.stol_file is not None:
+        sourcefile.parse_sources(read_text(state.stol_file, "scattering table",
+                                           sourcefile.MAX_FILE_BYTES), name=state.stol_file,
+                                 empty="the scattering table (-stol) holds no line of numbers")
+    if state.hkl_file is not None:
+        xtal.structure_factors = hkl.read_hkl(state.hkl_file, xtal.default_F, say)
+        return "hkl"
+    dump = os.path.join(cwd, fdump.DUMP_NAME)
+    if read_fdump and os.path.exists(dump):
+        xtal.structure_factors = fdump.read_fdump(dump)
+        return "fdump"
+    if xtal.default_F == 0.0:
+        where = ("and no Fdump.bin in the current directory" if read_fdump else
+                 "or config_from_args(..., read_fdump=True) to read ./Fdump.bin as the "
+                 "nbnumba command does")
+        raise FlagError(f"no structure factors: give -hkl FILE or -default_F F ({where})")
+    return "default"
+
+
+def config_from_args(argv, cwd=".", read_fdump=False):
+    """(SimulationConfig, OutputOptions) from the C program's command-line flags.
+
+    argv: the flags as a list of strings (without the program name), in the C's units
+    (mm, degrees, Angstrom, keV ...), converted to the configuration's (SI) exactly as
+    the C converts them. Reads the files the flags name (``-hkl``, ``-mat``,
+    ``-sourcefile``, ``-img``, ``-mask``; relative names from the working directory).
+    cwd: where to look for ``Fdump.bin``; read_fdump: without ``-hkl``, read
+    ``cwd/Fdump.bin`` if there is one, as the C program does (default False: the
+    configuration depends on the arguments alone).
+
+    Raises :class:`~nbnumba.errors.FlagError` (a ``ConfigError``) for a bad flag and
+    :class:`~nbnumba.errors.InputFileError` for a bad file.
+    """
+    for token in argv if isinstance(argv, (list, tuple)) else ():
+        if token in ("-h", "--help", "--version"):
+            raise FlagError(f"{token} is an option of the nbnumba command (it prints and "
+                            "exits), not a configuration flag")
+    state = parse_arguments(argv)
+    load_inputs(state, cwd, read_fdump=read_fdump)
+    return state.config, state.out
+
+
+__all__ = ["FlagError", "build_parser", "parse_arguments", "load_inputs", "config_from_args",
+           "OutputOptions", "ParseState", "PROG", "DESCRIPTION", "EPILOG"]
