@@ -4,12 +4,12 @@ Parses the C program's flags, renders the image, prints the C's summary and stat
 lines and writes the same files (float, SMV, PGM, noise, Fdump.bin). Errors are one line
 on stderr with exit status 9; no output file is written or replaced by a failed run.
 """
-import functools
 import os
 import sys
 import time
 
 from nbnumba import _jit, engine, output
+from nbnumba.progress import ProgressMeter, expected_seconds
 from nbnumba.io import fdump
 from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
@@ -18,9 +18,7 @@ from nbnumba.kernels import DeviceError
 from . import report, truth
 from .console import ConsoleStream, failure_note, flush_quietly, sigterm_as_interrupt
 from .entry import error, run_guarded, say_error, version
-from .interruptible import call_interruptibly
 from .parse import CliError, load_inputs, parse_arguments
-from .progress import ProgressMeter, render_plan
 
 
 def _outputs(out):
@@ -69,9 +67,13 @@ def _run(argv, stdout):
             except OutputError:
                 say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
         stdout.flush()
-        block_rows, expected_seconds = render_plan(setup, _thread_count(state.threads))
-        meter = ProgressMeter(expected_seconds=expected_seconds) if out.progress else None
-        result = _render(setup, state, meter, block_rows)
+        meter = None
+        if out.progress:
+            meter = ProgressMeter(expected_seconds=expected_seconds(
+                setup, _thread_count(state.threads)))
+        # one kernel call; Ctrl-C and SIGTERM stop it within a second (nbnumba.running)
+        result = engine.render(setup, device=state.device, threads=state.threads,
+                               progress=meter)
         if result.interpolation_switch is not None:
             say(result.interpolation_switch.warning())
         if out.printout:
@@ -96,16 +98,6 @@ def _run(argv, stdout):
         return error("nbnumba", "not enough memory for this image")
     finally:
         files.discard()
-
-
-def _render(setup, state, meter, block_rows):
-    """The render of ``setup``; on the CPU in a worker thread, so that a signal stops the
-    command at once even inside a long kernel call (:mod:`.interruptible`)."""
-    render = functools.partial(engine.render, setup, device=state.device,
-                               threads=state.threads, block_rows=block_rows)
-    if state.device != "cpu":
-        return render(progress=meter)
-    return call_interruptibly(render, meter)
 
 
 def _write_outputs(result, out, files, say):

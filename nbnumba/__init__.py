@@ -19,9 +19,12 @@ afterwards.
 """
 from .config import (BeamConfig, ConfigError, CrystalConfig, DetectorConfig, RenderConfig,
                      SimulationConfig, SourceList, StructureFactors, check_units)
+from .compilecache import CompileWarning
 from .engine import Result, Setup, prepare, render, simulate
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
+
+from .precompile import compile  # noqa: A004 (the library's ahead-of-time compile)
 
 __version__ = "0.1.0"
 
@@ -39,7 +42,7 @@ def config_from_args(argv, cwd="."):
 
 __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "SimulationConfig",
            "SourceList", "StructureFactors", "ConfigError", "check_units", "Result", "Setup",
-           "prepare", "render", "simulate", "config_from_args",
+           "prepare", "render", "simulate", "config_from_args", "compile", "CompileWarning",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",
            "make_pgm", "smv_header", "write_float_image", "write_pgm", "write_smv_image",
            "__version__"]
