@@ -49,6 +49,9 @@ def run_kernel(call, control, total, reporter=None, watch=None):
     An exception of ``call`` is raised again here.
     """
     outcome = {}
+    # an Event rather than Thread.join: a join interrupted by KeyboardInterrupt can leave
+    # the Thread object reporting a running thread as finished (CPython 3.11)
+    finished = threading.Event()
 
     def work():
         try:
@@ -59,12 +62,13 @@ def run_kernel(call, control, total, reporter=None, watch=None):
                 outcome["value"] = call()
         except BaseException as exc:  # handed to the calling thread
             outcome["error"] = exc
+        finally:
+            finished.set()
 
     worker = threading.Thread(target=work, name="nbnumba-render", daemon=True)
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(POLL_SECONDS)
+        while not finished.wait(POLL_SECONDS):
             if reporter is not None:
                 since = watch.compiling_since if watch is not None else None
                 if since is not None:
@@ -73,7 +77,7 @@ def run_kernel(call, control, total, reporter=None, watch=None):
                     reporter.update(int(control[rowqueue.DONE]), total)
     except BaseException:
         control[rowqueue.STOP] = 1
-        worker.join(STOP_WAIT_SECONDS)
+        finished.wait(STOP_WAIT_SECONDS)
         raise
     if "error" in outcome:
         raise outcome["error"]
