@@ -239,15 +239,15 @@ def announce_compiles(prog="nbnumba", stream=None):
 
 
 def _caller_location():
-    """(filename, line number, module globals) of the innermost frame outside nbnumba
+    """(filename, line number) of the innermost frame outside nbnumba
     (and outside ``contextlib``, through which the library enters this)."""
     frame = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__", "") or ""
         if not (name in ("nbnumba", "contextlib") or name.startswith("nbnumba.")):
-            return frame.f_code.co_filename, frame.f_lineno, frame.f_globals
+            return frame.f_code.co_filename, frame.f_lineno
         frame = frame.f_back
-    return "nbnumba", 0, None
+    return "nbnumba", 0
 
 
 def active_watch():
@@ -268,7 +268,7 @@ def library_notice():
     if outer is not None:
         yield outer
         return
-    filename, lineno, module_globals = _caller_location()
+    filename, lineno = _caller_location()
     said = []
 
     def warn(dispatcher):
@@ -276,8 +276,7 @@ def library_notice():
             return
         said.append(True)
         message = "nbnumba: " + compile_notice(dispatcher, ahead="nbnumba.compile()")
-        warnings.warn_explicit(message, CompileWarning, filename, lineno,
-                               module_globals=module_globals)
+        warnings.warn_explicit(message, CompileWarning, filename, lineno)
 
     with CompileWatch(on_start=warn) as watch:
         _local.watch = watch
