@@ -100,9 +100,14 @@ def _kernel_table():
             for name, entry in cpu_backend.VARIANTS.items()]
 
 
+#: the input files the variants name, found in the scratch folder
+INPUTS = ("grid.hkl", "two_sources.txt", "mask.img")
+
+
 def _render_variant(argv, folder):
     """Render one variant as the ``nbnumba`` command would (without writing it)."""
     from . import config_from_args, diagnostics, engine, output
+    argv = [os.path.join(folder, a) if a in INPUTS else a for a in argv]
     config, out = config_from_args(argv, cwd=folder)
     result = engine.simulate(config)
     ints = output.make_int_image(result, out.int_scale, out.adc)

@@ -25,13 +25,16 @@ class StatusLine:
     def __init__(self, stream=None):
         self.stream = stream if stream is not None else sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._width = 0          # length of the text on the terminal's line
 
     def show(self, text, final=False):
         """Replace the line with ``text`` (on a terminal), else append it; ``final`` ends it.
         A stream that cannot be written is ignored."""
         try:
-            if self.tty:
-                self.stream.write("\r" + text + ("\n" if final else ""))
+            if self.tty:  # spaces over the rest of a longer previous text
+                padded = text.ljust(self._width)
+                self._width = 0 if final else len(text)
+                self.stream.write("\r" + padded + ("\n" if final else ""))
             else:
                 self.stream.write(text + "\n")
             self.stream.flush()
@@ -105,7 +108,7 @@ class ProgressMeter:
         self._compile_text = text
         if due:
             self.last = now
-            self.line.show(text + (" " * 8 if self.line.tty else ""))
+            self.line.show(text)
 
     def rendering(self, compile_seconds=0.0):
         """Rendering (re)starts after ``compile_seconds`` (s) of compiling: the rate clock

@@ -67,7 +67,7 @@ def test_two_threads_render_at_once_under_the_workqueue_layer(tmp_path):
     assert run.stdout.split() == ["workqueue", "True"], run.stdout
 
 
-def test_solid_angle_line_is_the_cs_running_total_in_raster_order(tmp_path):
+def test_solid_angle_line_is_the_cs_running_total_in_raster_order(tmp_path, monkeypatch):
     """The C (run single-threaded, as for the golden files) adds each sub-pixel's solid
     angle to one running total in raster order; summing per row and then the rows gives
     0.000360938 here. The C's line for these flags (OMP_NUM_THREADS=1):"""
@@ -75,7 +75,7 @@ def test_solid_angle_line_is_the_cs_running_total_in_raster_order(tmp_path):
     from nbnumba_cli.main import run
     import io
     out = io.StringIO()
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     code = run(CELL[:-2] + ["-curved_det", "-pixel", "0.125", "-distance", "100",
                             "-detpixels_f", "21", "-detpixels_s", "11", "-oversample", "3",
                             "-nonoise", "-nopgm", "-noprogress"], stdout=out)
