@@ -180,9 +180,10 @@ def _check_count(value, what, limit=sampling.MAX_STEPS):
                           "check the step sizes and counts")
 
 
-#: memory per detector pixel (bytes): float image, integer, noise and PGM images and the
-#: temporaries of scaling them and of the statistics
-BYTES_PER_PIXEL = 40
+#: memory per detector pixel (bytes): float image, integer, noise and PGM images, the
+#: temporaries of scaling them and of the statistics, and the solid angle of each pixel
+#: (float64) that the kernels keep for the C's raster-order sum
+BYTES_PER_PIXEL = 48
 
 #: memory per crystal orientation (phi step x mosaic domain; bytes): the mosaic
 #: rotations, the orientation table and its transposed copy for the kernels (9 float64

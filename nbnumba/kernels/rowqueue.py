@@ -12,9 +12,12 @@ calling Python thread:
   thread reads it (an atomic load, never hoisted out of the loop) before taking a row,
   so a kernel stops within one row.
 
-The atomics are LLVM's ``atomicrmw``/``load atomic`` on the array's memory.
+The atomics are LLVM's ``atomicrmw``/``load atomic`` on the array's memory (plain
+array operations when numba's JIT is disabled, ``NUMBA_DISABLE_JIT=1``, where the
+kernels run as Python in one thread).
 """
 import numpy as np
+from numba import config
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
@@ -59,6 +62,16 @@ def _load(typingctx, array, index):
         ptr = _element_pointer(context, builder, signature.args[0], args[0], args[1])
         return builder.load_atomic(ptr, "acquire", 8)
     return sig, codegen
+
+
+if config.DISABLE_JIT:  # the kernels are plain Python: plain array operations suffice
+    def _fetch_add(array, index, value):  # noqa: F811
+        old = int(array[index])
+        array[index] += value
+        return old
+
+    def _load(array, index):  # noqa: F811
+        return int(array[index])
 
 
 @_jit.inline
