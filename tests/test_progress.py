@@ -221,3 +221,32 @@ def test_a_long_render_shows_the_meter_when_rendering_starts(cli):
     lines = [line for line in res.err.splitlines() if "done" in line]
     assert lines[0].startswith("  0% done, 0:00 elapsed")
     assert lines[-1].startswith("100% done")
+
+
+def test_a_cold_command_shows_compiling_as_the_meters_state_after_the_banner(tmp_path):
+    """With an empty cache the meter's first state, after the set-up lines, is the
+    compile (the process is stopped once it is there)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    out = open(tmp_path / "stdout.txt", "w")
+    run = subprocess.Popen([sys.executable, "-m", "nbnumba_cli.main", "-cell", "100", "100",
+                            "100", "90", "90", "90", "-default_F", "100", "-N", "2",
+                            "-detpixels", "4", "-nopgm", "-nonoise", "-seed", "1"],
+                           cwd=tmp_path, env=env, stdout=out, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("compiling the kernel")):
+            line = run.stderr.readline()
+            assert line, "no compile state: %s" % lines
+            lines.append(line)
+        banner = (tmp_path / "stdout.txt").read_text()
+    finally:
+        run.kill()
+        run.wait()
+        out.close()
+    assert lines[-1].startswith("compiling the kernel (once per machine) ... 0:0"), lines
+    assert "nanoBragg-compatible diffraction simulator" in banner
+    assert not any("% done" in line for line in lines)
