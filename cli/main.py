@@ -9,7 +9,7 @@ import sys
 import time
 
 from nbnumba import _jit, engine, output
-from nbnumba.progress import ProgressMeter, expected_seconds
+from nbnumba.progress import ProgressMeter
 from nbnumba.io import fdump
 from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
@@ -69,7 +69,7 @@ def _run(argv, stdout):
         stdout.flush()
         meter = None
         if out.progress:
-            meter = ProgressMeter(expected_seconds=expected_seconds(
+            meter = ProgressMeter(expected_seconds=engine.planned_seconds(
                 setup, _thread_count(state.threads)))
         # one kernel call; Ctrl-C and SIGTERM stop it within a second (nbnumba.running)
         result = engine.render(setup, device=state.device, threads=state.threads,

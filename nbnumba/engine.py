@@ -451,6 +451,22 @@ def _settled_unit(v):
     return v
 
 
+def evaluations_per_pixel(setup: Setup):
+    """Inner-loop evaluations of one pixel: sub-pixels x sensor layers x sources x phi
+    steps x mosaic domains."""
+    return (setup.oversample ** 2 * max(setup.layers, 1) * len(setup.sources.wavelengths)
+            * max(setup.phi_steps, 1) * max(setup.mosaic_domains, 1))
+
+
+def planned_seconds(setup: Setup, threads):
+    """Upper estimate (s) of rendering ``setup`` on ``threads`` threads (the progress
+    meter's first line; :func:`nbnumba.progress.expected_seconds`)."""
+    from .progress import expected_seconds
+    row0, row1, col0, col1 = region_rows(setup)
+    return expected_seconds((row1 - row0) * (col1 - col0), evaluations_per_pixel(setup),
+                            threads)
+
+
 def region_rows(setup: Setup):
     """(row_start, row_stop, col_start, col_stop) of the ROI clipped to the detector."""
     xmin, xmax, ymin, ymax = setup.roi
@@ -505,9 +521,9 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, libm_sine=Fa
     """
     from . import running
     from .kernels import get_backend, rowqueue
-    from .progress import expected_seconds, reporter
+    from .progress import reporter
     n_threads = _thread_count(threads)
-    report = reporter(progress, expected=(expected_seconds(setup, n_threads)
+    report = reporter(progress, expected=(planned_seconds(setup, n_threads)
                                           if progress is True else None))
     backend = get_backend(device)
     fp = setup.fpixels

@@ -50,20 +50,11 @@ PLANNING_RATE = 4.0e6
 COMPILING = "compiling the kernel (once per machine) ..."
 
 
-def evaluations_per_pixel(setup):
-    """Inner-loop evaluations of one pixel: sub-pixels x sensor layers x sources x phi
-    steps x mosaic domains."""
-    return (setup.oversample ** 2 * max(setup.layers, 1) * len(setup.sources.wavelengths)
-            * max(setup.phi_steps, 1) * max(setup.mosaic_domains, 1))
-
-
-def expected_seconds(setup, threads):
-    """Upper estimate (s) of how long rendering ``setup`` takes on ``threads`` threads, at
-    :data:`PLANNING_RATE` evaluations per second and thread (compiling not included)."""
-    from .engine import region_rows
-    row0, row1, col0, col1 = region_rows(setup)
-    per_row = max((col1 - col0) * evaluations_per_pixel(setup), 1)
-    return (row1 - row0) * per_row / (PLANNING_RATE * max(int(threads), 1))
+def expected_seconds(pixels, per_pixel, threads):
+    """Upper estimate (s) of how long rendering ``pixels`` pixels of ``per_pixel``
+    evaluations each takes on ``threads`` threads, at :data:`PLANNING_RATE` evaluations
+    per second and thread (compiling not included)."""
+    return pixels * max(per_pixel, 1) / (PLANNING_RATE * max(int(threads), 1))
 
 
 class ProgressMeter:
