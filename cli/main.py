@@ -4,13 +4,13 @@ Parses the C program's flags, renders the image, prints the C's summary and stat
 lines and writes the same files (float, SMV, PGM, noise, Fdump.bin). Errors are one line
 on stderr with exit status 9; no output file is written or replaced by a failed run.
 """
-import functools
 import os
 import sys
 import time
 
 from nbnumba import _jit, engine, output
 from nbnumba.errors import NbnumbaError
+from nbnumba.progress import ProgressMeter
 from nbnumba.io import fdump
 from nbnumba.io.atomic import FileSet, OutputError, check_distinct
 
@@ -18,9 +18,7 @@ from . import report, truth
 from .console import (ConsoleStream, failure_note, flush_quietly,
                       reopen_closed_standard_streams, sigterm_as_interrupt)
 from .guard import error, run_guarded, say_error, version
-from .interruptible import call_interruptibly
 from .parse import load_inputs, parse_arguments
-from .progress import ProgressMeter, render_plan
 
 
 def _outputs(out, sf_source=None):
@@ -54,7 +52,7 @@ def _run(argv, stdout):
         state = parse_arguments(argv)
         if state.options.compile:
             from .precompile import compile_all
-            return compile_all("nbnumba", run=run)
+            return compile_all("nbnumba")
         notes = state.notes
         # ./Fdump.bin is read without -hkl, as the C reads it
         sf_source = load_inputs(state, read_fdump=True, say=_large_grid_note)
@@ -80,9 +78,13 @@ def _run(argv, stdout):
             except OutputError:
                 say("WARNING: unable to open dump file: %s" % fdump.DUMP_NAME)
         stdout.flush()
-        block_rows, expected_seconds = render_plan(setup, _thread_count(state.threads))
-        meter = ProgressMeter(expected_seconds=expected_seconds) if out.progress else None
-        result = _render(setup, state, meter, block_rows)
+        meter = None
+        if out.progress:
+            meter = ProgressMeter(expected_seconds=engine.planned_seconds(
+                setup, _thread_count(state.threads)))
+        # one kernel call; Ctrl-C and SIGTERM stop it within a second (nbnumba.running)
+        result = engine.render(setup, device=state.device, threads=state.threads,
+                               progress=meter)
         if result.interpolation_switch is not None:
             say(result.interpolation_switch.warning())
         if out.printout:
@@ -113,16 +115,6 @@ def _large_grid_note(text):
     """Say before allocating it that an HKL file asks for a large grid (which the C also
     writes to Fdump.bin)."""
     say_error("nbnumba: note: %s, and written to %s as the C does\n" % (text, fdump.DUMP_NAME))
-
-
-def _render(setup, state, meter, block_rows):
-    """The render of ``setup``; on the CPU in a worker thread, so that a signal stops the
-    command at once even inside a long kernel call (:mod:`.interruptible`)."""
-    render = functools.partial(engine.render, setup, device=state.device,
-                               threads=state.threads, block_rows=block_rows)
-    if state.device != "cpu":
-        return render(progress=meter)
-    return call_interruptibly(render, meter)
 
 
 def _write_outputs(result, out, files, say):

@@ -178,9 +178,8 @@ def run(argv, stdout=None):
         state = parse_arguments(argv, add_options=add_series_options)
         opts = state.options
         if opts.compile:
-            from .main import run as render_one
             from .precompile import compile_all
-            return compile_all(PROG, run=render_one)
+            return compile_all(PROG)
         load_inputs(state, read_fdump=True,   # ./Fdump.bin, as the nbnumba command reads it
                     say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
         out = state.out

@@ -28,15 +28,18 @@ from ._version import __version__
 from .cmdline import config_from_args
 from .config import (BeamConfig, CrystalConfig, DetectorConfig, RenderConfig, SimulationConfig,
                      SourceList, StructureFactors, check_units)
+from .compilecache import CompileWarning
 from .engine import Result, Setup, prepare, render, simulate
 from .errors import (ConfigError, DeviceError, FlagError, InputFileError, NbnumbaError,
                      OutputError)
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
 
+from .precompile import compile  # noqa: A004 (the library's ahead-of-time compile)
+
 __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "SimulationConfig",
            "SourceList", "StructureFactors", "check_units", "Result", "Setup",
-           "prepare", "render", "simulate", "config_from_args",
+           "prepare", "render", "simulate", "config_from_args", "compile", "CompileWarning",
            "NbnumbaError", "ConfigError", "FlagError", "InputFileError", "OutputError",
            "DeviceError",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",

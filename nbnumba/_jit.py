@@ -11,7 +11,7 @@ Physics modules say *what* to compile; this module says *how*:
   statistics), cached;
 * ``parallel`` — the ``prange`` kernels, cached. They release the GIL while they run
   (``nogil``), so that a render in a worker thread leaves the main thread free to handle
-  Ctrl-C and SIGTERM (see :mod:`nbnumba_cli.interruptible`); ``nogil`` changes only the
+  Ctrl-C and SIGTERM (see :mod:`nbnumba.running`); ``nogil`` changes only the
   entry wrapper, not the generated arithmetic.
 
 ``fastmath`` is deliberately off everywhere: its ``nnan``/``ninf``/``reassoc`` flags

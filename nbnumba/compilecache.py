@@ -12,12 +12,24 @@ CPU and the function's bytecode). This module
   :func:`announce_compiles`);
 * tells whether a function has a cache entry for this machine (:func:`cached_here`).
 
-Compiling every variant ahead of time is the ``nbnumba --compile`` command
-(:mod:`nbnumba_cli.precompile`), which renders tiny images through these hooks.
+Compiling every variant ahead of time is :func:`nbnumba.compile` (the ``nbnumba
+--compile`` command), which renders tiny images through these hooks.
+
+This module sits below the kernels and never imports them: the engine registers a
+callback that lists the rendering kernels (:func:`register_kernels`).
 """
 import contextlib
 import sys
+import threading
 import time
+import warnings
+
+
+class CompileWarning(UserWarning):
+    """Issued once when a call of the library is about to compile nbnumba's code
+    (numba's cache has no entry for this machine): the call takes a minute or so longer.
+    Silence it with ``warnings.filterwarnings("ignore", category=nbnumba.CompileWarning)``.
+    """
 
 #: rough cold compile time of one rendering kernel (a ``prange`` kernel with the whole
 #: pixel loop nest inlined), seconds on one core of a 2-core x86-64 machine; the
@@ -26,6 +38,16 @@ KERNEL_COMPILE_SECONDS = 60.0
 
 _cache_problem = None
 _silenced = [0]          # > 0: announce_compiles says nothing (ahead-of-time compiling)
+_announcing = [0]        # > 0: a command's announce_compiles is active (no warning then)
+_kernel_lister = [None]  # callable -> the rendering kernels' dispatchers (the engine's)
+_local = threading.local()
+
+
+def register_kernels(lister):
+    """Register ``lister``: a callable returning the dispatchers of the rendering
+    kernels (imported on demand), so that :func:`compile_notice` can tell whether they
+    are cached without this module importing the kernels."""
+    _kernel_lister[0] = lister
 
 
 def record_cache_problem(reason):
@@ -100,6 +122,8 @@ class CompileWatch:
     def __init__(self, on_start=None):
         self.on_start = on_start
         self.compiled = []        #: [(function name, seconds)] of the top-level compiles
+        #: perf_counter() when the compile in progress started; None when none is
+        self.compiling_since = None
         self._depth = 0
         self._t0 = None
         self._listener = None
@@ -107,6 +131,7 @@ class CompileWatch:
     def _started(self, dispatcher):
         if self._depth == 0:
             self._t0 = time.perf_counter()
+            self.compiling_since = self._t0
             if self.on_start is not None:
                 self.on_start(dispatcher)
         self._depth += 1
@@ -115,6 +140,7 @@ class CompileWatch:
         self._depth -= 1
         if self._depth == 0:
             self.compiled.append((function_name(dispatcher), time.perf_counter() - self._t0))
+            self.compiling_since = None
 
     def __enter__(self):
         from numba.core import event
@@ -155,21 +181,22 @@ def _duration(seconds):
     return "about %d minutes" % round(seconds / 60.0)
 
 
-def compile_notice(dispatcher):
+def compile_notice(dispatcher, ahead="'nbnumba --compile'"):
     """The one line said before nbnumba's first compile in a process (no newline).
 
     Names the function, says that the result is cached (or, without a writable cache,
     that it is not) and how long it roughly takes: a rendering kernel about
     :data:`KERNEL_COMPILE_SECONDS`; when a helper compiles first (in the set-up), the
-    estimate covers the kernels that have no cache entry for this machine yet.
+    estimate covers the kernels (listed by the :func:`register_kernels` callback) that
+    have no cache entry for this machine yet. ``ahead``: how to compile ahead of time.
     """
     what = function_name(dispatcher)
     if is_kernel(dispatcher):
         what, seconds = "the rendering kernel " + what, KERNEL_COMPILE_SECONDS
     else:
-        from .kernels import get_backend
-        get_backend("cpu")  # import the CPU kernels to see whether they are cached
-        cold = [d for d in nbnumba_functions() if is_kernel(d) and not cached_here(d)]
+        lister = _kernel_lister[0]
+        kernels = lister() if lister is not None else nbnumba_functions()
+        cold = [d for d in kernels if is_kernel(d) and not cached_here(d)]
         if cold:
             what, seconds = what + " and the rendering kernel", KERNEL_COMPILE_SECONDS
         else:
@@ -180,8 +207,7 @@ def compile_notice(dispatcher):
                 "set NUMBA_CACHE_DIR to a writable directory to compile once"
                 % (what, _duration(seconds), problem))
     return ("compiling %s for this CPU, %s; done once per machine and nbnumba version "
-            "('nbnumba --compile' compiles every kernel ahead of time)"
-            % (what, _duration(seconds)))
+            "(%s compiles every kernel ahead of time)" % (what, _duration(seconds), ahead))
 
 
 @contextlib.contextmanager
@@ -204,8 +230,60 @@ def announce_compiles(prog="nbnumba", stream=None):
         except (OSError, ValueError):  # a closed or full stderr must not stop the run
             pass
 
-    with CompileWatch(on_start=say) as watch:
-        yield watch
+    _announcing[0] += 1
+    try:
+        with CompileWatch(on_start=say) as watch:
+            yield watch
+    finally:
+        _announcing[0] -= 1
+
+
+def _caller_location():
+    """(filename, line number) of the innermost frame outside nbnumba
+    (and outside ``contextlib``, through which the library enters this)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "") or ""
+        if not (name in ("nbnumba", "contextlib") or name.startswith("nbnumba.")):
+            return frame.f_code.co_filename, frame.f_lineno
+        frame = frame.f_back
+    return "nbnumba", 0
+
+
+def active_watch():
+    """The :class:`CompileWatch` of this thread's :func:`library_notice`, or None."""
+    return getattr(_local, "watch", None)
+
+
+@contextlib.contextmanager
+def library_notice():
+    """While active (around a library call that may compile), issue a
+    :class:`CompileWarning` pointing at the caller's line when numba starts compiling an
+    nbnumba function (once per call; nested calls share the outer one's). Nothing is
+    issued while a command announces compiles itself or while compiling ahead of time.
+
+    Yields the :class:`CompileWatch` (``compiling_since`` tells when a compile runs).
+    """
+    outer = getattr(_local, "watch", None)
+    if outer is not None:
+        yield outer
+        return
+    filename, lineno = _caller_location()
+    said = []
+
+    def warn(dispatcher):
+        if said or _silenced[0] or _announcing[0]:
+            return
+        said.append(True)
+        message = "nbnumba: " + compile_notice(dispatcher, ahead="nbnumba.compile()")
+        warnings.warn_explicit(message, CompileWarning, filename, lineno)
+
+    with CompileWatch(on_start=warn) as watch:
+        _local.watch = watch
+        try:
+            yield watch
+        finally:
+            _local.watch = None
 
 
 @contextlib.contextmanager

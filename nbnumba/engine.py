@@ -3,22 +3,44 @@
 :func:`prepare` applies the C program's rules in its order (sampling auto-selection,
 detector geometry, interpolation choice, cell, crystal size, oversampling, sources,
 mosaic domains) and hoists everything that does not depend on the pixel into arrays.
-:func:`render` runs a kernel over the region of interest and returns a :class:`Result`.
-:func:`simulate` does both.
+:func:`render` runs a kernel over the region of interest (one call, rows handed to the
+threads one at a time; progress and Ctrl-C handled by the calling thread, see
+:mod:`nbnumba.running`) and returns a :class:`Result`. :func:`simulate` does both.
 """
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import _jit, crystal, geometry, images, pixel, rng, sampling
+from . import _jit, compilecache, crystal, geometry, images, pixel, rng, sampling
 from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors, check_types,
                      check_units)
 from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
+
+
+def _cpu_kernels():
+    """The rendering kernels' dispatchers (for the compile notice; imports them)."""
+    from .kernels import cpu
+    return [cpu.render_rows, cpu.render_rows_lanes]
+
+
+compilecache.register_kernels(_cpu_kernels)
+
+
+def _entry_point(function):
+    """Decorator of the library's entry points that may compile: no BLAS probe
+    (:func:`nbnumba._jit.no_blas_probe`) and a :class:`nbnumba.CompileWarning` before
+    numba compiles (:func:`nbnumba.compilecache.library_notice`)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _jit.no_blas_probe(), compilecache.library_notice():
+            return function(*args, **kwargs)
+    return wrapper
 
 
 #: largest number of sub-pixels per pixel axis (given or automatic)
@@ -160,9 +182,10 @@ def _check_count(value, what, limit=sampling.MAX_STEPS):
                           "check the step sizes and counts")
 
 
-#: memory per detector pixel (bytes): float image, integer, noise and PGM images and the
-#: temporaries of scaling them and of the statistics
-BYTES_PER_PIXEL = 40
+#: memory per detector pixel (bytes): float image, integer, noise and PGM images, the
+#: temporaries of scaling them and of the statistics, and the solid angle of each pixel
+#: (float64) that the kernels keep for the C's raster-order sum
+BYTES_PER_PIXEL = 48
 
 #: memory per crystal orientation (phi step x mosaic domain; bytes): the mosaic
 #: rotations, the orientation table and its transposed copy for the kernels (9 float64
@@ -232,7 +255,7 @@ def _oversample_refusal(count, extent, geom):
             f"{MAX_OVERSAMPLE}")
 
 
-@_jit.without_blas_probe
+@_entry_point
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
     _validate(config)
@@ -432,6 +455,22 @@ def _settled_unit(v):
     return v
 
 
+def evaluations_per_pixel(setup: Setup):
+    """Inner-loop evaluations of one pixel: sub-pixels x sensor layers x sources x phi
+    steps x mosaic domains."""
+    return (setup.oversample ** 2 * max(setup.layers, 1) * len(setup.sources.wavelengths)
+            * max(setup.phi_steps, 1) * max(setup.mosaic_domains, 1))
+
+
+def planned_seconds(setup: Setup, threads):
+    """Upper estimate (s) of rendering ``setup`` on ``threads`` threads (the progress
+    meter's first line; :func:`nbnumba.progress.expected_seconds`)."""
+    from .progress import expected_seconds
+    row0, row1, col0, col1 = region_rows(setup)
+    return expected_seconds((row1 - row0) * (col1 - col0), evaluations_per_pixel(setup),
+                            threads)
+
+
 def region_rows(setup: Setup):
     """(row_start, row_stop, col_start, col_stop) of the ROI clipped to the detector."""
     xmin, xmax, ymin, ymax = setup.roi
@@ -440,32 +479,73 @@ def region_rows(setup: Setup):
     return row0, max(row1, row0), col0, max(col1, col0)
 
 
-@_jit.without_blas_probe
-def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=None,
-           libm_sine=False):
-    """Render a prepared set-up; returns a :class:`Result` (``.image``: the float image,
-    float32 (spixels, fpixels), photons per pixel; ``.stats``: its statistics).
+def _thread_count(threads):
+    """The CPU threads a render uses: ``threads`` capped by numba's pool, or numba's
+    setting of the calling thread; ConfigError for anything but a positive integer."""
+    import numba
+    if threads is None:
+        return numba.get_num_threads()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ConfigError(f"threads must be None or a positive integer, got {threads!r}")
+    return min(int(threads), numba.config.NUMBA_NUM_THREADS)
+
+
+def _omega_sum(setup, pixel_omega, region, det):
+    """The solid angles of the rendered pixels summed as the C sums them: one running
+    total over the pixels in raster order, then sub-pixels and layers (sr)."""
+    from .kernels import cpu
+    _, fpixels, mask, use_mask, col0, col1 = region
+    row0, row1 = region_rows(setup)[:2]
+    if setup.config.render.oversample_omega:  # a solid angle of its own per sub-pixel
+        return float(cpu.raster_omega_sum_recomputed(fpixels, (row0, row1), (col0, col1), mask,
+                                                     use_mask, det))
+    return float(cpu.raster_omega_sum(pixel_omega, setup.oversample ** 2 * max(setup.layers, 1)))
+
+
+@_entry_point
+def render(setup: Setup, device="cpu", threads=None, progress=None, libm_sine=False,
+           block_rows=None) -> Result:
+    """Render a prepared set-up; returns a :class:`Result` (``.image``: float32 photons
+    per pixel, ``.omega_sum``, ``.stats``).
 
     device: "cpu" (default), "cuda" (GPU, images equal to the CPU's) or "cuda-fast".
-    threads: CPU threads (None: numba's default, i.e. NUMBA_NUM_THREADS or all cores).
-    progress: optional callable(rows_done, rows_total) called between row blocks.
-    block_rows: rows per kernel call (progress granularity; None: all at once).
-    libm_sine: see :func:`kernel_inputs`.
+    threads: CPU threads (None: numba's setting of the calling thread, by default
+    NUMBA_NUM_THREADS or all cores); the image does not depend on it.
+    progress: None or False (silent), True (a meter on stderr), a callable
+    ``(rows_done, rows_total)`` called during the render (at least once a second) and
+    at its end, or a tqdm-like object (``update(n)``, ``total``; ``total`` is set when
+    None). Anything else raises :class:`ConfigError` before rendering.
+    libm_sine: see :func:`kernel_inputs`. block_rows: ignored (renders are no longer
+    split into blocks; kept so that older callers keep working).
 
-    The CPU kernels release the GIL; a ``KeyboardInterrupt`` in the calling thread is
-    raised when the kernel call in progress (one block of rows) returns.
+    The image is rendered in one kernel call, in a worker thread; the calling thread
+    reports progress and, on ``KeyboardInterrupt`` (Ctrl-C), stops the kernel before its
+    next row and raises ``KeyboardInterrupt`` within about a second
+    (:mod:`nbnumba.running`).
     """
-    from .kernels import get_backend
+    from . import running
+    from .kernels import get_backend, rowqueue
+    from .progress import reporter
+    n_threads = _thread_count(threads)
+    report = reporter(progress, expected=(planned_seconds(setup, n_threads)
+                                          if progress is True else None))
     backend = get_backend(device)
     fp = setup.fpixels
     image = np.zeros(fp * setup.spixels, dtype=np.float32)
     row0, row1, col0, col1 = region_rows(setup)
     mask = setup.mask if setup.mask is not None else np.zeros(1, dtype=np.uint16)
     region = (image, fp, mask, setup.mask is not None, col0, col1)
-
     inputs = kernel_inputs(setup, libm_sine)
-    omega_rows, switch_cols, switch_hkl = backend.render(
-        region, row0, row1, 0, inputs, setup.interpolate, threads, progress, block_rows)
+
+    def run(row_start, first_pixel, interpolate, report):
+        control = rowqueue.control_array()
+        call = functools.partial(backend.render, region, row_start, row_stop=row1,
+                                 first_pixel=first_pixel, inputs=inputs,
+                                 interpolate=interpolate, threads=n_threads, control=control)
+        return running.run_kernel(call, control, row1 - row_start, report,
+                                  compilecache.active_watch())
+
+    pixel_omega, switch_cols, switch_hkl = run(row0, 0, setup.interpolate, report)
     switch = None
     if setup.interpolate:
         hits = np.nonzero(switch_cols >= 0)[0]
@@ -476,16 +556,22 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, block_rows=N
             switch = InterpolationSwitch(pixel, tuple(float(x) for x in hkl[:3]),
                                          tuple(int(x) for x in hkl[3:]))
             # every pixel after the switch-off uses nearest-neighbour F, as in a serial run
-            backend.render(region, pixel // fp, row1, pixel + 1, inputs, False, threads, None,
-                           block_rows)
-    omega_sum = 0.0
-    for x in omega_rows:
-        omega_sum += float(x)
+            run(pixel // fp, pixel + 1, False, None)
+    omega_sum = _omega_sum(setup, pixel_omega, region, inputs.det)
     stats = images.statistics(image, fp, setup.spixels, setup.roi, setup.mask)
     return Result(setup=setup, image=image.reshape(setup.spixels, fp), omega_sum=omega_sum,
                   stats=stats, interpolation_switch=switch)
 
 
+@_entry_point
 def simulate(config: SimulationConfig, device="cpu", threads=None, progress=None) -> Result:
-    """Prepare and render one image. Returns a :class:`Result` (``.image`` is float32)."""
+    """Prepare and render one image; returns a :class:`Result` (``.image`` is float32).
+
+    Arguments as :func:`render`; ``threads`` and ``progress`` are checked before the
+    set-up. Ctrl-C stops it within about a second (``KeyboardInterrupt``).
+    """
+    from .progress import reporter
+    _thread_count(threads)
+    if progress is not True:
+        reporter(progress)   # refuse a wrong progress argument before any work
     return render(prepare(config), device=device, threads=threads, progress=progress)

@@ -293,3 +293,9 @@ def chunk_value(st, j):
 def chunk_omega(st, j):
     """Sum of the solid angles pixel j of the chunk used (sr)."""
     return st[_OMEGA_SUM * LANES + j]
+
+
+@_jit.inline
+def chunk_last_omega(st, j):
+    """The solid angle pixel j of the chunk used last (sr; the cached one)."""
+    return st[_OMEGA * LANES + j]

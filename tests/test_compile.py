@@ -215,3 +215,19 @@ def test_in_process_runs_check_the_thread_count_too(cli, monkeypatch):
     res = cli(TINY)
     assert res.code == 9
     assert res.err.startswith("nbnumba: error: NUMBA_NUM_THREADS=0 is not a thread count")
+
+
+def test_the_compile_cache_module_imports_no_kernel_back_end():
+    """compilecache sits below the kernels: it learns about them from a registered
+    callback, never by importing them."""
+    import ast
+    source = Path(compilecache.__file__).read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    nbnumba_modules = [name for name in imported
+                       if name.startswith(".") or name.startswith("nbnumba")]
+    assert nbnumba_modules == [], nbnumba_modules   # the bottom layer: none of nbnumba

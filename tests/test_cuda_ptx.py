@@ -48,13 +48,14 @@ class RecordingBackend:
         self.signatures = signatures
 
     def render(self, region, row_start, row_stop, first_pixel, inputs, interpolate,
-               threads=None, progress=None, block_rows=None):
+               threads=None, control=None):
         for build in cuda_kernel.BUILDS:
             _, args, *_ = cuda_backend.kernel_arguments(
                 region, row_start, row_stop, first_pixel, inputs, interpolate, build,
                 device_array=np.ascontiguousarray)
             self.signatures.add((build, cuda_kernel.argument_types(args)))
-        return cpu_backend.row_results(max(row_stop - row_start, 0))
+        return cpu_backend.row_results(max(row_stop - row_start, 0),
+                                       max(region[5] - region[4], 0))
 
 
 @pytest.fixture(scope="module")

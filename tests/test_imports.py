@@ -15,9 +15,9 @@ PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli"}
 #: A name ending in "." covers a package and everything in it.
 LAYERS = (
     ("front ends", ("nbnumba_cli.",)),
-    ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags")),
+    ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags", "nbnumba.precompile")),
     ("series", ("nbnumba.series.",)),
-    ("engine", ("nbnumba.engine", "nbnumba.output", "nbnumba.diagnostics")),
+    ("engine", ("nbnumba.engine", "nbnumba.running", "nbnumba.output", "nbnumba.diagnostics")),
     ("kernels", ("nbnumba.kernels.", "nbnumba.pixel", "nbnumba.lanes", "nbnumba.gpu_math")),
     ("physics, geometry, io", ("nbnumba.physics", "nbnumba.geometry", "nbnumba.crystal",
                                "nbnumba.sources", "nbnumba.sampling", "nbnumba.rng",
@@ -27,9 +27,8 @@ LAYERS = (
                      "nbnumba._jit", "nbnumba.compilecache")),
 )
 
-#: the one known upward import: the compile cache module reads the kernel table
-#: (fixed on the render branch)
-KNOWN_EXCEPTIONS = {("nbnumba.compilecache", "nbnumba.kernels")}
+#: upward imports allowed (none)
+KNOWN_EXCEPTIONS = set()
 
 
 def _modules():

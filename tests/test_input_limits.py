@@ -146,7 +146,7 @@ def test_render_larger_than_memory_is_refused_before_allocating(cli, monkeypatch
     assert run.code == 9
     assert run.err == (
         "nbnumba: error: a render of 16000000 pixels, 1 sources and 1 crystal orientations "
-        "(phi steps x mosaic domains) needs 640 MB of memory, more than the 105 MB available; "
+        "(phi steps x mosaic domains) needs 768 MB of memory, more than the 105 MB available; "
         "use fewer pixels (-detpixels; a -roi still allocates the whole detector), sources "
         "or orientations\n")
     # a region of interest does not lower the estimate, and the advice does not offer it

@@ -3,12 +3,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from nbnumba_cli.interruptible import RenderStopped, call_interruptibly
 
 CELL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5",
         "-oversample", "1"]
@@ -58,42 +56,44 @@ def test_signal_inside_a_long_kernel_call_stops_at_once(warm_kernel, tmp_path, s
     assert os.listdir(tmp_path) == []          # no output, no temporary file
 
 
-def test_worker_result_and_errors_come_back():
-    reports = []
+#: a library render of many cheap rows (each about 0.1 s on one core), long enough to
+#: be interrupted: 128 x 128 pixels of 100 sources x 200 mosaic domains
+LONG = CELL + ["-detpixels", "128", "-dispersion", "1", "-dispsteps", "100", "-mosaic", "1",
+               "-mosaic_dom", "200"]
 
-    def work(progress):
-        progress(1, 2)
-        progress(2, 2)
-        return "image"
+_LIBRARY_INTERRUPT = """
+import sys, threading, time
+import nbnumba
+cfg, _ = nbnumba.config_from_args(sys.argv[1:], cwd=".")
+setup = nbnumba.prepare(cfg)
+print("rendering", flush=True)
+try:
+    nbnumba.render(setup, threads=2)
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    time.sleep(0.1)   # the render thread ends right after the kernel it waited for
+    print([t.name for t in threading.enumerate() if t.name == "nbnumba-render"], flush=True)
+"""
 
-    assert call_interruptibly(work, lambda done, total: reports.append(done)) == "image"
-    assert reports == [1, 2]
 
-    def fail(progress):
-        raise ValueError("bad input")
-
-    with pytest.raises(ValueError, match="bad input"):
-        call_interruptibly(fail)
-
-
-def test_interrupt_is_raised_at_once_and_stops_the_worker_at_its_next_block():
-    stopped = threading.Event()
-    blocks = []
-
-    def slow(progress):
-        try:
-            while True:
-                time.sleep(0.3)       # one block of rows
-                progress(len(blocks), 1000)
-                blocks.append(1)
-        except RenderStopped:
-            stopped.set()
-            raise
-
-    timer = threading.Timer(0.5, signal.raise_signal, (signal.SIGINT,))
-    timer.start()
-    start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        call_interruptibly(slow)
-    assert time.monotonic() - start < 0.5 + PROMPT
-    assert stopped.wait(timeout=5)
+def test_library_render_stops_within_a_second_of_sigint(warm_kernel, tmp_path):
+    """SIGINT 3 s into a long ``render()`` raises KeyboardInterrupt within a second, after
+    the kernel itself stopped (no render thread left running)."""
+    run = subprocess.Popen([sys.executable, "-c", _LIBRARY_INTERRUPT] + LONG, cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline().strip() == "rendering"
+        time.sleep(3.0)
+        assert run.poll() is None, "the render ended within 3 s: make it longer"
+        sent = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        line = run.stdout.readline().strip()
+        took = time.monotonic() - sent
+        left = run.stdout.readline().strip()
+        run.wait(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert (line, left) == ("interrupted", "[]"), run.stderr.read()
+    assert took < 1.0, "took %.2f s to stop" % took

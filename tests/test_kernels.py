@@ -116,12 +116,21 @@ def test_every_kernel_variant_is_reachable_by_its_flags(tmp_path):
         assert cpu_backend.kernel_for(setup.interpolate, setup.geometry.curved) == name
 
 
-def test_row_blocks_do_not_change_the_image(tmp_path):
+def test_a_stopped_kernel_call_stops_between_rows_and_counts_its_rows(tmp_path):
+    from nbnumba.kernels import rowqueue
     setup = setup_for(CONFIGS["sources_dispersion"], tmp_path)
-    whole = engine.render(setup)
-    blocks = engine.render(setup, block_rows=1)
-    assert whole.image.tobytes() == blocks.image.tobytes()
-    assert whole.omega_sum == blocks.omega_sum
+    inputs = engine.kernel_inputs(setup)
+    fp = setup.fpixels
+    for interpolate in (False, True):     # the lanes and the one-at-a-time kernel
+        image = np.zeros(fp * setup.spixels, dtype=np.float32)
+        region = (image, fp, np.zeros(1, dtype=np.uint16), False, 0, fp)
+        control = rowqueue.control_array()
+        control[rowqueue.STOP] = 1            # stopped before the first row: nothing done
+        cpu_backend.render(region, 0, setup.spixels, 0, inputs, interpolate, control=control)
+        assert control[rowqueue.DONE] == 0 and not image.any()
+        control = rowqueue.control_array()
+        cpu_backend.render(region, 0, setup.spixels, 0, inputs, interpolate, control=control)
+        assert control[rowqueue.DONE] == setup.spixels and image.any()
 
 
 # ---------------------------------------------------------------- thread-count independence

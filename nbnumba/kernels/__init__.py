@@ -2,9 +2,11 @@
 images equal the CPU's) or ``get_backend("cuda-fast")`` (the GPU build with fused
 multiply-adds and libdevice's sine).
 
-A back end renders a block of rows of the region of interest; both call the same
-per-pixel function (:func:`nbnumba.pixel.render_pixel`) and differ only in how pixels
-are mapped to threads. Importing nbnumba never imports CUDA: the CUDA back end is
+A back end renders rows of the region of interest in one call (``render(region,
+row_start, row_stop, first_pixel, inputs, interpolate, threads, control)``, where
+``control`` is a :mod:`.rowqueue` control array: rows done, stop flag); both call the
+same per-pixel function (:func:`nbnumba.pixel.render_pixel`) and differ only in how
+pixels are mapped to threads. Importing nbnumba never imports CUDA: the CUDA back end is
 loaded on first request and raises :class:`DeviceError` when no GPU is usable.
 """
 from ..errors import DeviceError  # noqa: F401  (re-exported)

@@ -49,8 +49,8 @@ def _render_region(image, fpixels, row0, col0, n_rows, n_cols, first_pixel, mask
                    sums, interpolate, pixel_omega, row_switch):
     """Render pixel (row0 + i // n_cols, col0 + i % n_cols) for thread i.
 
-    image: float32 flat raster; pixel_omega[i]: the pixel's solid-angle sum (0 when not
-    rendered); row_switch[r]: smallest column of row r whose pixel switched tricubic
+    image: float32 flat raster; pixel_omega[i]: the solid angle the pixel used last (0
+    when not rendered); row_switch[r]: smallest column of row r whose pixel switched tricubic
     interpolation off (left unchanged when none did).
     """
     i = cuda.grid(1)
@@ -69,7 +69,7 @@ def _render_region(image, fpixels, row0, col0, n_rows, n_cols, first_pixel, mask
         fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat, grid, sums,
         interpolate)
     image[idx] = np.float32(0.0 + out[0])
-    pixel_omega[i] = out[1]
+    pixel_omega[i] = out[24]
     if out[2]:  # interpolation switched off in this pixel
         cuda.atomic.min(row_switch, r, fi)
 

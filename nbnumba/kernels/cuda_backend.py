@@ -1,8 +1,8 @@
 """Run the CUDA kernel over a row range; same protocol as :mod:`cpu_backend`.
 
 The hoisted tables go to GPU memory once per call, the float image comes back once.
-Per-row bookkeeping is reduced on the host in row order, so the statistics match the
-CPU's; the indices printed in the interpolation warning are recomputed on the CPU for
+The per-pixel solid angles come back to the host and are reduced there as the CPU's
+are, so the statistics match the CPU's; the indices printed in the interpolation warning are recomputed on the CPU for
 the one pixel concerned.
 
 Two back ends share this code: ``-device cuda`` runs the ``parity`` build of the kernel
@@ -10,7 +10,6 @@ and ``-device cuda-fast`` the ``fast`` one (see :mod:`nbnumba.kernels.cuda`).
 """
 import numpy as np
 
-from .. import _jit
 from ..errors import DeviceError
 
 _INSTALL_HINT = "pip install 'nbnumba[cuda]'"
@@ -48,25 +47,15 @@ class CudaBackend:
         self.build = build
 
     def render(self, region, row_start, row_stop, first_pixel, inputs, interpolate,
-               threads=None, progress=None, block_rows=None):
+               threads=None, control=None):
         """:func:`render` with this back end's build."""
         return render(region, row_start, row_stop, first_pixel, inputs, interpolate,
-                      threads=threads, progress=progress, block_rows=block_rows,
-                      build=self.build)
+                      threads=threads, control=control, build=self.build)
 
 
 def backend(device):
     """The back end of ``device`` ("cuda" or "cuda-fast")."""
     return CudaBackend(BUILD_OF_DEVICE[device])
-
-
-@_jit.serial
-def _row_sums(pixel_omega, n_rows, n_cols, out):
-    for r in range(n_rows):
-        total = 0.0
-        for c in range(n_cols):
-            total += pixel_omega[r * n_cols + c]
-        out[r] = total
 
 
 def kernel_arguments(region, row_start, row_stop, first_pixel, inputs, interpolate, build,
@@ -98,21 +87,25 @@ def kernel_arguments(region, row_start, row_stop, first_pixel, inputs, interpola
 
 
 def render(region, row_start, row_stop, first_pixel, inputs, interpolate, threads=None,
-           progress=None, block_rows=None, build="parity"):
-    """Render rows [row_start, row_stop) of ``region`` on the GPU.
+           control=None, build="parity"):
+    """Render rows [row_start, row_stop) of ``region`` on the GPU in one launch.
 
     Arguments and return value as :func:`nbnumba.kernels.cpu_backend.render`
-    (``threads`` and ``block_rows`` are ignored: the GPU renders the region at once);
+    (``threads`` is ignored; the launch is not stopped part-way: a stop asked through
+    ``control`` before the launch skips it, and every row counts as done after it);
     build: "parity" or "fast".
     """
-    from . import cpu_backend
+    from . import cpu_backend, rowqueue
     from . import cuda as cuda_kernel
     image, fpixels, mask, use_mask, col_start, col_stop = region
     n_rows = max(row_stop - row_start, 0)
     n_cols = max(col_stop - col_start, 0)
-    row_omega, row_switch_col, row_switch_hkl = cpu_backend.row_results(n_rows)
-    if n_rows * n_cols == 0:
-        return row_omega, row_switch_col, row_switch_hkl
+    pixel_omega, row_switch_col, row_switch_hkl = cpu_backend.row_results(n_rows, n_cols)
+    if control is None:
+        control = rowqueue.control_array()
+    if n_rows * n_cols == 0 or control[rowqueue.STOP]:
+        control[rowqueue.DONE] = 0 if control[rowqueue.STOP] else n_rows
+        return pixel_omega, row_switch_col, row_switch_hkl
 
     n, args, d_image, d_omega, d_switch = kernel_arguments(
         region, row_start, row_stop, first_pixel, inputs, interpolate, build,
@@ -120,7 +113,7 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     global last_kernel_seconds
     last_kernel_seconds = cuda_kernel.launch(build, n, *args)
     image[:] = d_image.copy_to_host()
-    _row_sums(d_omega.copy_to_host(), n_rows, n_cols, row_omega)
+    pixel_omega[:] = d_omega.copy_to_host()
     switch = d_switch.copy_to_host()
     for r in np.nonzero(switch != _NO_SWITCH)[0]:
         col = int(switch[r])
@@ -131,6 +124,5 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
         _, cols, hkl = cpu_backend.render(probe, row_start + r, row_start + r + 1, first_pixel,
                                           inputs, True, threads=1)
         row_switch_hkl[r] = hkl[0]
-    if progress is not None:
-        progress(n_rows, n_rows)
-    return row_omega, row_switch_col, row_switch_hkl
+    control[rowqueue.DONE] = n_rows
+    return pixel_omega, row_switch_col, row_switch_hkl
