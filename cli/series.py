@@ -244,6 +244,9 @@ def run(argv, stdout=None):
                 for path, data, what in experiment_files:
                     files.stage(path, data)
                     say("%s: %s" % (what, path))
+            offset_note = truth.sampling_note(engine.prepare(fs.config(0)))
+            if offset_note:
+                say(offset_note)
         stdout.flush()
         for f in report.failed:
             error(PROG, "frame %d failed after %d attempt%s: %s"

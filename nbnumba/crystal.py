@@ -218,8 +218,11 @@ def mosaic_rotations(spread, domains, mosaic_seed, rng_table):
     return mats
 
 
-def phi_angles(phi0, phi_step, phi_steps):
-    """Spindle angle of every phi step, rad: phi0 + step * k."""
+def phi_angles(phi0, phi_step, phi_steps, midpoints=False):
+    """Spindle angle of every phi step, rad: phi0 + step * k (the C's), or with
+    ``midpoints`` phi0 + step * (k + 1/2), k = 0 .. phi_steps - 1."""
+    if midpoints:
+        return [phi0 + phi_step * (k + 0.5) for k in range(phi_steps)]
     return [phi0 + phi_step * k for k in range(phi_steps)]
 
 

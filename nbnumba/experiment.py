@@ -260,6 +260,22 @@ def describe(setup, name, adc):
         a=lat.a, b=lat.b, c=lat.c, cell=lat.cell)
 
 
+def orientation_offset(setup):
+    """How far (rad, right-handed about the spindle) the orientation an image shows is
+    rotated from the centre of the oscillation [phi0, phi0 + osc] that the experiment
+    files state: the mean of the sampled spindle angles minus phi0 + osc/2.
+
+    The C's sampling (phi0 + k osc/N, k = 0 .. N-1) gives -osc/(2N); the midpoint
+    sampling (``CrystalConfig.phi_midpoints``) gives 0. A still gives 0. setup: a
+    prepared set-up (:func:`nbnumba.prepare`).
+    """
+    if setup.osc == 0.0:
+        return 0.0
+    n = setup.phi_steps
+    first = 0.5 if setup.config.crystal.phi_midpoints else 0.0
+    return setup.phi_step * (first + (n - 1) / 2.0) - setup.osc / 2.0
+
+
 @dataclass
 class Sweep:
     """Images that form one rotation sweep (consecutive numbers, contiguous angles,
