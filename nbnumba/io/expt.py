@@ -99,8 +99,11 @@ def _scan(sweep):
     }
     if n == 1:
         properties["oscillation_width"] = [width]
-    return {"image_range": [first, last], "batch_offset": 0, "properties": properties,
-            "valid_image_ranges": {}}
+    # dxtbx's import of a template sets the batch offset to the first image number - 1
+    # (dxtbx.imageset.ImageSetFactory: array_range[0]); the same here, so that the scan
+    # equals the one dxtbx reads from the images (-1 for frames numbered from 0)
+    return {"image_range": [first, last], "batch_offset": first - 1,
+            "properties": properties, "valid_image_ranges": {}}
 
 
 def _crystal(image, rows):
