@@ -18,6 +18,11 @@ index is unchanged. A rotation axis that is not perpendicular to the beam keeps 
 beam component. (nbnumba's oscillation is never negative: like the C program it reads a
 negative -osc as "not given".)
 
+The files state each image's oscillation [phi0, phi0 + osc] as given. With the C's phi
+sampling (phi0 + k osc/N, k = 0 .. N-1) an image is exactly that of the stated crystal
+rotated by -osc/(2N) about the spindle (:func:`orientation_offset`; the commands print
+it); with ``CrystalConfig.phi_midpoints`` (``-phi_midpoints``) the offset is 0.
+
 Also here: the image-name rules of the readers (:func:`image_number`,
 :func:`series_template`), and :func:`describe`, which turns a prepared set-up and the
 file written for it into a :class:`SimulatedImage`.

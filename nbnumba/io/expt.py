@@ -8,6 +8,10 @@ are dxtbx's: millimetres, Angstrom, degrees. Vectors are in DIALS' laboratory fr
 +x); image paths are relative to the directory of the ``.expt`` file, which is how dxtbx
 resolves them.
 
+The scan states the oscillation as given; with the C's phi sampling the crystal the
+images show is rotated from it by :func:`nbnumba.experiment.orientation_offset`
+(-osc/(2 phisteps) about the spindle), with ``-phi_midpoints`` not at all.
+
 :func:`experiment_list` builds the dictionary from :class:`~nbnumba.experiment.SimulatedImage`
 records; :func:`expt_bytes` is the file's content.
 """
