@@ -78,6 +78,8 @@ def test_expt_note_states_the_offset_and_the_files_stay_the_same(tmp_path):
     assert len(notes) == 1 and "rotated -0.25 deg about the spindle" in notes[0]
     assert "-phi_midpoints" in notes[0]
     assert "note:" not in mid_run.out
+    assert "2 phi steps from 2 to 3 degrees (at the midpoints of the steps)" in mid_run.out
+    assert "2 phi steps from 2 to 3 degrees\n" in c_run.out
     assert (tmp_path / "c" / "XDS.INP").read_bytes() == (tmp_path / "mid" / "XDS.INP").read_bytes()
     expts = [json.loads((tmp_path / d / "sim.expt").read_text()) for d in ("c", "mid")]
     for expt in expts:   # the identifier is derived from the image's absolute path
