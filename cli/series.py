@@ -105,8 +105,9 @@ def add_series_options(parser):
                    help=f"number of frames, at most {MAX_FRAMES} [default: 1]")
     g.add_argument("--frame-osc", type=c_float, default=None, metavar="DEG",
                    help="oscillation per frame (degrees): frame i starts at -phi + i x DEG and "
-                   "covers DEG, with the base -phisteps/-phistep inside each frame "
-                   "[default: the base -osc; neither: stills, only the noise differs]")
+                   "covers DEG, with the base -phisteps/-phistep (and -phi_midpoints) inside "
+                   "each frame [default: the base -osc; neither: stills, only the noise "
+                   "differs]")
     g.add_argument("--orientation-seed", type=c_int, default=None, metavar="SEED",
                    help="a random orientation per frame: -misset random with -misset_seed "
                    "frame_seed(SEED, i)")

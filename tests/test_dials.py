@@ -40,7 +40,8 @@ def dials(command, *args, cwd):
     program = str(Path(DIALS_PY).parent / command)
     run = subprocess.run([program, *args], cwd=cwd, capture_output=True, text=True,
                          timeout=TIMEOUT)
-    assert run.returncode == 0, f"{command} {' '.join(args)}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, (f"{command} {' '.join(args)}:\n{run.stdout[-3000:]}\n"
+                                 f"{run.stderr[-3000:]}")
     return run.stdout
 
 
