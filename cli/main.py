@@ -96,6 +96,9 @@ def _run(argv, stdout):
             for path, data, what in experiment_files:
                 say("writing %s (%s)" % (path, what))
                 files.stage(path, data)
+            offset_note = truth.sampling_note(setup) if experiment_files else None
+            if offset_note:
+                say(offset_note)
         stdout.flush()
         note = failure_note("nbnumba", stdout)
         if note:

@@ -107,8 +107,9 @@ def setup_lines(setup, out, sf_source, hkl_file):
     lines.append("  %d mosaic domains over mosaic spread of %g degrees" % (
         setup.mosaic_domains, setup.mosaic_spread * RTD))
     phi0 = cfg.crystal.phi0
-    lines.append("  %d phi steps from %g to %g degrees" % (
-        setup.phi_steps, phi0 * RTD, (phi0 + setup.osc) * RTD))
+    lines.append("  %d phi steps from %g to %g degrees%s" % (
+        setup.phi_steps, phi0 * RTD, (phi0 + setup.osc) * RTD,
+        " (at the midpoints of the steps)" if cfg.crystal.phi_midpoints else ""))
     flags = "".join(s for s, on in ((" +thick", cfg.render.oversample_thick),
                                     (" +polar", cfg.render.oversample_polar),
                                     (" +omega", cfg.render.oversample_omega)) if on)

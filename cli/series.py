@@ -104,8 +104,9 @@ def add_series_options(parser):
                    help=f"number of frames, at most {MAX_FRAMES} [default: 1]")
     g.add_argument("--frame-osc", type=c_float, default=None, metavar="DEG",
                    help="oscillation per frame (degrees): frame i starts at -phi + i x DEG and "
-                   "covers DEG, with the base -phisteps/-phistep inside each frame "
-                   "[default: the base -osc; neither: stills, only the noise differs]")
+                   "covers DEG, with the base -phisteps/-phistep (and -phi_midpoints) inside "
+                   "each frame [default: the base -osc; neither: stills, only the noise "
+                   "differs]")
     g.add_argument("--orientation-seed", type=c_int, default=None, metavar="SEED",
                    help="a random orientation per frame: -misset random with -misset_seed "
                    "frame_seed(SEED, i)")
@@ -247,6 +248,9 @@ def run(argv, stdout=None):
                 for path, data, what in experiment_files:
                     files.stage(path, data)
                     say("%s: %s" % (what, path))
+            offset_note = truth.sampling_note(engine.prepare(fs.config(0)))
+            if offset_note:
+                say(offset_note)
         stdout.flush()
         for f in report.failed:
             error(PROG, "frame %d failed after %d attempt%s: %s"

@@ -8,8 +8,9 @@ work) and stage them with the images, through the same atomic writing.
 import os
 
 from nbnumba import engine
+from nbnumba.constants import RTD
 from nbnumba.experiment import (ExperimentError, check_describable, describe, image_number,
-                                series_template)
+                                orientation_offset, series_template)
 from nbnumba.io.atomic import OutputError, check_writable
 from nbnumba.io.expt import expt_bytes
 from nbnumba.io.xds_inp import xds_inp_bytes
@@ -84,3 +85,16 @@ def series_files(frameset, template, adc, expt, xds_inp):
     except ExperimentError as exc:
         raise CliError(str(exc)) from None
     return _files(images, expt, xds_inp, "--expt", "--xds-inp")
+
+
+def sampling_note(setup):
+    """A one-line note when the image's effective orientation is offset from the
+    oscillation the experiment files state (the C's phi sampling), else None."""
+    offset = orientation_offset(setup)
+    if abs(offset) <= 1e-12:
+        return None
+    sampling = "the step midpoints" if setup.config.crystal.phi_midpoints else "phi + k x step"
+    return (f"note: {setup.phi_steps} phi steps of {setup.phi_step * RTD:g} deg sampled at "
+            f"{sampling}: the effective crystal orientation is rotated {offset * RTD:g} deg "
+            "about the spindle from the one the experiment files state; -phi_midpoints "
+            "samples the midpoints of the steps (offset 0)")

@@ -505,6 +505,10 @@ class CrystalConfig:
     phi_step: Optional[float] = _field(None, "rad", "spindle step", _TURN, "-phistep")
     phi_steps: Optional[int] = _field(None, "count", "number of spindle steps",
                                       flag="-phisteps")
+    phi_midpoints: bool = _field(False, "bool", "sample the spindle at the midpoints of the "
+                                 "steps, phi0 + (k + 1/2) phi_step, so that an image is the "
+                                 "integral over [phi0, phi0 + osc] (nbnumba only; False: the "
+                                 "C's phi0 + k phi_step)", flag="-phi_midpoints")
     structure_factors: Optional[StructureFactors] = _field(
         None, "electrons", "P1 structure-factor grid", flag="-hkl")
     default_F: float = _field(0.0, "electrons", "F for reflections outside the grid",

@@ -217,10 +217,12 @@ def mosaic_rotations(spread, domains, mosaic_seed, rng_table):
     return mats
 
 
-def phi_angles(phi0, phi_step, phi_steps):
-    """Spindle angle of every phi step, rad: phi0 + step * k (float64 array, the same
-    doubles as the scalar expression for each integer k)."""
-    return phi0 + phi_step * np.arange(int(phi_steps), dtype=np.float64)
+def phi_angles(phi0, phi_step, phi_steps, midpoints=False):
+    """Spindle angle of every phi step, rad: phi0 + step * k (the C's), or with
+    ``midpoints`` phi0 + step * (k + 1/2), k = 0 .. phi_steps - 1 (float64 array, the
+    same doubles as the scalar expression for each k)."""
+    k = np.arange(int(phi_steps), dtype=np.float64)
+    return phi0 + phi_step * (k + 0.5 if midpoints else k)
 
 
 def _sines(angles):

@@ -334,7 +334,7 @@ def prepare(config: SimulationConfig) -> Setup:
         raise ConfigError(str(exc)) from None
     _check_memory(geom.fpixels * geom.spixels, sources.count, phi_steps * mosaic.domains)
     mosaic_matrices = crystal.mosaic_rotations(mosaic.spread, mosaic.domains, cr.mosaic_seed, table)
-    phis = crystal.phi_angles(cr.phi0, phi_step, phi_steps)
+    phis = crystal.phi_angles(cr.phi0, phi_step, phi_steps, bool(cr.phi_midpoints))
     cells = crystal.rotation_table(lattice, frame.spindle, phis, mosaic_matrices, mosaic.spread)
     steps = sources.count * mosaic.domains * phi_steps * oversample * oversample
     w = rd.water_size

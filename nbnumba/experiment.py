@@ -18,6 +18,11 @@ index is unchanged. A rotation axis that is not perpendicular to the beam keeps 
 beam component. (nbnumba's oscillation is never negative: like the C program it reads a
 negative -osc as "not given".)
 
+The files state each image's oscillation [phi0, phi0 + osc] as given. With the C's phi
+sampling (phi0 + k osc/N, k = 0 .. N-1) an image is exactly that of the stated crystal
+rotated by -osc/(2N) about the spindle (:func:`orientation_offset`; the commands print
+it); with ``CrystalConfig.phi_midpoints`` (``-phi_midpoints``) the offset is 0.
+
 Also here: the image-name rules of the readers (:func:`image_number`,
 :func:`series_template`), and :func:`describe`, which turns a prepared set-up and the
 file written for it into a :class:`SimulatedImage`.
@@ -259,6 +264,22 @@ def describe(setup, name, adc):
         thickness=thick, mu=mu, adc=float(adc), spindle=g.frame.spindle,
         phi0=cfg.crystal.phi0, osc=setup.osc,
         a=lat.a, b=lat.b, c=lat.c, cell=lat.cell)
+
+
+def orientation_offset(setup):
+    """How far (rad, right-handed about the spindle) the orientation an image shows is
+    rotated from the centre of the oscillation [phi0, phi0 + osc] that the experiment
+    files state: the mean of the sampled spindle angles minus phi0 + osc/2.
+
+    The C's sampling (phi0 + k osc/N, k = 0 .. N-1) gives -osc/(2N); the midpoint
+    sampling (``CrystalConfig.phi_midpoints``) gives 0. A still gives 0. setup: a
+    prepared set-up (:func:`nbnumba.prepare`).
+    """
+    if setup.osc == 0.0:
+        return 0.0
+    n = setup.phi_steps
+    first = 0.5 if setup.config.crystal.phi_midpoints else 0.0
+    return setup.phi_step * (first + (n - 1) / 2.0) - setup.osc / 2.0
 
 
 @dataclass

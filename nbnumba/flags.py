@@ -646,6 +646,11 @@ flag("-expt", "nbnumba", "also write a DIALS experiment list (JSON, as dials.imp
 flag("-xds_inp", "nbnumba", "also write an XDS.INP for the -intfile image (a rotation: needs "
      "-osc) with the true cell as UNIT_CELL_CONSTANTS; numbered name as for -expt "
      "[default: none]", _out("xds_inp"), kind=str, metavar=["FILE"])
+flag("-phi_midpoints", "nbnumba", "sample phi at the midpoints of the -phisteps steps, "
+     "phi + (k+1/2) x phistep, so that an image is the integral over [phi, phi+osc] that "
+     "-expt/-xds_inp state (images then differ from the C program's, which samples phi + k "
+     "x phistep: an orientation offset of -osc/(2 phisteps) about the spindle) [default: "
+     "the C's sampling]", _switch(_xtal, "phi_midpoints", True), nargs=0)
 
 
 def all_names():

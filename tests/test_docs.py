@@ -11,9 +11,15 @@ The fenced blocks of README.md and docs/*.md are sorted by their tag:
   replaced by a check that the command installs this checkout with extras it defines.
   ``sh`` blocks run under ``bash -e``; ``python`` blocks run as scripts (``python
   block.py``), so multiprocessing examples need their ``__main__`` guard.
-* a code block that needs what a plain machine lacks (the C program, a GPU, DIALS, a
+* a code block that needs what a plain machine lacks (the C program, a GPU, XDS, a
   cluster) is preceded by ``<!-- not run: needs ... -->``: it is listed and counted, not
   run;
+* a code block that needs DIALS is preceded by ``<!-- needs: DIALS_PY -->``: it runs
+  when the environment variable ``DIALS_PY`` names the Python of a DIALS installation
+  (``sh`` blocks with that Python's directory, where the ``dials.*`` commands are, first
+  on ``PATH``; ``python`` blocks with that Python), in ``test_blocks_needing_dials_run``,
+  which runs the page's blocks in order up to its last such block; without
+  ``DIALS_PY`` that test is skipped and the blocks are counted as skipped;
 * ``text`` or untagged blocks show output or syntax and are not code.
 
 Any other tag fails the inventory test, so that every block is classified on purpose.
@@ -35,6 +41,10 @@ PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 CODE_TAGS = {"sh": "sh", "bash": "sh", "python": "python"}
 TEXT_TAGS = {"", "text"}
 NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
+NEEDS = re.compile(r"^\s*<!--\s*needs:\s*(?P<variable>[A-Za-z_]+)\s*-->\s*$")
+#: the programs a block may need, by the environment variable that names their Python
+NEEDED_PYTHONS = {"DIALS_PY": "DIALS"}
+NEEDS_TIMEOUT = 900  # seconds: DIALS blocks process a sweep
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<tag>[^`\s]*)\s*$")
 BLOCK_TIMEOUT = 180  # seconds; the blocks are small, this only stops a hang
 YOUR_FILES = {"A.mat": "examples/A_cubic.mat", "P1.hkl": "examples/P1_grid.hkl"}
@@ -47,6 +57,7 @@ class Block:
     tag: str
     code: str
     not_run: str      #: the reason, or "" for a block that runs
+    needs: str = ""   #: the environment variable naming the Python it needs, or ""
 
     @property
     def where(self):
@@ -70,10 +81,12 @@ def blocks(page):
         assert end < len(lines), f"{page}:{i + 1}: unclosed code block"
         previous = next((line for line in reversed(lines[:i]) if line.strip()), "")
         mark = NOT_RUN.match(previous)
+        needs = NEEDS.match(previous)
         code = textwrap.dedent("\n".join(line[indent:] if line[:indent].isspace() else line
                                          for line in lines[i + 1:end]))
         found.append(Block(page, i + 1, fence.group("tag"), code + "\n",
-                           mark.group("reason") if mark else ""))
+                           mark.group("reason") if mark else "",
+                           needs.group("variable") if needs else ""))
         i = end + 1
     return found
 
@@ -115,14 +128,18 @@ def scratch_directory(tmp_path):
 
 
 def run_block(block, directory, env, number):
+    python, timeout = sys.executable, BLOCK_TIMEOUT
+    if block.needs:
+        python, timeout = os.environ[block.needs], NEEDS_TIMEOUT
+        env = dict(env, PATH=os.pathsep.join([str(Path(python).parent), env["PATH"]]))
     if CODE_TAGS[block.tag] == "python":
         script = directory / f"doc_block_{number}.py"
         script.write_text(block.code)
-        command = [sys.executable, script.name]
+        command = [python, script.name]
     else:
         command = ["bash", "-e", "-o", "pipefail", "-c", block.code]
     run = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True,
-                         timeout=BLOCK_TIMEOUT)
+                         timeout=timeout)
     assert run.returncode == 0, (f"{block.where}: exit {run.returncode}\n{block.code}\n"
                                  f"stdout: {run.stdout[-2000:]}\nstderr: {run.stderr[-3000:]}")
 
@@ -142,15 +159,33 @@ def test_every_block_is_classified():
             assert block.tag in CODE_TAGS, f"{block.where}: 'not run' on a block that is not code"
             assert block.not_run.startswith(("needs ", "is ")), (
                 f"{block.where}: say what the block needs: <!-- not run: needs ... -->")
+        if block.needs:
+            assert block.tag in CODE_TAGS, f"{block.where}: 'needs' on a block that is not code"
+            assert block.needs in NEEDED_PYTHONS, (
+                f"{block.where}: needs {block.needs}: known are {sorted(NEEDED_PYTHONS)}")
+
+
+def _counts(code):
+    """(run here, needing a program: {variable: [blocks]}, not run) of code blocks."""
+    needing = {}
+    for block in code:
+        if block.needs:
+            needing.setdefault(block.needs, []).append(block)
+    plain = [b for b in code if not b.not_run and not b.needs]
+    return plain, needing, [b for b in code if b.not_run]
 
 
 def test_not_run_blocks_are_listed():
-    """The blocks not run, with their reasons (printed, counted)."""
+    """The blocks not run, with their reasons, and the blocks that need a program
+    (printed, counted)."""
     code = [block for block in inventory() if block.tag in CODE_TAGS]
-    skipped = [block for block in code if block.not_run]
+    plain, needing, skipped = _counts(code)
     assert len(code) > len(skipped) > 0
     assert all(block.not_run for block in skipped)
-    print(f"\ndocs code blocks: {len(code) - len(skipped)} run, {len(skipped)} not run:")
+    print(f"\ndocs code blocks: {len(plain)} run, {len(skipped)} not run:")
+    for variable, needed in sorted(needing.items()):
+        state = "set: they run" if os.environ.get(variable) else "not set: skipped"
+        print(f"  {len(needed)} need {NEEDED_PYTHONS[variable]} ({variable} {state})")
     for block in skipped:
         print(f"  {block.where}: {block.not_run}")
 
@@ -159,17 +194,39 @@ def test_not_run_blocks_are_listed():
 def test_code_blocks_run(page, tmp_path):
     env = scratch_directory(tmp_path)
     for number, block in enumerate(blocks(page)):
+        if block.tag in CODE_TAGS and not block.not_run and not block.needs:
+            run_block(block, tmp_path, env, number)
+
+
+NEEDING_PAGES = [page for page in PAGES if any(block.needs for block in blocks(page))]
+
+
+@pytest.mark.parametrize("page", NEEDING_PAGES, ids=lambda page: page.name)
+def test_blocks_needing_dials_run(page, tmp_path):
+    """The page's blocks in order up to its last block that needs DIALS, those included
+    (skipped without DIALS_PY)."""
+    found = blocks(page)
+    needed = [block for block in found if block.needs]
+    missing = sorted({block.needs for block in needed if not os.environ.get(block.needs)})
+    if missing:
+        pytest.skip(f"{len(needed)} blocks of {page.name} need {', '.join(missing)}")
+    env = scratch_directory(tmp_path)
+    last = max(number for number, block in enumerate(found) if block.needs)
+    for number, block in enumerate(found[:last + 1]):
         if block.tag in CODE_TAGS and not block.not_run:
             run_block(block, tmp_path, env, number)
+    print(f"\n{page.name}: {len(needed)} blocks that need DIALS ran")
 
 
 if __name__ == "__main__":
     every = inventory()
     for block in every:
         kind = ("not run: " + block.not_run if block.not_run
+                else "needs " + block.needs if block.needs
                 else "run" if block.tag in CODE_TAGS else "not code")
         print(f"{block.where:28s} [{block.tag or '-'}] {kind}")
     code = [block for block in every if block.tag in CODE_TAGS]
-    print(f"{len(code)} code blocks: {sum(not b.not_run for b in code)} run, "
-          f"{sum(bool(b.not_run) for b in code)} not run; "
-          f"{len(every) - len(code)} text blocks")
+    plain, needing, skipped = _counts(code)
+    print(f"{len(code)} code blocks: {len(plain)} run, "
+          + "".join(f"{len(b)} need {v}, " for v, b in sorted(needing.items()))
+          + f"{len(skipped)} not run; {len(every) - len(code)} text blocks")

@@ -333,6 +333,7 @@ def test_series_scan_matches_the_frames_written(tmp_path):
     scan = expt["scan"][0]
     first, last = scan["image_range"]
     assert (first, last) == (0, 2)
+    assert scan["batch_offset"] == -1    # dxtbx's import of the template: first - 1
     for number, start in zip(range(first, last + 1), scan["properties"]["oscillation"]):
         path = tmp_path / template.replace("#####", "%05d" % number)
         header = path.read_bytes()[:512].decode("ascii", "replace")

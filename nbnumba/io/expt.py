@@ -8,6 +8,10 @@ are dxtbx's: millimetres, Angstrom, degrees. Vectors are in DIALS' laboratory fr
 +x); image paths are relative to the directory of the ``.expt`` file, which is how dxtbx
 resolves them.
 
+The scan states the oscillation as given; with the C's phi sampling the crystal the
+images show is rotated from it by :func:`nbnumba.experiment.orientation_offset`
+(-osc/(2 phisteps) about the spindle), with ``-phi_midpoints`` not at all.
+
 :func:`experiment_list` builds the dictionary from :class:`~nbnumba.experiment.SimulatedImage`
 records; :func:`expt_bytes` is the file's content.
 """
@@ -99,8 +103,11 @@ def _scan(sweep):
     }
     if n == 1:
         properties["oscillation_width"] = [width]
-    return {"image_range": [first, last], "batch_offset": 0, "properties": properties,
-            "valid_image_ranges": {}}
+    # dxtbx's import of a template sets the batch offset to the first image number - 1
+    # (dxtbx.imageset.ImageSetFactory: array_range[0]); the same here, so that the scan
+    # equals the one dxtbx reads from the images (-1 for frames numbered from 0)
+    return {"image_range": [first, last], "batch_offset": first - 1,
+            "properties": properties, "valid_image_ranges": {}}
 
 
 def _crystal(image, rows):

@@ -18,6 +18,9 @@ XDS' conventions (its documentation, "Coordinate systems" and "Input parameters"
 The images are read as ``DETECTOR=ADSC`` (SMV). The true cell goes in
 ``UNIT_CELL_CONSTANTS`` with ``SPACE_GROUP_NUMBER=1``; the true orientation at phi = 0
 is written as comments (``UNIT_CELL_A-AXIS`` ...), so that XDS still indexes on its own.
+The oscillation is the one given; with the C's phi sampling the images show the crystal
+rotated by -osc/(2 phisteps) about the spindle
+(:func:`nbnumba.experiment.orientation_offset`), with ``-phi_midpoints`` not at all.
 Numbers carry 12 significant digits (far below 1e-9 m on the detector).
 """
 import math

@@ -217,8 +217,9 @@ def rotation_series(base, frames, osc, start=None, seed=None, outputs=None):
     """A rotation series: frame ``i`` covers ``start + i*osc`` .. ``+ osc`` degrees.
 
     osc: oscillation per frame, degrees (as ``-osc``); start: first phi, degrees (as
-    ``-phi``; None: the base's ``phi0``). The base ``phi_steps``/``phi_step`` apply
-    within each frame (with neither, the C's rule gives 2 steps of osc/2).
+    ``-phi``; None: the base's ``phi0``). The base ``phi_steps``/``phi_step`` (and
+    ``phi_midpoints``) apply within each frame (with neither, the C's rule gives 2 steps
+    of osc/2).
     """
     start = degrees(base.crystal.phi0) if start is None else float(start)
     osc = float(osc)
