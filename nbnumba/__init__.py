@@ -20,6 +20,7 @@ afterwards.
 from .config import (BeamConfig, ConfigError, CrystalConfig, DetectorConfig, RenderConfig,
                      SimulationConfig, SourceList, StructureFactors, check_units)
 from .engine import Result, Setup, prepare, render, simulate
+from .io.nexus import write_nexus
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
 
@@ -42,4 +43,4 @@ __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "Sim
            "prepare", "render", "simulate", "config_from_args",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",
            "make_pgm", "smv_header", "write_float_image", "write_pgm", "write_smv_image",
-           "__version__"]
+           "write_nexus", "__version__"]
