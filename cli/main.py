@@ -10,7 +10,7 @@ import sys
 import time
 
 from nbnumba import _jit, engine, output
-from nbnumba.io import fdump
+from nbnumba.io import fdump, nexus
 from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
@@ -24,7 +24,7 @@ from .progress import ProgressMeter, render_plan
 
 
 def _outputs(out):
-    paths = [out.floatfile, out.intfile] + [p for p in (out.expt, out.xds_inp) if p]
+    paths = [out.floatfile, out.intfile] + [p for p in (out.expt, out.xds_inp, out.nexus) if p]
     if out.write_pgm:
         paths.append(out.pgmfile)
     if out.write_noise:
@@ -57,6 +57,8 @@ def _run(argv, stdout):
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
         experiment_files = truth.image_files(setup, out)
+        nexus_frames = truth.nexus_records([setup], out.nexus, out.adc, "-nexus")
+        started = time.time()
         for note in notes:
             say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
@@ -79,10 +81,14 @@ def _run(argv, stdout):
         say()
         say(report.solid_angle_line(result))
         with files:
-            _write_outputs(result, out, files, say)
+            counts = _write_outputs(result, out, files, say)
             for path, data, what in experiment_files:
                 say("writing %s (%s)" % (path, what))
                 files.stage(path, data)
+            if nexus_frames:
+                say("writing %s (NXmx HDF5)" % out.nexus)
+                files.stage(out.nexus, nexus.master_bytes(
+                    nexus_frames, frames=counts[None], start_time=started))
         stdout.flush()
         note = failure_note("nbnumba", stdout)
         if note:
@@ -109,7 +115,8 @@ def _render(setup, state, meter, block_rows):
 
 
 def _write_outputs(result, out, files, say):
-    """Stage the float, SMV, PGM and noise images in the C's order, with its lines."""
+    """Stage the float, SMV, PGM and noise images in the C's order, with its lines;
+    returns the counts of the last SMV image (noise, or the int image with -nonoise)."""
     setup = result.setup
     say("writing %s as %d 4-byte floats" % (out.floatfile, setup.fpixels * setup.spixels))
     files.stage(out.floatfile, output.float_bytes(result))
@@ -133,6 +140,8 @@ def _write_outputs(result, out, files, say):
         say("writing %s as 2-byte integers" % out.noisefile)
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
         _warn_overloads(result, out.noisefile, noise.overloads)
+        return noise.pixels
+    return ints.pixels
 
 
 def _warn_overloads(result, path, overloaded):

@@ -11,6 +11,7 @@ from nbnumba import engine
 from nbnumba.experiment import (ExperimentError, check_describable, describe, image_number,
                                 series_template)
 from nbnumba.io.atomic import OutputError, check_writable
+from nbnumba.io import nexus
 from nbnumba.io.expt import expt_bytes
 from nbnumba.io.xds_inp import xds_inp_bytes
 
@@ -79,3 +80,33 @@ def series_files(frameset, template, adc, expt, xds_inp):
     except ExperimentError as exc:
         raise CliError(str(exc)) from None
     return _files(images, expt, xds_inp, "--expt", "--xds-inp")
+
+
+def nexus_records(setups, path, adc, option):
+    """The frames' records for an NXmx file at ``path`` (None: not asked for): h5py,
+    the path and the geometry are checked here, before any rendering."""
+    if not path:
+        return None
+    nexus.require_h5py(option)
+    check_paths(path)
+    return nexus.frame_records(setups, adc, option)
+
+
+def series_nexus(frameset, path, adc):
+    """The frames' records of ``--nexus`` (None: not asked for), checked before
+    rendering."""
+    if not path:
+        return None
+    nexus.require_h5py("--nexus")
+    _make_directory(path)
+    return nexus_records([engine.prepare(frameset.config(i)) for i in range(len(frameset))],
+                         path, adc, "--nexus")
+
+
+def series_master(records, frameset, template, path, started):
+    """The ``--nexus`` master file's content: the frames' ``.h5`` files joined."""
+    from nbnumba.series import frame_paths
+    sources = [frame_paths(template, i, ["nexus"])[0][1] for i in range(len(frameset))]
+    dtype = "float32" if frameset.outputs.nexus == "float" else "uint16"
+    return nexus.master_bytes(records, sources=nexus.relative_sources(sources, path),
+                              dtype=dtype, start_time=started, option="--nexus")

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 
 from .. import engine, output
+from ..io import nexus
+from ..io.atomic import write_atomic
 from ..constants import RTD
 from .frames import EXTENSIONS, SeriesError, apply_overrides, degrees
 from .record import file_sha256
@@ -52,7 +54,8 @@ def check_template(template):
 def _min_sizes(pixels):
     # float: exact; SMV: header (512 bytes at least) + uint16; PGM: a short header + uint8
     return {"float": (4 * pixels, True), "int": (512 + 2 * pixels, False),
-            "noise": (512 + 2 * pixels, False), "pgm": (pixels + 11, False)}
+            "noise": (512 + 2 * pixels, False), "pgm": (pixels + 11, False),
+            "nexus": (800, False)}
 
 
 def frame_complete(paths, pixels):
@@ -229,7 +232,7 @@ def run_frame(task, payload=None):
              else None)
     checksums = ()
     if task.paths is not None:
-        checksums = _write_frame(task, result, ints, pgm, noise)
+        checksums = _write_frame(task, outputs, result, ints, pgm, noise)
     info = FrameInfo(
         index=task.index, files=tuple(p for _, p in task.paths or ()),
         seed=task.seed if outputs.noise else None, phi=degrees(cfg.crystal.phi0),
@@ -246,7 +249,7 @@ def run_frame(task, payload=None):
                  None if noise is None else noise.pixels.reshape(shape))
 
 
-def _write_frame(task, result, ints, pgm, noise):
+def _write_frame(task, outputs, result, ints, pgm, noise):
     """Write every file of the frame under staging names, then rename them all; on any
     failure remove what this attempt wrote (no partial frame is ever left). Returns
     ((path, SHA-256 hex of what was written), ...) for the run record."""
@@ -255,6 +258,9 @@ def _write_frame(task, result, ints, pgm, noise):
         "int": lambda p: output.write_smv_image(result, p, ints.pixels),
         "pgm": lambda p: output.write_pgm(result, p, pgm),
         "noise": lambda p: output.write_smv_image(result, p, noise.pixels),
+        "nexus": lambda p: write_atomic(p, nexus.frame_file_bytes(
+            result.image if outputs.nexus == "float"
+            else ints.pixels if noise is None else noise.pixels)),
     }
     staged, renamed, checksums = [], [], []
     try:
