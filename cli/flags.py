@@ -109,6 +109,7 @@ class OutputOptions:
     expt: Optional[str] = None        #: -expt: DIALS experiment list of the int image
     xds_inp: Optional[str] = None     #: -xds_inp: XDS.INP of the int image
     nexus: Optional[str] = None       #: -nexus: NXmx HDF5 file of the noise image
+    nexus_float: bool = False         #: -nexus_float: ... of the float image instead
 
 
 @dataclass
@@ -651,6 +652,8 @@ flag("-nexus", "nbnumba", "also write an NXmx (NeXus/HDF5) file of the frame, as
      "XDS read an Eiger's: the noise image's counts (the -intfile image's with -nonoise) "
      "with the beam, detector and goniometer geometry; needs h5py (pip install "
      "'nbnumba[hdf5]') [default: none]", _out("nexus"), kind=str, metavar=["FILE"])
+flag("-nexus_float", "nbnumba", "the -nexus file holds the float image (photons, float32) "
+     "instead of counts", _out_switch(nexus_float=True), nargs=0)
 
 
 def all_names():

@@ -88,7 +88,8 @@ def _run(argv, stdout):
             if nexus_frames:
                 say("writing %s (NXmx HDF5)" % out.nexus)
                 files.stage(out.nexus, nexus.master_bytes(
-                    nexus_frames, frames=counts[None], start_time=started))
+                    nexus_frames, frames=(result.image if out.nexus_float else counts)[None],
+                    start_time=started))
         stdout.flush()
         note = failure_note("nbnumba", stdout)
         if note:

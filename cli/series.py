@@ -143,7 +143,7 @@ def _frame_set(state, opts):
     base, out = state.config, state.out
     outputs = series.OutputSpec.from_cli(out)
     if opts.nexus or out.nexus:   # each frame's counts in an .h5 file beside the others
-        outputs = dataclasses.replace(outputs, nexus="counts")
+        outputs = dataclasses.replace(outputs, nexus="float" if out.nexus_float else "counts")
     n = opts.frames
     osc = opts.frame_osc
     if osc is None and base.crystal.osc is not None:

@@ -4,6 +4,7 @@ The files are read back with h5py alone: the NXmx fields, the position of every 
 from the detector's depends_on chain (NeXus transformation algebra) against nbnumba's own
 geometry, the sample's rotation chain, and the data against the SMV images.
 """
+import json
 import math
 import os
 import sys
@@ -18,6 +19,7 @@ from test_experiment_files import (CASES, SMALL, _all_pixels, _basis,  # noqa: E
                                    _image, _nbnumba_positions, _rotation_axis)
 
 import nbnumba  # noqa: E402
+from nbnumba import series  # noqa: E402
 from nbnumba.io import nexus  # noqa: E402
 from nbnumba.io.smv import read_smv  # noqa: E402
 from nbnumba_cli.series import main as series_main  # noqa: E402
@@ -292,3 +294,49 @@ def test_series_resume_keeps_frames_and_refuses_another_frame_count(tmp_path):
     assert "a sweep of 3 frames, this run asks for 4" in run.err
     assert not (tmp_path / "out" / "sim_00003.h5").exists()
     assert (tmp_path / "sweep.nxs").read_bytes() == master
+
+
+def test_series_frames_are_written_by_the_dask_workers(tmp_path):
+    pytest.importorskip("distributed")
+    run = run_cli(SERIES + ["--workers", "2", "--manifest", "m.json"], tmp_path,
+                  entry=series_main)
+    assert run.code == 0, run.err
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert all(not f["worker"].endswith(":%d" % os.getpid()) for f in manifest["frames"])
+    assert all(any(p.endswith(".h5") for p in f["files"]) for f in manifest["frames"])
+    with h5py.File(tmp_path / "sweep.nxs", "r") as h5:
+        for i in range(3):
+            smv = read_smv(str(tmp_path / "out" / ("sim_%05d_noise.img" % i)))
+            assert np.array_equal(h5["/entry/data/data"][i].ravel(), smv.data)
+
+
+def test_series_failed_frame_leaves_no_master_and_resume_completes(tmp_path, monkeypatch):
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    monkeypatch.setenv(series.FAULT_ENV, json.dumps(
+        {"frames": [1], "stage": "write", "marker": str(marker)}))
+    run = run_cli(SERIES, tmp_path, entry=series_main)
+    assert run.code == 9 and "frame 1 failed" in run.err
+    assert not (tmp_path / "sweep.nxs").exists()
+    assert sorted(p.name for p in (tmp_path / "out").glob("sim_00001*")) == []
+    monkeypatch.delenv(series.FAULT_ENV)
+    run = run_cli(SERIES + ["--resume"], tmp_path, entry=series_main)
+    assert run.code == 0 and "2 skipped" in run.out, run.err
+    with h5py.File(tmp_path / "sweep.nxs", "r") as h5:
+        assert h5["/entry/data/data"][1].sum() > 0
+
+
+def test_nexus_float_holds_the_float_image(tmp_path):
+    run = run_cli(SMALL + ["-nexus", "sim.nxs", "-nexus_float"], tmp_path)
+    assert run.code == 0, run.err
+    floats = np.fromfile(tmp_path / "floatimage.bin", dtype="<f4")
+    with h5py.File(tmp_path / "sim.nxs", "r") as h5:
+        data = h5["/entry/data/data"]
+        assert data.dtype == np.float32 and np.array_equal(data[0].ravel(), floats)
+    run = run_cli(SERIES + ["-nexus_float"], tmp_path, entry=series_main)
+    assert run.code == 0, run.err
+    with h5py.File(tmp_path / "sweep.nxs", "r") as h5:
+        data = h5["/entry/data/data"]
+        assert data.dtype == np.float32
+        assert np.array_equal(data[2].ravel(),
+                              np.fromfile(tmp_path / "out" / "sim_00002.bin", dtype="<f4"))

@@ -290,15 +290,16 @@ def frame_file_bytes(pixels):
     (1, slow, fast), compressed (see :func:`compression`)."""
     h5py = _h5py()
     pixels = np.asarray(pixels)
-    buffer = io.BytesIO()
     _, options = compression()
-    with h5py.File(buffer, "w") as h5:
+    # an in-memory file (HDF5's core driver): its image is the file's content
+    with h5py.File("frame.h5", "w", driver="core", backing_store=False) as h5:
         h5.attrs["NX_class"] = "NXroot"
         entry = _group(h5, "entry", "NXentry")
         data = _group(entry, "data", "NXdata", signal="data")
         data.create_dataset("data", data=pixels[None], chunks=(1,) + pixels.shape,
                             track_times=False, **options)
-    return buffer.getvalue()
+        h5.flush()
+        return h5.id.get_file_image()
 
 
 def relative_sources(paths, master_path):
