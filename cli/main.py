@@ -87,9 +87,10 @@ def _run(argv, stdout):
                 files.stage(path, data)
             if nexus_frames:
                 say("writing %s (NXmx HDF5)" % out.nexus)
+                records, spectrum = nexus_frames
                 files.stage(out.nexus, nexus.master_bytes(
-                    nexus_frames, frames=(result.image if out.nexus_float else counts)[None],
-                    start_time=started))
+                    records, frames=(result.image if out.nexus_float else counts)[None],
+                    start_time=started, spectrum=spectrum))
         stdout.flush()
         note = failure_note("nbnumba", stdout)
         if note:

@@ -83,13 +83,14 @@ def series_files(frameset, template, adc, expt, xds_inp):
 
 
 def nexus_records(setups, path, adc, option):
-    """The frames' records for an NXmx file at ``path`` (None: not asked for): h5py,
-    the path and the geometry are checked here, before any rendering."""
+    """(the frames' records, the sources' spectrum) for an NXmx file at ``path`` (None:
+    not asked for): h5py, the path and the geometry are checked here, before any
+    rendering."""
     if not path:
         return None
     nexus.require_h5py(option)
     check_paths(path)
-    return nexus.frame_records(setups, adc, option)
+    return nexus.frame_records(setups, adc, option), nexus.spectrum(setups[0])
 
 
 def series_nexus(frameset, path, adc):
@@ -104,9 +105,11 @@ def series_nexus(frameset, path, adc):
 
 
 def series_master(records, frameset, template, path, started):
-    """The ``--nexus`` master file's content: the frames' ``.h5`` files joined."""
+    """The ``--nexus`` master file's content: the frames' ``.h5`` files joined
+    (records: what :func:`series_nexus` returned)."""
     from nbnumba.series import frame_paths
     sources = [frame_paths(template, i, ["nexus"])[0][1] for i in range(len(frameset))]
     dtype = "float32" if frameset.outputs.nexus == "float" else "uint16"
-    return nexus.master_bytes(records, sources=nexus.relative_sources(sources, path),
-                              dtype=dtype, start_time=started, option="--nexus")
+    return nexus.master_bytes(records[0], sources=nexus.relative_sources(sources, path),
+                              dtype=dtype, start_time=started, spectrum=records[1],
+                              option="--nexus")

@@ -340,3 +340,21 @@ def test_nexus_float_holds_the_float_image(tmp_path):
         assert data.dtype == np.float32
         assert np.array_equal(data[2].ravel(),
                               np.fromfile(tmp_path / "out" / "sim_00002.bin", dtype="<f4"))
+
+
+def test_several_wavelengths_are_a_spectrum(tmp_path):
+    run = run_cli(SMALL + ["-dispersion", "10", "-dispsteps", "5", "-lambda", "1.5",
+                           "-nexus", "sim.nxs"], tmp_path)
+    assert run.code == 0, run.err
+    with h5py.File(tmp_path / "sim.nxs", "r") as h5:
+        beam = h5["/entry/instrument/beam"]
+        assert beam["incident_wavelength"][()] == pytest.approx(1.5)
+        assert _text(beam["incident_wavelength"].attrs["variant"]) == \
+            "incident_wavelength_spectrum"
+        spectrum = beam["incident_wavelength_spectrum"][()]
+        assert len(spectrum) == 5 and spectrum.min() < 1.5 < spectrum.max()
+        assert spectrum.max() - spectrum.min() <= 0.10 * 1.5 + 1e-12   # -dispersion 10 (%)
+        assert beam["incident_wavelength_spectrum_weights"][()] == pytest.approx([0.2] * 5)
+    run = run_cli(SMALL + ["-nexus", "one.nxs"], tmp_path)
+    with h5py.File(tmp_path / "one.nxs", "r") as h5:
+        assert "incident_wavelength_spectrum" not in h5["/entry/instrument/beam"]

@@ -216,7 +216,7 @@ def _write_sample(entry, images, chain):
     _number(tr, "omega_increment_set", width, "deg")
 
 
-def _write_master(h5, images, frames, sources, dtype, start_time, end_time):
+def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum):
     from .. import __version__
     h5py = _h5py()
     image = images[0]
@@ -236,7 +236,12 @@ def _write_master(h5, images, frames, sources, dtype, start_time, end_time):
     source = _group(instrument, "source", "NXsource")
     _text(source, "name", "nbnumba simulated source")
     beam = _group(instrument, "beam", "NXbeam")
-    _number(beam, "incident_wavelength", image.wavelength * 1e10, "angstrom")
+    wavelength = _number(beam, "incident_wavelength", image.wavelength * 1e10, "angstrom")
+    if spectrum is not None:   # the wavelengths of the sources, as a variant
+        wavelength.attrs["variant"] = "incident_wavelength_spectrum"
+        _number(beam, "incident_wavelength_spectrum", np.asarray(spectrum[0]) * 1e10,
+                "angstrom")
+        _number(beam, "incident_wavelength_spectrum_weights", np.asarray(spectrum[1]))
     _number(beam, "total_flux", image.flux, "Hz")
     _write_detector(instrument, image, chain, shape, np.dtype(dtype).kind == "u")
     _write_sample(entry, images, chain)
@@ -260,7 +265,7 @@ def _check_geometry(images, option):
 
 
 def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
-                 end_time=None, option="-nexus"):
+                 end_time=None, spectrum=None, option="-nexus"):
     """The content (bytes) of an NXmx master file.
 
     images: :class:`~nbnumba.experiment.SimulatedImage` records of the frames, in order
@@ -268,7 +273,8 @@ def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
     pixels, an array (frames, slow, fast) stored compressed in the file; or
     ``sources``: one data-file path per frame (relative to the master's directory, as
     :func:`frame_file_bytes` writes them), joined by a virtual dataset of ``dtype``.
-    start_time, end_time: datetimes or POSIX seconds (default: now).
+    start_time, end_time: datetimes or POSIX seconds (default: now). spectrum: None
+    (one wavelength) or (wavelengths in m, weights), e.g. :func:`spectrum`.
     """
     h5py = _h5py()
     _check_geometry(images, option)
@@ -281,7 +287,7 @@ def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
                               f"got an array of shape {frames.shape}")
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", track_order=True) as h5:
-        _write_master(h5, images, frames, sources, dtype, start_time, end_time)
+        _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum)
     return buffer.getvalue()
 
 
@@ -306,6 +312,17 @@ def relative_sources(paths, master_path):
     """The data-file paths as the master names them: relative to its directory."""
     directory = os.path.dirname(os.path.abspath(master_path))
     return [os.path.relpath(os.path.abspath(p), directory) for p in paths]
+
+
+def spectrum(setup):
+    """(wavelengths in m, weights) of a set-up's sources: each distinct wavelength with
+    the fraction of the sources that have it (the render weighs every source alike);
+    None for a single wavelength."""
+    values, counts = np.unique(np.asarray(setup.sources.wavelengths, float),
+                               return_counts=True)
+    if len(values) < 2:
+        return None
+    return values, counts / counts.sum()
 
 
 def frame_records(setups, adc=40.0, option="-nexus"):
@@ -348,5 +365,6 @@ def write_nexus(path, results, images, adc=40.0, start_time=None, end_time=None)
     check_writable(path)
     records = frame_records([r.setup for r in results], adc, "write_nexus")
     data = master_bytes(records, frames=np.stack([np.asarray(im) for im in images]),
-                        start_time=start_time, end_time=end_time, option="write_nexus")
+                        start_time=start_time, end_time=end_time,
+                        spectrum=spectrum(results[0].setup), option="write_nexus")
     write_atomic(path, data)
