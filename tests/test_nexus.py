@@ -358,3 +358,12 @@ def test_several_wavelengths_are_a_spectrum(tmp_path):
     run = run_cli(SMALL + ["-nexus", "one.nxs"], tmp_path)
     with h5py.File(tmp_path / "one.nxs", "r") as h5:
         assert "incident_wavelength_spectrum" not in h5["/entry/instrument/beam"]
+
+
+def test_stills_with_their_own_orientations_share_one_file(tmp_path):
+    run = run_cli(SMALL + ["--frames", "2", "--orientation-seed", "4", "--template",
+                           "st_{:03d}", "--nexus", "stills.nxs"], tmp_path, entry=series_main)
+    assert run.code == 0, run.err
+    with h5py.File(tmp_path / "stills.nxs", "r") as h5:
+        assert h5["/entry/data/data"].shape == (2, 16, 16)
+        assert list(h5["/entry/sample/transformations/omega_increment_set"][()]) == [0, 0]

@@ -257,9 +257,10 @@ def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spec
 
 
 def _check_geometry(images, option):
-    first = images[0]
+    """One beam, detector and spindle for every frame (the crystal may differ)."""
+    first = images[0].geometry_key()[:-3]     # the key ends with the crystal's a, b, c
     for im in images:
-        if im.geometry_key()[:13] != first.geometry_key()[:13]:
+        if im.geometry_key()[:-3] != first:
             raise ConfigError(f"{option}: the frames of one NXmx file need one beam and "
                               "detector")
 
