@@ -367,3 +367,17 @@ def test_stills_with_their_own_orientations_share_one_file(tmp_path):
     with h5py.File(tmp_path / "stills.nxs", "r") as h5:
         assert h5["/entry/data/data"].shape == (2, 16, 16)
         assert list(h5["/entry/sample/transformations/omega_increment_set"][()]) == [0, 0]
+
+
+@pytest.mark.parametrize("target, message, rendered", [
+    ("{dir}", "it is a directory", False),
+    ("/dev/full", "No space left on device", True),
+])
+def test_series_nexus_bad_targets(tmp_path, target, message, rendered):
+    args = [a if a != "sweep.nxs" else target.format(dir=tmp_path) for a in SERIES]
+    run = run_cli(args, tmp_path, entry=series_main)
+    assert run.code == 9 and message in run.err and len(run.err.splitlines()) == 1
+    # refused before rendering, or (the disk full at the end) the frames kept for --resume
+    assert (tmp_path / "out").exists() == rendered
+    if rendered:
+        assert len(list((tmp_path / "out").glob("sim_*.h5"))) == 3
