@@ -381,3 +381,19 @@ def test_series_nexus_bad_targets(tmp_path, target, message, rendered):
     assert (tmp_path / "out").exists() == rendered
     if rendered:
         assert len(list((tmp_path / "out").glob("sim_*.h5"))) == 3
+
+
+def test_existing_nexus_file_is_replaced_whole_or_kept(tmp_path):
+    old = tmp_path / "sim.nxs"
+    old.write_bytes(b"old")
+    run = run_cli(SMALL + ["-nexus", "sim.nxs"], tmp_path)
+    assert run.code == 0, run.err
+    assert h5py.is_hdf5(old)                       # replaced, like the other outputs
+    for p in tmp_path.iterdir():
+        p.unlink()
+    old.write_bytes(b"old")
+    old.chmod(0o444)                               # read-only: refused, also for root
+    run = run_cli(SMALL + ["-nexus", "sim.nxs"], tmp_path)
+    assert run.code == 9 and "read-only" in run.err and len(run.err.splitlines()) == 1
+    assert old.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "sim.nxs"]
