@@ -11,7 +11,7 @@ import time
 from nbnumba import _jit, engine, output
 from nbnumba.errors import NbnumbaError
 from nbnumba.progress import ProgressMeter
-from nbnumba.io import fdump
+from nbnumba.io import fdump, nexus
 from nbnumba.io.atomic import FileSet, OutputError, check_distinct
 
 from . import report, truth
@@ -24,7 +24,8 @@ from .parse import load_inputs, parse_arguments
 def _outputs(out, sf_source=None):
     """(flag, path) of every file the run writes; the dump file when ``-hkl`` is read."""
     paths = [("-floatfile", out.floatfile), ("-intfile", out.intfile)]
-    paths += [(flag, p) for flag, p in (("-expt", out.expt), ("-xds_inp", out.xds_inp)) if p]
+    paths += [(flag, p) for flag, p in (("-expt", out.expt), ("-xds_inp", out.xds_inp),
+                                         ("-nexus", out.nexus)) if p]
     if out.write_pgm:
         paths.append(("-pgmfile", out.pgmfile))
     if out.write_noise:
@@ -66,6 +67,8 @@ def _run(argv, stdout):
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
         experiment_files = truth.image_files(setup, out)
+        nexus_frames = truth.nexus_records([setup], out.nexus, out.adc, "-nexus")
+        started = time.time()
         for note in notes:
             say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
@@ -92,11 +95,17 @@ def _run(argv, stdout):
         say()
         say(report.solid_angle_line(result))
         with files:
-            _write_outputs(result, out, files, say)
+            counts = _write_outputs(result, out, files, say)
             for path, data, what in experiment_files:
                 say("writing %s (%s)" % (path, what))
                 files.stage(path, data)
-            offset_note = truth.sampling_note(setup) if experiment_files else None
+            if nexus_frames:
+                say("writing %s (NXmx HDF5)" % out.nexus)
+                records, spectrum = nexus_frames
+                files.stage(out.nexus, nexus.master_bytes(
+                    records, frames=(result.image if out.nexus_float else counts)[None],
+                    start_time=started, spectrum=spectrum))
+            offset_note = truth.sampling_note(setup) if experiment_files or nexus_frames else None
             if offset_note:
                 say(offset_note)
         stdout.flush()
@@ -121,7 +130,8 @@ def _large_grid_note(text):
 
 
 def _write_outputs(result, out, files, say):
-    """Stage the float, SMV, PGM and noise images in the C's order, with its lines."""
+    """Stage the float, SMV, PGM and noise images in the C's order, with its lines;
+    returns the counts of the last SMV image (noise, or the int image with -nonoise)."""
     setup = result.setup
     say("writing %s as %d 4-byte floats" % (out.floatfile, setup.fpixels * setup.spixels))
     files.stage(out.floatfile, output.float_bytes(result))
@@ -145,6 +155,8 @@ def _write_outputs(result, out, files, say):
         say("writing %s as 2-byte integers" % out.noisefile)
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
         _warn_overloads(result, out.noisefile, noise.overloads)
+        return noise.pixels
+    return ints.pixels
 
 
 def _warn_overloads(result, path, overloaded):

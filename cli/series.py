@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from nbnumba import series
+from nbnumba import engine, series
 from nbnumba.errors import NbnumbaError
 from nbnumba.flags import OutputOptions, c_float, c_int
 from nbnumba.io.atomic import FileSet, write_atomic
@@ -133,11 +133,17 @@ def add_series_options(parser):
     g.add_argument("--xds-inp", default=None, metavar="FILE",
                    help="also write an XDS.INP for the .img frames (a rotation series) with "
                    "the true cell")
+    g.add_argument("--nexus", default=None, metavar="FILE",
+                   help="also write an NXmx (NeXus/HDF5) master file of the sweep; each "
+                   "frame's counts go to an .h5 data file beside its other files, joined "
+                   "by a virtual dataset; needs h5py (pip install 'nbnumba[hdf5]')")
 
 
 def _frame_set(state, opts):
     base, out = state.config, state.out
     outputs = series.OutputSpec.from_cli(out)
+    if opts.nexus or out.nexus:   # each frame's counts in an .h5 file beside the others
+        outputs = dataclasses.replace(outputs, nexus="float" if out.nexus_float else "counts")
     n = opts.frames
     osc = opts.frame_osc
     if osc is None and base.crystal.osc is not None:
@@ -204,6 +210,8 @@ def run(argv, stdout=None):
         xds_inp = opts.xds_inp or out.xds_inp
         truth.check_paths(expt, xds_inp, create_directories=True)
         experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
+        nexus_path = opts.nexus or out.nexus
+        nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if osc is not None:
             first = series.degrees(state.config.crystal.phi0)
@@ -226,6 +234,7 @@ def run(argv, stdout=None):
             say("noise seed %d%s: frame i uses -seed frame_seed(%d, i)"
                 % (out.seed, origin, out.seed))
         started = time.perf_counter()
+        started_at = time.time()
         flags = _recorded_flags(argv)
         # lock and check the run directory before a cluster is started
         with series.run_lock(series.record.run_directory(opts.template)):
@@ -243,11 +252,15 @@ def run(argv, stdout=None):
         if opts.manifest:
             _write_manifest(opts.manifest, argv, report)
             say("manifest: %s" % opts.manifest)
-        if experiment_files and not report.failed:
+        if (experiment_files or nexus_frames) and not report.failed:
             with FileSet() as files:
                 for path, data, what in experiment_files:
                     files.stage(path, data)
                     say("%s: %s" % (what, path))
+                if nexus_frames:
+                    files.stage(nexus_path, truth.series_master(
+                        nexus_frames, fs, opts.template, nexus_path, started_at))
+                    say("NXmx master file: %s" % nexus_path)
             offset_note = truth.sampling_note(engine.prepare(fs.config(0)))
             if offset_note:
                 say(offset_note)

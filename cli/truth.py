@@ -12,6 +12,7 @@ from nbnumba.constants import RTD
 from nbnumba.experiment import (ExperimentError, check_describable, describe, image_number,
                                 orientation_offset, series_template)
 from nbnumba.io.atomic import OutputError, check_writable
+from nbnumba.io import nexus
 from nbnumba.io.expt import expt_bytes
 from nbnumba.io.xds_inp import xds_inp_bytes
 
@@ -98,3 +99,36 @@ def sampling_note(setup):
             f"{sampling}: the effective crystal orientation is rotated {offset * RTD:g} deg "
             "about the spindle from the one the experiment files state; -phi_midpoints "
             "samples the midpoints of the steps (offset 0)")
+
+
+def nexus_records(setups, path, adc, option):
+    """(the frames' records, the sources' spectrum) for an NXmx file at ``path`` (None:
+    not asked for): h5py, the path and the geometry are checked here, before any
+    rendering."""
+    if not path:
+        return None
+    nexus.require_h5py(option)
+    check_paths(path)
+    return nexus.frame_records(setups, adc, option), nexus.spectrum(setups[0])
+
+
+def series_nexus(frameset, path, adc):
+    """The frames' records of ``--nexus`` (None: not asked for), checked before
+    rendering."""
+    if not path:
+        return None
+    nexus.require_h5py("--nexus")
+    _make_directory(path)
+    return nexus_records([engine.prepare(frameset.config(i)) for i in range(len(frameset))],
+                         path, adc, "--nexus")
+
+
+def series_master(records, frameset, template, path, started):
+    """The ``--nexus`` master file's content: the frames' ``.h5`` files joined
+    (records: what :func:`series_nexus` returned)."""
+    from nbnumba.series import frame_paths
+    sources = [frame_paths(template, i, ["nexus"])[0][1] for i in range(len(frameset))]
+    dtype = "float32" if frameset.outputs.nexus == "float" else "uint16"
+    return nexus.master_bytes(records[0], sources=nexus.relative_sources(sources, path),
+                              dtype=dtype, start_time=started, spectrum=records[1],
+                              option="--nexus")

@@ -32,6 +32,7 @@ from .compilecache import CompileWarning
 from .engine import Result, Setup, prepare, render, simulate
 from .errors import (ConfigError, DeviceError, FlagError, InputFileError, NbnumbaError,
                      OutputError)
+from .io.nexus import write_nexus
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
 
@@ -44,4 +45,4 @@ __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "Sim
            "DeviceError",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",
            "make_pgm", "smv_header", "write_float_image", "write_pgm", "write_smv_image",
-           "__version__"]
+           "write_nexus", "__version__"]

@@ -108,6 +108,8 @@ class OutputOptions:
     printout_pixel: Optional[Tuple[int, int]] = None
     expt: Optional[str] = None        #: -expt: DIALS experiment list of the int image
     xds_inp: Optional[str] = None     #: -xds_inp: XDS.INP of the int image
+    nexus: Optional[str] = None       #: -nexus: NXmx HDF5 file of the noise image
+    nexus_float: bool = False         #: -nexus_float: ... of the float image instead
 
 
 @dataclass
@@ -646,6 +648,12 @@ flag("-expt", "nbnumba", "also write a DIALS experiment list (JSON, as dials.imp
 flag("-xds_inp", "nbnumba", "also write an XDS.INP for the -intfile image (a rotation: needs "
      "-osc) with the true cell as UNIT_CELL_CONSTANTS; numbered name as for -expt "
      "[default: none]", _out("xds_inp"), kind=str, metavar=["FILE"])
+flag("-nexus", "nbnumba", "also write an NXmx (NeXus/HDF5) file of the frame, as DIALS and "
+     "XDS read an Eiger's: the noise image's counts (the -intfile image's with -nonoise) "
+     "with the beam, detector and goniometer geometry; needs h5py (pip install "
+     "'nbnumba[hdf5]') [default: none]", _out("nexus"), kind=str, metavar=["FILE"])
+flag("-nexus_float", "nbnumba", "the -nexus file holds the float image (photons, float32) "
+     "instead of counts", _out_switch(nexus_float=True), nargs=0)
 flag("-phi_midpoints", "nbnumba", "sample phi at the midpoints of the -phisteps steps, "
      "phi + (k+1/2) x phistep, so that an image is the integral over [phi, phi+osc] that "
      "-expt/-xds_inp state (images then differ from the C program's, which samples phi + k "

@@ -25,7 +25,7 @@ SEED_LIMIT = 2147483646
 
 #: output kinds, in writing order, with the extension appended to the frame's name
 EXTENSIONS = OrderedDict([("float", ".bin"), ("int", ".img"), ("pgm", ".pgm"),
-                          ("noise", "_noise.img")])
+                          ("noise", "_noise.img"), ("nexus", ".h5")])
 
 _SECTIONS = ("beam", "detector", "crystal", "render")
 
@@ -88,6 +88,9 @@ class OutputSpec:
     int_scale: float = 0.0        #: -scale (<= 0: 55000/max per frame)
     pgm_scale: float = 0.0        #: -pgmscale (<= 0: auto per frame)
     adc: float = 40.0             #: -adc
+    #: ``.h5``: the frame as NXmx data (:mod:`nbnumba.io.nexus`): None (no file),
+    #: "counts" (the noise image's, or the int image's without noise) or "float"
+    nexus: Optional[str] = None
 
     @classmethod
     def from_cli(cls, out):
@@ -98,7 +101,7 @@ class OutputSpec:
 
     def kinds(self):
         chosen = {"float": self.float_image, "int": self.int_image, "pgm": self.pgm,
-                  "noise": self.noise}
+                  "noise": self.noise, "nexus": bool(self.nexus)}
         return [k for k in EXTENSIONS if chosen[k]]
 
 

@@ -161,14 +161,14 @@ def _flag_difference(old, new):
 class RunRecord:
     """The record of the run in progress, with what an earlier run left (``previous``)."""
 
-    def __init__(self, template, version, seed, kinds, base_digest, flags=None):
+    def __init__(self, template, version, seed, kinds, base_digest, flags=None, frames=None):
         self.path = record_path(template)
         self.directory = os.path.dirname(self.path)
         self.previous = load(self.path)
         self.data = {"program": "nbnumba-series", "format": FORMAT, "nbnumba": version,
                      "template": template, "seed": seed, "kinds": list(kinds),
                      "flags": None if flags is None else [str(f) for f in flags],
-                     "base": base_digest, "frames": {}}
+                     "base": base_digest, "count": frames, "frames": {}}
         self._written = 0.0
 
     def difference(self, frame_keys):
@@ -185,6 +185,10 @@ class RunRecord:
         if old.get("kinds") != new["kinds"]:
             return "they have the outputs %s, this run writes %s" % (
                 "/".join(old.get("kinds") or []), "/".join(new["kinds"]))
+        if "nexus" in new["kinds"] and old.get("count") != new["count"]:
+            # an NXmx file describes one sweep: its frame count is part of it
+            return "they are a sweep of %s frames, this run asks for %s" % (
+                old.get("count"), new["count"])
         if old.get("base") != new["base"]:
             flags = (_flag_difference(old["flags"], new["flags"])
                      if old.get("flags") is not None and new["flags"] is not None else None)

@@ -456,7 +456,7 @@ def _open_record(frameset, template, resume, flags):
 
     run = record.RunRecord(template, __version__, seed if frameset.outputs.noise else None,
                            frameset.outputs.kinds(), record.digest((base, frameset.outputs)),
-                           flags)
+                           flags, frames=len(frameset))
     why = run.difference(key_of) if resume else None
     if why is not None:
         raise SeriesError("cannot resume: %s holds frames of another run (%s); rerun without "

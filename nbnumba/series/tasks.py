@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from .. import engine, output
+from ..io import nexus
 from ..io.atomic import OutputError
 from ..constants import RTD
 from .frames import EXTENSIONS, SeriesError, apply_overrides, degrees
@@ -54,7 +55,8 @@ def check_template(template):
 def _min_sizes(pixels):
     # float: exact; SMV: header (512 bytes at least) + uint16; PGM: a short header + uint8
     return {"float": (4 * pixels, True), "int": (512 + 2 * pixels, False),
-            "noise": (512 + 2 * pixels, False), "pgm": (pixels + 11, False)}
+            "noise": (512 + 2 * pixels, False), "pgm": (pixels + 11, False),
+            "nexus": (800, False)}
 
 
 def frame_complete(paths, pixels):
@@ -242,7 +244,7 @@ def run_frame(task, payload=None, progress=None):
              else None)
     checksums = ()
     if task.paths is not None:
-        checksums = _write_frame(task, result, ints, pgm, noise)
+        checksums = _write_frame(task, outputs, result, ints, pgm, noise)
     t3 = time.perf_counter()
     info = FrameInfo(
         index=task.index, files=tuple(p for _, p in task.paths or ()),
@@ -288,13 +290,16 @@ def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
             "seconds": time.perf_counter() - t0, "compiled": bool(watch.compiled)}
 
 
-def _frame_bytes(result, ints, pgm, noise):
+def _frame_bytes(outputs, result, ints, pgm, noise):
     """{kind: the file's content as byte chunks} of a frame (nothing is copied)."""
     return {
         "float": lambda: [output.float_bytes(result)],
         "int": lambda: output.smv_image_bytes(result, ints.pixels),
         "pgm": lambda: output.pgm_bytes(result, pgm),
         "noise": lambda: output.smv_image_bytes(result, noise.pixels),
+        "nexus": lambda: [nexus.frame_file_bytes(
+            result.image if outputs.nexus == "float"
+            else ints.pixels if noise is None else noise.pixels)],
     }
 
 
@@ -317,7 +322,7 @@ def _write_stage(path, stage, chunks):
     return digest.hexdigest()
 
 
-def _write_frame(task, result, ints, pgm, noise):
+def _write_frame(task, outputs, result, ints, pgm, noise):
     """Write every file of the frame under staging names, then rename them all; on any
     failure remove what this attempt wrote (no partial frame is ever left). Returns
     ((path, SHA-256 hex of what was written), ...) for the run record.
@@ -326,7 +331,7 @@ def _write_frame(task, result, ints, pgm, noise):
     temporary of its own, no look for stale temporaries in a directory that may hold
     many thousand frames); the checksums come from the bytes in memory.
     """
-    contents = _frame_bytes(result, ints, pgm, noise)
+    contents = _frame_bytes(outputs, result, ints, pgm, noise)
     staged, renamed, checksums = [], [], []
     try:
         for kind, path in task.paths:

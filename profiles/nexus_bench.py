@@ -1,0 +1,152 @@
+"""Writing a series as NXmx (HDF5, bitshuffle-LZ4) against writing it as SMV: time and size.
+
+    python -m profiles.nexus_bench [--frames 100] [--pixels 1024] [--repeats 3] [--out FILE]
+
+No rendering: the frames are made once, in memory, like noise images (Poisson counts of
+a weak background with a few bright spots, plus the -adc offset of 40, uint16). Then
+each way of writing a series writes every frame as ``nbnumba-series`` does in its
+workers, through the same atomic writing:
+
+* **smv**: ``<name>_noise.img`` per frame (:func:`nbnumba.output.write_smv_image`'s
+  header and pixels);
+* **nxmx**: ``<name>.h5`` per frame (:func:`nbnumba.io.nexus.frame_file_bytes`,
+  bitshuffle-LZ4 when ``hdf5plugin`` is installed, else gzip) and, at the end, the
+  master file joining them (:func:`nbnumba.io.nexus.master_bytes`).
+
+Both write to the same temporary directory (on the same file system), alternating,
+best of ``--repeats`` each (with ``--sync``: until ``os.sync()`` returns, the data on
+disk). Results: a JSON file (default ``profiles/results/nexus-DATE.json``) and a
+summary on stdout, with the load average.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "profiles" / "results"
+FLAGS = ("-cell 50 60 70 90 90 90 -default_F 100 -N 5 -distance 100 -pixel 0.1 -phi 0 "
+         "-osc 0.1 -seed 1").split()
+
+
+def make_frames(count, pixels, seed=1):
+    """``count`` distinct noise-like uint16 frames (slow, fast)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:pixels, 0:pixels]
+    r = np.hypot(x - pixels / 2, y - pixels / 2) / pixels
+    background = 3.0 * np.exp(-4 * r)
+    frames = []
+    for _ in range(count):
+        lam = background.copy()
+        spots = rng.integers(0, pixels, size=(200, 2))
+        lam[spots[:, 0], spots[:, 1]] += rng.exponential(500.0, size=200)
+        frames.append((rng.poisson(lam) + 40).astype(np.uint16))
+    return frames
+
+
+def _records(pixels, count):
+    import nbnumba
+    from nbnumba.io import nexus
+    cfg, _ = nbnumba.config_from_args(FLAGS + ["-detpixels", str(pixels)])
+    setup = nbnumba.prepare(cfg)
+    return setup, nexus.frame_records([setup] * count)
+
+
+def write_smv(directory, frames, setup):
+    from nbnumba import output
+    from nbnumba.io import smv
+    header = output.smv_header(setup)
+    paths = []
+    for i, pixels in enumerate(frames):
+        path = os.path.join(directory, "sim_%05d_noise.img" % i)
+        smv.write_smv(path, header, pixels)
+        paths.append(path)
+    return paths
+
+
+def write_nxmx(directory, frames, records):
+    from nbnumba.io import nexus
+    from nbnumba.io.atomic import write_atomic
+    paths = []
+    for i, pixels in enumerate(frames):
+        path = os.path.join(directory, "sim_%05d.h5" % i)
+        write_atomic(path, nexus.frame_file_bytes(pixels))
+        paths.append(path)
+    master = os.path.join(directory, "sweep.nxs")
+    write_atomic(master, nexus.master_bytes(
+        records, sources=nexus.relative_sources(paths, master), dtype="uint16"))
+    return paths + [master]
+
+
+def _timed(function, sync):
+    directory = tempfile.mkdtemp(prefix="nexus-bench-", dir=os.environ.get("TMPDIR"))
+    os.sync()   # earlier runs' dirty pages out of the way
+    try:
+        t0 = time.perf_counter()
+        paths = function(directory)
+        if sync:
+            os.sync()
+        seconds = time.perf_counter() - t0
+        size = sum(os.path.getsize(p) for p in paths)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return seconds, size
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--pixels", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sync", action="store_true",
+                        help="include os.sync() (the data on disk) in the timings")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    from nbnumba.io import nexus
+    frames = make_frames(args.frames, args.pixels)
+    setup, records = _records(args.pixels, args.frames)
+    load_before = os.getloadavg()
+    times = {"smv": [], "nxmx": []}
+    sizes = {}
+    for _ in range(args.repeats):
+        for name, run in (("smv", lambda d: write_smv(d, frames, setup)),
+                          ("nxmx", lambda d: write_nxmx(d, frames, records))):
+            seconds, size = _timed(run, args.sync)
+            times[name].append(seconds)
+            sizes[name] = size
+    load_after = os.getloadavg()
+    best = {k: min(v) for k, v in times.items()}
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(), "cpus": os.cpu_count(), "frames": args.frames,
+        "pixels": args.pixels, "compression": nexus.compression()[0], "sync": args.sync,
+        "seconds": times, "best": best, "bytes": sizes,
+        "time_ratio": best["nxmx"] / best["smv"], "size_ratio": sizes["nxmx"] / sizes["smv"],
+        "load_before": load_before, "load_after": load_after,
+    }
+    out = Path(args.out) if args.out else RESULTS / (
+        "nexus-%s.json" % datetime.date.today().isoformat())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("%d frames of %d x %d, NXmx with %s%s" % (
+        args.frames, args.pixels, args.pixels, result["compression"],
+        ", os.sync() included" if args.sync else ""))
+    for name in ("smv", "nxmx"):
+        print("%-5s best %.3f s (%s), %.1f MB" % (
+            name, best[name], ", ".join("%.3f" % t for t in times[name]), sizes[name] / 1e6))
+    print("NXmx / SMV: time %.2f, size %.3f" % (result["time_ratio"], result["size_ratio"]))
+    print("load average before %s, after %s" % (
+        " ".join("%.2f" % x for x in load_before), " ".join("%.2f" % x for x in load_after)))
+    print("results: %s" % out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
