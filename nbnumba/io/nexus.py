@@ -217,7 +217,7 @@ def _write_sample(entry, images, chain):
 
 
 def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum):
-    from .. import __version__
+    from .._version import __version__
     h5py = _h5py()
     image = images[0]
     n = len(images)
