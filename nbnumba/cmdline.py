@@ -100,7 +100,7 @@ def _unknown(extras):
             close = difflib.get_close_matches(token, all_names(), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             return f"unknown flag {token!r}{hint}"
-    return f"unexpected argument '{extras[0]}' (values must follow their flag)"
+    return f"unexpected argument {extras[0]!r} (values must follow their flag)"
 
 
 def _ingest_header(state, path, is_mask):
