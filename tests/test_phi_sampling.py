@@ -19,8 +19,8 @@ SMALL = ("-cell 50 50 50 90 90 90 -misset 10 20 30 -default_F 100 -N 2 -detpixel
 
 
 def test_phi_angles_start_or_midpoints():
-    assert phi_angles(1.0, 0.5, 3) == [1.0, 1.5, 2.0]
-    assert phi_angles(1.0, 0.5, 3, midpoints=True) == [1.25, 1.75, 2.25]
+    assert list(phi_angles(1.0, 0.5, 3)) == [1.0, 1.5, 2.0]
+    assert list(phi_angles(1.0, 0.5, 3, midpoints=True)) == [1.25, 1.75, 2.25]
 
 
 def _float_image(tmp_path, name, args):

@@ -164,9 +164,10 @@ def _config(*flags):
                                     + list(flags), cwd=".")[0]
 
 
-#: a render of about a second or more (64 rows of 64 pixels x 200 sources x 50 domains)
-_SECOND = ("-detpixels", "64", "-dispersion", "1", "-dispsteps", "200", "-mosaic", "1",
-           "-mosaic_dom", "50")
+#: a render of a few seconds on two idle cores (64 rows of 64 pixels x 200 sources x 400
+#: domains), so that the progress polls (every 0.1 s) see the rows advance many times
+_SECONDS = ("-detpixels", "64", "-dispersion", "1", "-dispsteps", "200", "-mosaic", "1",
+            "-mosaic_dom", "400")
 
 
 def test_progress_callable_is_called_during_the_render(tmp_path, monkeypatch):
@@ -176,7 +177,7 @@ def test_progress_callable_is_called_during_the_render(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     calls = []
     start = time.perf_counter()
-    result = nbnumba.simulate(_config(*_SECOND), threads=2,
+    result = nbnumba.simulate(_config(*_SECONDS), threads=2,
                               progress=lambda done, total: calls.append((done, total)))
     took = time.perf_counter() - start
     during = [c for c in calls if c[0] < c[1]]
@@ -189,7 +190,7 @@ def test_progress_true_and_tqdm_like_objects_work(tmp_path, monkeypatch, capsys)
     import nbnumba
     import tqdm
     monkeypatch.chdir(tmp_path)
-    cfg = _config(*_SECOND)
+    cfg = _config(*_SECONDS)
     bar = _Bar()
     nbnumba.simulate(cfg, progress=bar)
     assert (bar.n, bar.total) == (64, 64)
