@@ -17,7 +17,7 @@ from nbnumba.config import ConfigError
 from nbnumba.io import smv
 from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError, open_regular
-from nbnumba.toolbox import noisify as nz
+from nbnumba.toolbox import detector as nz
 from nbnumba.toolbox import psf as psf_module
 
 from .console import ConsoleStream

@@ -20,7 +20,7 @@ from nbnumba.constants import RTD
 from nbnumba.io import smv, sourcefile
 from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError, read_text
-from nbnumba.toolbox.nonbragg import NonBraggConfig, StolTable, nonbragg
+from nbnumba.toolbox.amorphous import NonBraggConfig, StolTable, nonbragg
 
 from .console import ConsoleStream
 from .entry import error, run_guarded

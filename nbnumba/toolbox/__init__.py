@@ -1,8 +1,8 @@
 """The companions of nanoBragg: amorphous background (:func:`nonbragg`) and detector
 effects (:func:`noisify`), image for image the same as the C programs nonBragg and
 noisify, on NumPy arrays."""
-from .noisify import NoisifyResult, noisify
-from .nonbragg import NonBraggConfig, NonBraggResult, StolTable, nonbragg
+from .detector import NoisifyResult, noisify
+from .amorphous import NonBraggConfig, NonBraggResult, StolTable, nonbragg
 
 __all__ = ["noisify", "NoisifyResult", "nonbragg", "NonBraggConfig", "NonBraggResult",
            "StolTable"]
