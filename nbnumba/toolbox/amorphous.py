@@ -417,6 +417,21 @@ def _rmsd(image, xpixels, ypixels, roi, mean):
     return math.sqrt(total / (n - 1))
 
 
+def _rot_axis_in_place(v, axis, phi):
+    """The C nonBragg's two-theta rotation: a rotation about ``axis`` written into its own
+    input, so that the later components use the already rotated earlier ones (the
+    detector axes are then not quite orthonormal). Kept for identical images; a zero
+    angle is an exact identity."""
+    s = math.sin(phi)
+    c = math.cos(phi)
+    x, y, z = v
+    d = (axis[0] * x + axis[1] * y + axis[2] * z) * (1.0 - c)
+    x = axis[0] * d + x * c + (-axis[2] * y + axis[1] * z) * s
+    y = axis[1] * d + y * c + (+axis[2] * x - axis[0] * z) * s
+    z = axis[2] * d + z * c + (-axis[1] * x + axis[0] * y) * s
+    return (x, y, z)
+
+
 def _unit(v):
     return vec.unit(tuple(float(x) for x in v))[0]
 
@@ -530,8 +545,8 @@ def nonbragg(table, config=None, say=None, **fields):
         tell("pivoting detector around sample")
         pix0 = tuple(-xclose * xdet[k] - yclose * ydet[k] + close_distance * zdet[k]
                      for k in range(3))
-        pix0 = vec.rot_axis(vec.rot_xyz(pix0, rx, ry, rz), axis, cfg.twotheta)
-    xdet, ydet, zdet = (vec.rot_axis(vec.rot_xyz(v, rx, ry, rz), axis, cfg.twotheta)
+        pix0 = _rot_axis_in_place(vec.rot_xyz(pix0, rx, ry, rz), axis, cfg.twotheta)
+    xdet, ydet, zdet = (_rot_axis_in_place(vec.rot_xyz(v, rx, ry, rz), axis, cfg.twotheta)
                         for v in (xdet, ydet, zdet))
     if cfg.pivot == "beam":
         tell("pivoting detector around direct beam spot")

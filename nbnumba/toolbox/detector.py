@@ -15,6 +15,8 @@ C's static variables, so images are identical to the C's for the same seeds.
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+import math
+
 import numpy as np
 
 from .. import _jit, rng
@@ -51,6 +53,72 @@ class NoisifyResult:
     lines: List[str] = field(default_factory=list)
 
 
+@_jit.scalar
+def _f32(x):
+    return np.float64(np.float32(x))
+
+
+@_jit.scalar
+def gauss_deviate(seed, table, state):
+    """noisify's unit normal deviate: as :func:`nbnumba.rng.gauss_deviate`, but the
+    logarithm and the square root are the single-precision ``logf``/``sqrtf``."""
+    if state[rng._ISET] == 0.0:
+        while True:
+            v1 = _f32(2.0 * rng.ran1(seed, table) - 1.0)
+            v2 = _f32(2.0 * rng.ran1(seed, table) - 1.0)
+            rsq = _f32(_f32(v1 * v1) + _f32(v2 * v2))
+            if not (rsq >= 1.0 or rsq == 0.0):
+                break
+        lg = np.float64(math.log(np.float32(rsq)))
+        fac = np.float64(math.sqrt(np.float32(-2.0 * lg / rsq)))
+        state[rng._GSET] = _f32(v1 * fac)
+        state[rng._ISET] = 1.0
+        return _f32(v2 * fac)
+    state[rng._ISET] = 0.0
+    return state[rng._GSET]
+
+
+@_jit.scalar
+def poisson_deviate(xm, seed, table, state):
+    """noisify's Poisson deviate of mean ``xm`` (a float32 value): as
+    :func:`nbnumba.rng.poisson_deviate`, but the rejection method uses the
+    single-precision ``sqrtf``, ``logf``, ``tanf`` and ``expf`` (the noisify source does)."""
+    if xm > 1.0e6:
+        return _f32(xm + math.sqrt(xm) * gauss_deviate(seed, table, state))
+    if xm < 12.0:
+        if xm != state[rng._OLDM]:
+            state[rng._OLDM] = xm
+            state[rng._G] = _f32(math.exp(-xm))
+        em = -1.0
+        t = 1.0
+        while True:
+            em += 1.0
+            t = _f32(t * rng.ran1(seed, table))
+            if not (t > state[rng._G]):
+                break
+        return em
+    if xm != state[rng._OLDM]:
+        state[rng._OLDM] = xm
+        state[rng._SQ] = np.float64(math.sqrt(np.float32(2.0 * xm)))
+        state[rng._ALXM] = np.float64(math.log(np.float32(xm)))
+        state[rng._G] = _f32(_f32(xm * state[rng._ALXM]) - rng.gammln(_f32(xm + 1.0)))
+    sq = state[rng._SQ]
+    alxm = state[rng._ALXM]
+    g = state[rng._G]
+    while True:
+        while True:
+            y = np.float64(math.tan(np.float32(math.pi * rng.ran1(seed, table))))
+            em = _f32(_f32(sq * y) + xm)
+            if not (em < 0.0):
+                break
+        em = _f32(math.floor(em))
+        e = np.float32(_f32(_f32(em * alxm) - rng.gammln(_f32(em + 1.0))) - g)
+        t = _f32(0.9 * (1.0 + _f32(y * y)) * np.float64(math.exp(e)))
+        if not (rng.ran1(seed, table) > t):
+            break
+    return em
+
+
 @_jit.serial
 def _counts(photons, gain, adc, out):
     """Noiseless counts: truncated photons * gain + adc, clipped to 0..65535."""
@@ -69,10 +137,10 @@ def _poisson(photons, flicker, calibration, seed, calib_seed, table, state, out)
     for i in range(photons.size):
         p0 = np.float64(photons[i])
         if flicker > 0.0:
-            p0 *= (1.0 + flicker * rng.gauss_deviate(seed, table, state))
+            p0 *= (1.0 + flicker * gauss_deviate(seed, table, state))
         if calibration > 0.0:
-            p0 *= (1.0 + calibration * rng.gauss_deviate(calib_seed, table, state))
-        v = np.float32(rng.poisson_deviate(np.float64(np.float32(p0)), seed, table, state))
+            p0 *= (1.0 + calibration * gauss_deviate(calib_seed, table, state))
+        v = np.float32(poisson_deviate(np.float64(np.float32(p0)), seed, table, state))
         out[i] = v
         total += np.float64(v)
     return total
@@ -86,7 +154,7 @@ def _readout(photons, gain, adc, readout, seed, table, state, out):
         total += np.float64(photons[i])
         adu = np.float64(photons[i]) * gain + adc
         if readout > 0.0:
-            adu += readout * rng.gauss_deviate(seed, table, state)
+            adu += readout * gauss_deviate(seed, table, state)
         if adu > 65535.0:
             adu = 65535.0
             overloads += 1
