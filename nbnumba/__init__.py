@@ -22,6 +22,7 @@ from .config import (BeamConfig, ConfigError, CrystalConfig, DetectorConfig, Ren
 from .engine import Result, Setup, prepare, render, simulate
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
+from .toolbox import NonBraggConfig, StolTable, nonbragg, noisify
 
 __version__ = "0.1.0"
 
@@ -42,4 +43,5 @@ __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "Sim
            "prepare", "render", "simulate", "config_from_args",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",
            "make_pgm", "smv_header", "write_float_image", "write_pgm", "write_smv_image",
+           "nonbragg", "noisify", "NonBraggConfig", "StolTable",
            "__version__"]
