@@ -151,3 +151,17 @@ def test_noisify_bad_input(args, message, tmp_path, capsys):
     assert rc == 9 and message in err and err.count("\n") == 1, err
     assert (tmp_path / "intimage.img").read_bytes() == b"keep me"
     assert not (tmp_path / "noiseimage.img").exists()
+
+
+def test_man_pages_up_to_date_and_complete():
+    import argparse_manpage  # noqa: F401  - required (the 'man' extra), as for nbnumba.1
+    from nbnumba_cli import toolman
+    from nbnumba_cli.manpage import _strip_date
+    root = Path(__file__).resolve().parent.parent
+    for name, module in (("nb-nonbragg", nonbragg_cli), ("nb-noisify", noisify_cli)):
+        text = toolman.man_page(name)
+        assert _strip_date(text) == _strip_date((root / "docs" / f"{name}.1").read_text())
+        for flag in module.FLAGS:
+            for n in flag.names:
+                assert n.replace("-", "\\-") in text, n
+    assert "docs/nb-noisify.1" in (root / "pyproject.toml").read_text()
