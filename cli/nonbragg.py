@@ -20,7 +20,7 @@ from nbnumba.constants import RTD
 from nbnumba.io import smv, sourcefile
 from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError, read_text
-from nbnumba.toolbox.amorphous import NonBraggConfig, StolTable, nonbragg
+from nbnumba.toolbox.amorphous import NonBraggConfig, StolTable, nonbragg, restate
 
 from .console import ConsoleStream
 from .entry import error, run_guarded
@@ -52,6 +52,9 @@ class NonBraggState:
     pgm_scale: float = 0.0
     adc: float = 40.0
     seed: Optional[int] = None
+    img: Optional[str] = None
+    ignore: list = field(default_factory=list)
+    stolout: Optional[str] = None
 
 
 def _cfg(name, convert=lambda v: v):
@@ -163,7 +166,17 @@ FILE = dict(kind=c_text, metavar="FILE")
 N = dict(kind=c_int, metavar="N")
 V3 = dict(nargs=3, metavar="X")
 
+def _ignore(state, values):
+    state.ignore.append(values[0])
+
+
 FLAGS = [
+    ToolFlag(("-img",), "SMV image to compare with: its header gives the detector (flags "
+             "override it) and its pixels the -stolout table", _own("img"), **FILE),
+    ToolFlag(("-ignore",), "a pixel value of the -img image that marks an invalid pixel "
+             "(repeatable)", _ignore, metavar="COUNTS"),
+    ToolFlag(("-stolout",), "with -img: write the measured sin(theta)/lambda, F, rmsd, n "
+             "table", _own("stolout"), **FILE),
     ToolFlag(("-stol",), "table of sin(theta)/lambda (1/A) and F for one molecule",
              _stol("stol"), **FILE),
     ToolFlag(("-4stol",), "like -stol with 4 sin(theta)/lambda", _stol("4stol"), **FILE),
@@ -337,6 +350,55 @@ def read_stol(path, unit="stol"):
         raise InputFileError(f"scattering table {path}: {exc}") from None
 
 
+def _ingest_img(state):
+    """The -img header's values (before the flags, which override them); its pixels."""
+    image = smv.read_smv(state.img, "-img image")
+    c = state.config
+    c.xpixels, c.ypixels = image.width, image.height
+    value = image.value
+    if value("PIXEL_SIZE") is not None:
+        c.pixel_size = value("PIXEL_SIZE") / 1000.0
+    c.detsize_x = c.pixel_size * c.xpixels
+    c.detsize_y = c.pixel_size * c.ypixels
+    if value("DISTANCE") is not None:
+        c.distance = value("DISTANCE") / 1000.0
+    if value("CLOSE_DISTANCE") is not None:
+        c.close_distance = value("CLOSE_DISTANCE") / 1000.0
+    if value("WAVELENGTH") is not None:
+        c.wavelength = value("WAVELENGTH") / 1e10
+    if value("BEAM_CENTER_X") is not None:
+        c.xbeam = value("BEAM_CENTER_X") / 1000.0
+    if value("BEAM_CENTER_Y") is not None:
+        c.ybeam = c.detsize_y - value("BEAM_CENTER_Y") / 1000.0
+    if value("ORGX") is not None:
+        c.orgx = value("ORGX")
+    if value("ORGY") is not None:
+        c.orgy = value("ORGY")
+    if value("PHI") is not None:
+        c.phi0 = value("PHI") / RTD
+    if value("OSC_RANGE") is not None:
+        c.osc = value("OSC_RANGE") / RTD
+    return image.data[:c.xpixels * c.ypixels].astype(np.float32)
+
+
+def _stolout(result, path, files, say):
+    from nbnumba.toolbox.stolfit import MIN_PIXELS, fit_table
+    rows = fit_table(result.observed_F)
+    text = []
+    last = 0
+    for b, (stol, median, avg, rmsd, n) in enumerate(rows, start=2):
+        last = n
+        if n > MIN_PIXELS:
+            text.append("%s %s %s  %d\n" % (c_g(stol), c_g(avg), c_g(rmsd), n))
+        else:
+            # an empty bin has no mean (the C prints an uninitialised value): 0
+            say("WARNING: not enough pixels in bin= %d n=%d stol= %s median= %s avg_arej= %s"
+                % (b, n, c_g(stol), c_g(median), c_g(avg if n > 0 else 0.0)))
+    files.stage(path, "".join(text).encode("ascii"))
+    say("wrote %s as %d lines of text" % (path, len(text)))
+    return last
+
+
 def _header(fields):
     return smv.header_text(fields)
 
@@ -350,12 +412,20 @@ def run(argv, stdout=None):
 
     files = FileSet()
     try:
-        state = parse(parser(), FLAGS, argv, NonBraggState())
+        state = NonBraggState()
+        prior = parse(parser(), FLAGS, argv, NonBraggState())
+        observed = None
+        if prior.img is not None:
+            state.img = prior.img
+            observed = _ingest_img(state)
+        state = parse(parser(), FLAGS, argv, state)
+        state.ignore = prior.ignore
         if state.stol_file is None:
             raise CliError("no scattering table: give -stol FILE (sin(theta)/lambda and F)")
         paths = [state.floatfile, state.intfile]
         paths += [state.pgmfile] if state.write_pgm else []
         paths += [state.noisefile] if state.noise else []
+        paths += [state.stolout] if state.stolout and state.img else []
         for path in paths:
             files.reserve(path)
         table = read_stol(state.stol_file, state.stol_unit)
@@ -364,10 +434,13 @@ def run(argv, stdout=None):
             state.config.sources = np.column_stack([src.positions, src.weights,
                                                     src.wavelengths])
         seed = state.seed if state.seed is not None else int(time.time())
+        if state.img is not None:
+            say("reading %s" % state.img)
         say("nonBragg amorphous material diffraction simulator - nbnumba %s" % _version())
         pending = []
         # the C reads the table after the detector set-up lines
-        result = nonbragg(table, state.config, say=pending.append)
+        result = nonbragg(table, state.config, say=pending.append, observed=observed,
+                          ignore=state.ignore, adc=state.adc)
         at = next(i for i, line in enumerate(pending) if line.startswith("pivoting")) + 1
         for line in pending[:at] + ["reading %s" % state.stol_file] + pending[at:]:
             say(line)
@@ -384,6 +457,9 @@ def run(argv, stdout=None):
         roi = result.roi
         flat = image.ravel()
         with files:
+            if state.stolout and observed is not None:
+                last = _stolout(result, state.stolout, files, say)
+                result.mean, result.rms, result.rmsd = restate(result, last)
             say("writing %s as %d 4-byte floats" % (state.floatfile, xs * ys))
             files.stage(state.floatfile, memoryview(np.ascontiguousarray(flat, "<f4")).cast("B"))
             say("max_I = %s  at %s %s" % (c_g(result.max_I), c_g(result.max_xy[0]),

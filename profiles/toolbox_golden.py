@@ -60,8 +60,13 @@ NONBRAGG_CASES = {
                             "-polar_vector", "0", "1", "1", "-polar", "0.5"],
     "detsize_xy": ["-detsize_x", "20", "-detsize_y", "16", "-pixel", "0.5", "-distance",
                    "40", "-seed", "14", "-pivot", "sample", "-Xclose", "9", "-Yclose", "8"],
+    "img_stolout": ["-img", "observed.img", "-stolout", "measured.stol", "-seed", "15"],
+    "img_ignore_roi": ["-img", "observed.img", "-stolout", "measured.stol", "-ignore", "0",
+                       "-ignore", "65535", "-roi", "4", "50", "6", "60", "-adc", "30",
+                       "-seed", "16"],
+    "img_flags_override": ["-img", "observed.img", "-distance", "90", "-pixel", "0.3",
+                           "-stolout", "measured.stol", "-nonoise", "-polar", "0.8"],
 }
-NONBRAGG_STOL = {"q_table": None, "four_stol": None, "missing_and_negative_F": None}
 
 NZ = ["-floatfile", "spot.bin"]
 NOISIFY_CASES = {
@@ -137,6 +142,17 @@ def write_inputs(directory):
             "SIZE1=64;\nSIZE2=64;\nPIXEL_SIZE=0.2;\nDISTANCE=150;\nWAVELENGTH=0.9;\n"
             "BEAM_CENTER_X=6.1;\nBEAM_CENTER_Y=7.3;\nBEAMLINE=test;\n}\f").encode()
     (d / "header.img").write_bytes(head + b" " * (512 - len(head)) + bytes(2 * 64 * 64))
+    y, x = np.mgrid[0:64, 0:56]
+    r = np.hypot(x - 25.5, y - 33.0)
+    counts = 40 + 300 * np.exp(-((r - 30) / 14) ** 2) + 60 / (1 + r / 10)
+    counts = np.random.default_rng(0).poisson(counts).astype(np.uint16)
+    counts[5, 5] = 0
+    counts[40, 20] = 65535
+    counts[10:13, 30] = 3000
+    head = ("{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
+            "SIZE1=56;\nSIZE2=64;\nPIXEL_SIZE=0.5;\nDISTANCE=60;\nWAVELENGTH=1.1;\n"
+            "BEAM_CENTER_X=12.75;\nBEAM_CENTER_Y=15.5;\nPHI=3;\nOSC_RANGE=0.5;\n}\f").encode()
+    (d / "observed.img").write_bytes(head + b" " * (512 - len(head)) + counts.astype("<u2").tobytes())
 
 
 def outputs(args):

@@ -158,6 +158,11 @@ class NonBraggResult:
     omega_sum: float
     header: list
     lines: List[str] = field(default_factory=list)
+    #: sums of the rendered pixels and their float32 squares (for :func:`restate`)
+    sums: tuple = (0.0, 0.0)
+    #: with an observed image: (F per pixel, bin per pixel, pixels per bin, the padded
+    #: table's sin(theta)/lambda in 1/m, its unit multiplier), for :func:`fit_table`
+    observed_F: Optional[tuple] = None
 
 
 def _steps(steps, rng_, step, one_range):
@@ -267,11 +272,21 @@ def _unitize(x, y, z):
 @_jit.serial
 def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, beam,
             distance, close_distance, curved, point_pixel, src, stol_of, F_of, nopolar,
-            kahn, polar, fluence, molecules, steps, image, stats):
+            kahn, polar, fluence, molecules, steps, image, stats, observed, ignore, adc,
+            f_obs, bin_of, pixels_in):
     """The C's pixel loop, serial (the interpolation start and the re-normalised
-    polarization axis carry over from pixel to pixel, as in the C)."""
+    polarization axis carry over from pixel to pixel, as in the C).
+
+    With an observed image (``observed.size > 0``), each rendered pixel's observed
+    counts are turned back into a structure factor ``f_obs`` with the last evaluation's
+    polarization, solid angle and sin(theta)/lambda, and binned by the table point
+    nearest that sin(theta)/lambda (``bin_of``, ``pixels_in``; ignored values: bin 0).
+    """
     subpixel = pixel_size / oversample
     nearest = 0
+    pol = 1.0
+    omega = 0.0
+    stol = 0.0
     nstol = stol_of.size
     px, py, pz = polar[0], polar[1], polar[2]
     omega_sum = 0.0
@@ -332,6 +347,25 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
                         I += sign * F * F * pol * omega * src[s, 3]
             v = np.float32(I * R_E_SQR * fluence * molecules / steps)
             image[j] = v
+            if observed.size > 0:
+                invalid = 0
+                for k in range(ignore.size):
+                    if np.float64(observed[j]) == ignore[k]:
+                        invalid += 1
+                dev = np.float32(np.float64(observed[j]) - adc)
+                sgn = 1.0
+                if dev < 0.0:
+                    sgn = -1.0
+                dev = abs(dev)
+                f_obs[j] = np.float32(sgn * math.sqrt(
+                    np.float64(dev) / pol / omega / fluence / R_E_SQR / molecules * steps))
+                b = 0
+                if invalid == 0:
+                    b = nearest
+                    if stol > (stol_of[b] + stol_of[b + 1]) / 2.0:
+                        b += 1
+                pixels_in[b] += 1
+                bin_of[j] = b
             vd = np.float64(v)
             if vd > max_I:
                 max_I = vd
@@ -417,6 +451,20 @@ def _rmsd(image, xpixels, ypixels, roi, mean):
     return math.sqrt(total / (n - 1))
 
 
+def restate(result, count):
+    """(mean, rms, rmsd) of ``result`` computed with ``count`` pixels, as the C prints them
+    after ``-stolout``, whose last bin's pixel count replaces the rendered-pixel count
+    (kept: the printed statistics and the default PGM scale depend on it)."""
+    total, total_sq = result.sums
+    n0 = count if count > 0 else 1
+    mean = total / n0
+    n1 = n0 if n0 > 1 else 2
+    rms = math.sqrt(total_sq / (n1 - 1))
+    ys, xs = result.image.shape
+    rmsd = _rmsd(result.image.ravel(), xs, ys, np.array(result.roi, dtype=np.int64), mean)
+    return float(mean), float(rms), float(rmsd)
+
+
 def _rot_axis_in_place(v, axis, phi):
     """The C nonBragg's two-theta rotation: a rotation about ``axis`` written into its own
     input, so that the later components use the already rotated earlier ones (the
@@ -447,12 +495,15 @@ def _check(cfg):
             raise ConfigError(f"nonbragg: {name} must be finite")
 
 
-def nonbragg(table, config=None, say=None, **fields):
+def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, **fields):
     """Render the diffuse scattering of an amorphous sample, exactly as the C nonBragg.
 
     table: a :class:`StolTable` (or an (n, 2) array of sin(theta)/lambda in 1/A and F).
     config: a :class:`NonBraggConfig` (default: the C's defaults); ``fields`` override
     its fields by name (SI units). say: callable receiving the C's set-up lines.
+    observed: optional image (counts, (slow, fast) or raster order) to compare with: its
+    per-bin structure factors are then in ``result.table_fit`` (see :func:`fit_table`);
+    ignore: observed values that mark invalid pixels; adc: its offset, counts.
     Returns a :class:`NonBraggResult`; ConfigError for unusable values.
     """
     if not isinstance(table, StolTable):
@@ -602,11 +653,22 @@ def nonbragg(table, config=None, say=None, **fields):
 
     image = np.zeros(xpixels * ypixels, dtype=np.float32)
     stats = np.zeros(7)
+    if observed is None:
+        observed = np.zeros(0, dtype=np.float32)
+    else:
+        observed = np.ascontiguousarray(observed, dtype=np.float32).ravel()
+        if observed.size != xpixels * ypixels:
+            raise ConfigError(f"nonbragg: the observed image has {observed.size} pixels, "
+                              f"the detector {xpixels}x{ypixels}")
+    ignore = np.array([float(np.uint16(v)) for v in ignore], dtype=np.float64)
+    f_obs = np.zeros(xpixels * ypixels, dtype=np.float32)
+    bin_of = np.zeros(xpixels * ypixels, dtype=np.int64)
+    pixels_in = np.zeros(stol_of.size, dtype=np.int64)
     _render(xpixels, ypixels, np.array(roi, dtype=np.int64), oversample, pixel,
             np.array(pix0), np.array(xdet), np.array(ydet), np.array(beam), distance,
             close_distance, cfg.curved_detector, cfg.point_pixel, src, stol_of, F_of,
             cfg.nopolar, cfg.polarization, np.array(polar), fluence, molecules, steps,
-            image, stats)
+            image, stats, observed, ignore, float(adc), f_obs, bin_of, pixels_in)
     max_I, max_x, max_y, total, total_sq, n, omega_sum = stats
     n = int(n)
     n0 = n if n > 0 else 1
@@ -628,4 +690,7 @@ def nonbragg(table, config=None, say=None, **fields):
         ("DETECTOR_SN", "000", True), ("BEAMLINE", "fake", True)]
     return NonBraggResult(image=image.reshape(ypixels, xpixels), roi=tuple(roi),
                           max_I=float(max_I), max_xy=(float(max_x), float(max_y)),
-                          mean=float(mean), rms=float(rms), rmsd=float(rmsd), omega_sum=float(omega_sum), header=header, lines=lines)
+                          mean=float(mean), rms=float(rms), rmsd=float(rmsd),
+                          sums=(float(total), float(total_sq)),
+                          observed_F=(f_obs, bin_of, pixels_in, stol_of, table.multiplier)
+                          if observed.size else None, omega_sum=float(omega_sum), header=header, lines=lines)
