@@ -22,7 +22,7 @@ from nbnumba.toolbox import psf as psf_module
 
 from .console import ConsoleStream
 from .entry import error, run_guarded
-from .toolflags import CliError, ToolFlag, build, c_float, c_int, c_text, parse
+from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
 PROG = "nb-noisify"
 DESCRIPTION = ("Turn an ideal float image (photons per pixel) into what a detector records: "

@@ -25,7 +25,7 @@ from nbnumba.toolbox.amorphous import NonBraggConfig, StolTable, nonbragg, resta
 from .console import ConsoleStream
 from .entry import error, run_guarded
 from .report import c_g
-from .toolflags import CliError, ToolFlag, build, c_float, c_int, c_text, parse
+from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
 PROG = "nb-nonbragg"
 DESCRIPTION = ("Render the diffuse scattering of an amorphous sample (water, air, ...) from "
@@ -202,6 +202,8 @@ FLAGS = [
     ToolFlag(("-seed",), "seed of the noise image (default: the clock)", _own("seed"), **N),
     ToolFlag(("-coherent",), "accepted (no effect, as in the C)", _ignored, nargs=0),
     ToolFlag(("-printout",), "accepted (no effect)", _ignored, nargs=0),
+    ToolFlag(("-printout_pixel",), "accepted (no effect)", _ignored, nargs=2, kind=c_int,
+             metavar="N"),
     ToolFlag(("-noprogress",), "accepted (no progress lines are printed)", _ignored, nargs=0),
     ToolFlag(("-progress",), "accepted (no progress lines are printed)", _ignored, nargs=0),
     ToolFlag(("-samplesize", "-sample_size"), "edge of a cube-shaped sample (default 0.1)",
@@ -278,7 +280,8 @@ FLAGS = [
     ToolFlag(("-flux",), "flux, photons/s", _cfg("flux")),
     ToolFlag(("-exposure",), "exposure time, s", _cfg("exposure")),
     ToolFlag(("-beamsize",), "beam size (default 0.1)", _cfg("beamsize", lambda v: v / 1000)),
-    ToolFlag(("-dispersion",), "spectral dispersion, percent", _cfg("dispersion", lambda v: v / 100.0)),
+    ToolFlag(("-dispersion",), "spectral dispersion, percent",
+             _cfg("dispersion", lambda v: v / 100.0)),
     ToolFlag(("-dispsteps",), "wavelengths in the dispersion", _cfg("dispsteps"), **N),
     ToolFlag(("-divergence",), "beam divergence, mrad", _divergence),
     ToolFlag(("-hdivrange",), "horizontal divergence, mrad", _cfg("hdivrange", _mrad)),

@@ -14,7 +14,6 @@ the load average, which matters on a shared machine.
 """
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

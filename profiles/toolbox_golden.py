@@ -14,7 +14,6 @@ its PGM (reading past its buffer): only the header and the first byte per pixel 
 """
 import gzip
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -152,7 +151,8 @@ def write_inputs(directory):
     head = ("{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
             "SIZE1=56;\nSIZE2=64;\nPIXEL_SIZE=0.5;\nDISTANCE=60;\nWAVELENGTH=1.1;\n"
             "BEAM_CENTER_X=12.75;\nBEAM_CENTER_Y=15.5;\nPHI=3;\nOSC_RANGE=0.5;\n}\f").encode()
-    (d / "observed.img").write_bytes(head + b" " * (512 - len(head)) + counts.astype("<u2").tobytes())
+    (d / "observed.img").write_bytes(head + b" " * (512 - len(head))
+                                     + counts.astype("<u2").tobytes())
 
 
 def outputs(args):

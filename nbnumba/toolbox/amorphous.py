@@ -693,4 +693,5 @@ def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, *
                           mean=float(mean), rms=float(rms), rmsd=float(rmsd),
                           sums=(float(total), float(total_sq)),
                           observed_F=(f_obs, bin_of, pixels_in, stol_of, table.multiplier)
-                          if observed.size else None, omega_sum=float(omega_sum), header=header, lines=lines)
+                          if observed.size else None, omega_sum=float(omega_sum),
+                          header=header, lines=lines)
