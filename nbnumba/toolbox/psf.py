@@ -271,6 +271,12 @@ def apply(image, kind, fwhm, radius=0, method="auto", say=None):
         if kr == 0:
             kr = 1
     kr = min(kr, maxwidth)
+    from .. import memory
+    from ..config import ConfigError
+    size = 2 * kr + 1
+    memory.require(8 * size * size * 3 + 40 * pixels,
+                   f"the PSF kernel ({size} x {size} pixels)",
+                   "give a smaller -psf_radius", ConfigError)
     kern = kernel(code, kr, fwhm)
     radii = np.zeros(pixels, dtype=np.int64)
     total_lost = _radii(flat, code, float(fwhm), g, int(radius), maxwidth, radii)
