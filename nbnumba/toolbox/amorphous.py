@@ -495,6 +495,7 @@ def _check(cfg):
             raise ConfigError(f"nonbragg: {name} must be finite")
 
 
+@_jit.without_blas_probe
 def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, **fields):
     """Render the diffuse scattering of an amorphous sample, exactly as the C nonBragg.
 

@@ -168,6 +168,7 @@ def _pgm(counts):
     return np.minimum(counts, 255).astype(np.uint8)
 
 
+@_jit.without_blas_probe
 def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
             readout=0.0, flicker=0.0, calibration=0.03, seed=None, calib_seed=None,
             noise=True, psf=None, psf_fwhm=46e-6, pixel_size=0.1e-3, psf_radius=0,

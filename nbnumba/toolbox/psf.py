@@ -26,6 +26,7 @@ lands one column past the right edge (x = width) continues at column 0 of the ne
 and the kernel is cached at the radius of the brightest pixel.
 """
 import math
+import sys
 
 import numpy as np
 from numba import prange
@@ -203,7 +204,13 @@ def _scatter(image, radii, kern, kr, xpixels, ypixels, out):
 
 def _fft_groups(image, radii, inner, kern, kr, xpixels, ypixels):
     """Float64 sum of the FFT-path sources over the annulus ``inner < d <= r_i``, each
-    group of equal radius in one convolution, with the C's column wrap."""
+    group of equal radius in one convolution, with the C's column wrap.
+
+    scipy.signal needs scipy.linalg, which :func:`nbnumba._jit.no_blas_probe` hides while
+    numba initialises; numba is initialised by now (the kernel is computed first), so
+    the hiding is lifted for this import."""
+    if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
+        del sys.modules["scipy.linalg"]
     from scipy.signal import oaconvolve
     canvas = np.zeros((ypixels + 1, xpixels + 1))
     img2 = image.reshape(ypixels, xpixels).astype(np.float64)
