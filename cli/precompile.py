@@ -104,7 +104,8 @@ def _render_all(folder):
         if code != 0:
             raise RuntimeError("ahead-of-time variant %r failed: %s"
                                % (what, stderr.getvalue().strip()))
-    return len(variants)
+    from nbnumba.toolbox.warmup import compile_kernels   # nb-nonbragg, nb-noisify
+    return len(variants) + compile_kernels()
 
 
 def _cache_folders():
