@@ -35,6 +35,7 @@ from .errors import (ConfigError, DeviceError, FlagError, InputFileError, Nbnumb
 from .io.nexus import write_nexus
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
+from .toolbox import NonBraggConfig, StolTable, nonbragg, noisify
 
 from .precompile import compile  # noqa: A004 (the library's ahead-of-time compile)
 
@@ -45,4 +46,5 @@ __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "Sim
            "DeviceError",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",
            "make_pgm", "smv_header", "write_float_image", "write_pgm", "write_smv_image",
-           "write_nexus", "__version__"]
+           "write_nexus", "nonbragg", "noisify", "NonBraggConfig", "StolTable",
+           "__version__"]
