@@ -17,12 +17,13 @@ import sys
 import time
 
 from nbnumba import engine, series
-from nbnumba.io.atomic import FileSet, OutputError, write_atomic
+from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
 from . import truth
-from .entry import EXIT_INTERRUPTED, error, run_guarded, version
+from .console import ConsoleStream, Terminated, failure_note, flush_quietly
+from .entry import error, run_guarded, say_error, version
 from .flags import OutputOptions, c_float, c_int
 from .parse import CliError, load_inputs, parse_arguments
 
@@ -169,95 +170,131 @@ def _executor(opts, threads, frames):
 
 
 def run(argv, stdout=None):
-    """Run a series from C-style arguments plus the series options; returns the status."""
-    stdout = stdout if stdout is not None else sys.stdout
+    """Run a series from C-style arguments plus the series options; returns the status.
 
-    def say(text=""):
-        stdout.write(text + "\n")
-
+    A console that cannot take the report (a closed pipe, a full disk, an encoding that
+    cannot show a name) never stops the frames: its failure is one warning at the end.
+    """
+    stdout = ConsoleStream(stdout if stdout is not None else sys.stdout)
+    extra = FileSet()   # --manifest, --expt, --xds-inp: checked now, written at the end
     try:
-        state = parse_arguments(argv, add_options=add_series_options)
-        opts = state.options
-        load_inputs(state)
-        out = state.out
-        series.check_template(opts.template)
-        if opts.workers is not None and opts.scheduler is not None:
-            raise CliError("give --workers or --scheduler, not both")
-        recorded_seed = out.seed is None and opts.resume and out.write_noise
-        if recorded_seed:   # continue the run on disk with the seed it chose
-            out.seed = series.recorded_seed(opts.template)
-            recorded_seed = out.seed is not None
-        clock_seed = out.seed is None
-        if clock_seed:
-            out.seed = int(time.time())
-        xtal = state.config.crystal
-        clock_misset = (xtal.misset == "random" and xtal.misset_seed is None
-                        and opts.orientation_seed is None)
-        if clock_misset:   # one random orientation for the whole series, as printed
-            xtal.misset_seed = int(time.time())
-        fs, osc = _frame_set(state, opts)
-        expt = opts.expt or out.expt
-        xds_inp = opts.xds_inp or out.xds_inp
-        truth.check_paths(expt, xds_inp, create_directories=True)
-        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
-        say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
-        if osc is not None:
-            first = series.degrees(state.config.crystal.phi0)
-            say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
-        if clock_misset:
-            say("random orientation: -misset_seed %d (from the clock)" % xtal.misset_seed)
-        if opts.orientation_seed is not None:
-            say("random orientations: -misset random -misset_seed frame_seed(%d, i)"
-                % opts.orientation_seed)
-        kinds = fs.outputs.kinds()
-        say("files: %s ... %s" % (
-            " ".join(p for _, p in series.frame_paths(opts.template, 0, kinds)),
-            " ".join(p for _, p in series.frame_paths(opts.template, len(fs) - 1, kinds))))
-        ignored = _ignored_names(out)
-        if ignored:
-            say("note: %s ignored: --template names the files" % ", ".join(ignored))
-        if fs.outputs.noise:
-            origin = (" (from the clock)" if clock_seed else
-                      " (from the run record)" if recorded_seed else "")
-            say("noise seed %d%s: frame i uses -seed frame_seed(%d, i)"
-                % (out.seed, origin, out.seed))
-        started = time.perf_counter()
-        flags = _recorded_flags(argv)
-        # lock and check the run directory before a cluster is started
-        with series.run_lock(series.record.run_directory(opts.template)):
-            if opts.resume:
-                series.check_resume(fs, opts.template, flags)
-            with _executor(opts, state.threads, len(fs)) as (executor, what):
-                say("executor: %s" % what)
-                stdout.flush()
-                report = series.write_series(
-                    fs, opts.template, executor=executor, resume=opts.resume,
-                    progress=bool(out.progress), threads=state.threads, device=state.device,
-                    describe=what, flags=flags)
-        say(_summary(report, time.perf_counter() - started,
-                     cluster=opts.workers is not None or opts.scheduler is not None))
-        if opts.manifest:
-            _write_manifest(opts.manifest, argv, report)
-            say("manifest: %s" % opts.manifest)
-        if experiment_files and not report.failed:
-            with FileSet() as files:
-                for path, data, what in experiment_files:
-                    files.stage(path, data)
-                    say("%s: %s" % (what, path))
-        stdout.flush()
-        for f in report.failed:
-            error(PROG, "frame %d failed after %d attempt%s: %s"
-                  % (f.index, f.attempts, "" if f.attempts == 1 else "s", f.error))
-        if report.failed:
-            return error(PROG, "%d of %d frames failed (rerun with --resume to complete "
-                         "the series)" % (len(report.failed), len(fs)))
-        return 0
+        status = _run(argv, stdout, extra)
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError,
             series.SeriesError) as exc:
         stdout.flush()
         return error(PROG, exc)
     except MemoryError:
         return error(PROG, "not enough memory for this image")
+    finally:
+        extra.discard()
+    note = failure_note(PROG, stdout)
+    if note:
+        say_error(note + "\n")
+    return status
+
+
+def _run(argv, stdout, extra):
+    def say(text=""):
+        stdout.write(text + "\n")
+
+    state = parse_arguments(argv, add_options=add_series_options)
+    opts = state.options
+    load_inputs(state)
+    out = state.out
+    series.check_template(opts.template)
+    if opts.workers is not None and opts.scheduler is not None:
+        raise CliError("give --workers or --scheduler, not both")
+    recorded_seed = out.seed is None and opts.resume and out.write_noise
+    if recorded_seed:   # continue the run on disk with the seed it chose
+        out.seed = series.recorded_seed(opts.template)
+        recorded_seed = out.seed is not None
+    clock_seed = out.seed is None
+    if clock_seed:
+        out.seed = int(time.time())
+    xtal = state.config.crystal
+    clock_misset = (xtal.misset == "random" and xtal.misset_seed is None
+                    and opts.orientation_seed is None)
+    if clock_misset:   # one random orientation for the whole series, as printed
+        xtal.misset_seed = int(time.time())
+    fs, osc = _frame_set(state, opts)
+    expt = opts.expt or out.expt
+    xds_inp = opts.xds_inp or out.xds_inp
+    # every file distinct and writable before anything is rendered
+    others = {"--manifest": opts.manifest,
+              ("--expt" if opts.expt else "-expt"): expt,
+              ("--xds-inp" if opts.xds_inp else "-xds_inp"): xds_inp}
+    series.check_names(opts.template, len(fs), fs.outputs.kinds(), others)
+    truth.check_paths(opts.manifest, expt, xds_inp, create_directories=True)
+    for path in (opts.manifest, expt, xds_inp):
+        if path:
+            _reserve(extra, path)
+    experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
+    say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
+    if osc is not None:
+        first = series.degrees(state.config.crystal.phi0)
+        say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
+    if clock_misset:
+        say("random orientation: -misset_seed %d (from the clock)" % xtal.misset_seed)
+    if opts.orientation_seed is not None:
+        say("random orientations: -misset random -misset_seed frame_seed(%d, i)"
+            % opts.orientation_seed)
+    kinds = fs.outputs.kinds()
+    say("files: %s ... %s" % (
+        " ".join(p for _, p in series.frame_paths(opts.template, 0, kinds)),
+        " ".join(p for _, p in series.frame_paths(opts.template, len(fs) - 1, kinds))))
+    ignored = _ignored_names(out)
+    if ignored:
+        say("note: %s ignored: --template names the files" % ", ".join(ignored))
+    if fs.outputs.noise:
+        origin = (" (from the clock)" if clock_seed else
+                  " (from the run record)" if recorded_seed else "")
+        say("noise seed %d%s: frame i uses -seed frame_seed(%d, i)"
+            % (out.seed, origin, out.seed))
+    started = time.perf_counter()
+    flags = _recorded_flags(argv)
+    # lock and check the run directory before a cluster is started
+    with series.run_lock(series.record.run_directory(opts.template)):
+        if opts.resume:
+            series.check_resume(fs, opts.template, flags)
+        with _executor(opts, state.threads, len(fs)) as (executor, what):
+            say("executor: %s" % what)
+            stdout.flush()
+            report = series.write_series(
+                fs, opts.template, executor=executor, resume=opts.resume,
+                progress=bool(out.progress), threads=state.threads, device=state.device,
+                describe=what, flags=flags)
+    say(_summary(report, time.perf_counter() - started,
+                 cluster=opts.workers is not None or opts.scheduler is not None))
+    written = []
+    if opts.manifest:
+        extra.stage(opts.manifest, _manifest_bytes(argv, report))
+        written.append("manifest: %s" % opts.manifest)
+    if experiment_files and not report.failed:
+        for path, data, what in experiment_files:
+            extra.stage(path, data)
+            written.append("%s: %s" % (what, path))
+    extra.commit()
+    for line in written:
+        say(line)
+    stdout.flush()
+    for f in report.failed:
+        error(PROG, "frame %d failed after %d attempt%s: %s"
+              % (f.index, f.attempts, "" if f.attempts == 1 else "s", f.error))
+    if report.failed:
+        return error(PROG, "%d of %d frames failed (rerun with --resume to complete "
+                     "the series)" % (len(report.failed), len(fs)))
+    return 0
+
+
+def _reserve(files, path):
+    """Check ``path`` for writing at the end of the run (:meth:`FileSet.reserve`); a
+    device or FIFO must accept a write now (``/dev/full`` refuses even an empty one)."""
+    target = files.reserve(path)
+    if target.fd is not None:
+        try:
+            os.write(target.fd, b"")
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _summary(report, seconds, cluster=False):
@@ -275,7 +312,7 @@ def _summary(report, seconds, cluster=False):
     return text + (" (%s)" % "; ".join(details) if details else "")
 
 
-def _write_manifest(path, argv, report):
+def _manifest_bytes(argv, report):
     data = {
         "program": PROG, "version": version(), "argv": list(argv), "seed": report.seed,
         "seed_rule": "frame i: -seed nbnumba.series.frame_seed(seed, i)",
@@ -284,20 +321,67 @@ def _write_manifest(path, argv, report):
         "skipped": report.skipped,
         "failed": [dataclasses.asdict(f) for f in report.failed],
     }
-    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
+    return (json.dumps(data, indent=1) + "\n").encode()
+
+
+class _Termination:
+    """SIGTERM (what batch systems send before killing a job) handled like Ctrl-C: the
+    frames being written are dropped whole, the run record is written, one line is
+    printed and the status is 143. The signal goes to the SIGINT handler in place, so
+    that it stops a dask cluster the same careful way; a repeated SIGTERM is ignored
+    (the record must be written)."""
+
+    def __init__(self):
+        self.signum = None
+
+    def handler(self, signum, frame):
+        if self.signum is not None:
+            return
+        self.signum = signum
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if callable(on_sigint):
+            on_sigint(signal.SIGINT, frame)
+        else:   # SIGINT ignored (a background job): stop here all the same
+            raise Terminated(signum)
+
+    @contextlib.contextmanager
+    def installed(self):
+        self.signum = None
+        try:
+            previous = signal.signal(signal.SIGTERM, self.handler)
+        except ValueError:  # not the main thread: nothing changes
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def run(self, argv):
+        """``run(argv)``, with an interrupt that a SIGTERM caused reported as such."""
+        with self.installed():
+            try:
+                return run(argv)
+            except KeyboardInterrupt:
+                if self.signum is None:
+                    raise
+                say_error("%s: terminated (rerun with --resume to complete)\n" % PROG)
+                return 128 + self.signum
 
 
 def main(argv=None):
-    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    status = run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
+    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; Ctrl-C
+    exits with 130, SIGTERM with 143, both after writing the run record."""
+    status = run_guarded(_Termination().run, sys.argv[1:] if argv is None else argv, PROG,
                          interrupted="interrupted (rerun with --resume to complete)",
                          numba=True)
-    if status == EXIT_INTERRUPTED and argv is None:
+    if argv is None:
         # the command is over and its cluster stopped: leave now, so that a repeated
-        # Ctrl-C (or one still travelling) cannot turn the exit into a crash
+        # signal (or one still travelling) cannot turn the exit into a crash, and a
+        # console that cannot take buffered text cannot change the status
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        flush_quietly()
         os._exit(status)
     return status
 

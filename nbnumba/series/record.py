@@ -12,11 +12,13 @@ per finished frame, a key of its per-frame values and the SHA-256 of each of its
 and refuses to continue a run that would render any frame differently.
 """
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pickle
 import re
+import stat
 import time
 
 from ..io.atomic import write_atomic
@@ -52,10 +54,25 @@ def digest(value):
     return hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()
 
 
+def _open_regular(path):
+    """A binary reader of the regular file ``path``; ``OSError`` for anything else (a
+    FIFO, a device or a directory is never read: opening a FIFO could wait forever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def file_sha256(path):
-    """SHA-256 (hex) of a file's content, read in 1 MiB blocks."""
+    """SHA-256 (hex) of a regular file's content, read in 1 MiB blocks; ``OSError`` if
+    ``path`` is not a regular file."""
     h = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -89,9 +106,17 @@ def run_lock(directory):
     path = os.path.join(directory, LOCK_NAME)
     try:
         os.makedirs(directory, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o666)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SeriesError(f"cannot lock {directory}: {LOCK_NAME} is a symbolic link "
+                              "(remove it)") from None
         raise SeriesError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SeriesError(f"cannot lock {directory}: {LOCK_NAME} is not a regular file "
+                          "(remove it)")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -101,8 +126,11 @@ def run_lock(directory):
                 "another nbnumba-series run%s is writing frames in %s: wait for it to end, "
                 "or give another --template directory"
                 % (f" (process {holder})" if holder.isdigit() else "", directory)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        except OSError as exc:
+            raise SeriesError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+        with contextlib.suppress(OSError):   # the holder's id is only a courtesy
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, b"%d\n" % os.getpid(), 0)
         _HELD[directory] = 1
         try:
             yield
@@ -113,15 +141,44 @@ def run_lock(directory):
 
 
 def load(path):
-    """The record at ``path`` as a dict, or None if there is none (or it is unreadable)."""
+    """The record at ``path`` as a dict, or None if there is none (or it is unreadable,
+    not a regular file, or not a record). Frame entries that are not well formed (a
+    hand-edited record) are left out: those frames are rendered again."""
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             data = json.loads(handle.read(64 << 20))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None
+    for name, kind in _FIELDS.items():
+        value = data.get(name)
+        if value is not None and not kind(value):
+            return None
+    frames = data.get("frames")
+    data["frames"] = {index: entry for index, entry in (frames or {}).items()
+                      if _INDEX.match(index) and _well_formed(entry)}
     return data
+
+
+def _strings(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: the type of each top-level field of a record (None is accepted for every field)
+_FIELDS = {"nbnumba": lambda v: isinstance(v, str),
+           "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
+           "kinds": _strings, "flags": _strings, "base": lambda v: isinstance(v, str),
+           "frames": lambda v: isinstance(v, dict)}
+_INDEX = re.compile(r"^(0|[1-9][0-9]{0,8})$")
+
+
+def _well_formed(entry):
+    """True for a frame entry ``{"key": str, "files": {name: sha256 hex}}``."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+        return False
+    files = entry.get("files")
+    return isinstance(files, dict) and all(isinstance(h, str) for h in files.values())
 
 
 _NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -179,31 +236,45 @@ class RunRecord:
         if old.get("nbnumba") != new["nbnumba"]:
             return "they were written by nbnumba %s (this is %s)" % (old.get("nbnumba"),
                                                                     new["nbnumba"])
-        if old.get("seed") != new["seed"]:
-            return "they have noise seed -seed %s, this run -seed %s" % (old.get("seed"),
-                                                                        new["seed"])
         if old.get("kinds") != new["kinds"]:
             return "they have the outputs %s, this run writes %s" % (
                 "/".join(old.get("kinds") or []), "/".join(new["kinds"]))
+        if old.get("seed") != new["seed"]:
+            return "they have noise seed -seed %s, this run -seed %s" % (old.get("seed"),
+                                                                        new["seed"])
         if old.get("base") != new["base"]:
             flags = (_flag_difference(old["flags"], new["flags"])
                      if old.get("flags") is not None and new["flags"] is not None else None)
             return ("their flags differ: %s" % flags if flags else
                     "their configuration or input files differ")
-        for index, entry in sorted(old.get("frames", {}).items(), key=lambda kv: int(kv[0])):
+        for index, entry in sorted(old["frames"].items(), key=lambda kv: int(kv[0])):
             key = frame_keys(int(index))
             if key is not None and entry.get("key") != key:
                 return ("frame %s was rendered with other per-frame values "
                         "(--frame-osc, --orientation-seed ...)" % index)
         return None
 
+    def carry(self, frames):
+        """Keep the previous run's entries of frames ``0 .. frames - 1`` until they are
+        checked (:meth:`verified`), so that a run stopped before checking them all
+        leaves them recorded."""
+        for index, entry in (self.previous or {}).get("frames", {}).items():
+            if int(index) < frames:
+                self.data["frames"][index] = entry
+
     def verified(self, index, key, paths):
         """True when the previous run finished frame ``index`` with this ``key`` and every
-        file in ``paths`` still has the checksum it was written with."""
+        file in ``paths`` still has the checksum it was written with (the frame stays in
+        this run's record; otherwise it leaves it)."""
         entry = (self.previous or {}).get("frames", {}).get(str(index))
-        if not entry or entry.get("key") != key:
+        if entry is None or entry.get("key") != key or not self._intact(entry, paths):
+            self.data["frames"].pop(str(index), None)
             return False
-        files = entry.get("files", {})
+        self.data["frames"][str(index)] = entry
+        return True
+
+    def _intact(self, entry, paths):
+        files = entry["files"]
         if len(files) != len(paths):
             return False
         for path in paths:
@@ -213,8 +284,21 @@ class RunRecord:
                     return False
             except OSError:
                 return False
-        self.data["frames"][str(index)] = entry
         return True
+
+    def adopt(self, index, key, paths, since):
+        """Record frame ``index`` if every file in ``paths`` is a regular file put in place
+        at or after ``since`` (``time.time()``): a frame finished by a run that was
+        stopped before the frame's result came back. Files are only ever renamed into
+        place complete, so such a set is the whole frame."""
+        try:
+            if not all(os.stat(p).st_mtime >= since for p in paths):
+                return
+            checksums = [(p, file_sha256(p)) for p in paths]
+        except OSError:
+            return
+        self.data["frames"][str(index)] = {
+            "key": key, "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
 
     def add(self, index, key, checksums):
         """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...)."""
