@@ -73,8 +73,8 @@ def check_names(template, frames, kinds, others=None):
         real = os.path.realpath(path)
         k = key(real)
         if k in directories:
-            raise SeriesError(f"{what} {path} is a directory the frames are written in: give "
-                              "a file name")
+            raise SeriesError(f"{what} {path} is a directory (the frames' files go in it): "
+                              "give a file name")
         if k in owner:
             raise SeriesError(f"{what} {path} is also {_describe(owner[k], k, path)}: give "
                               "it another name")
