@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import re
+import secrets
 import stat
 import time
 
@@ -47,6 +48,12 @@ def record_path(template):
     name = os.path.basename(template)
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return os.path.join(run_directory(template), RECORD_PREFIX + digest + ".json")
+
+
+def journal_path(path):
+    """The journal of the run record at ``path``: one line per frame finished since the
+    record was last replaced."""
+    return os.path.splitext(path)[0] + ".journal"
 
 
 def digest(value):
@@ -140,10 +147,11 @@ def run_lock(directory):
         os.close(fd)   # closing releases the lock
 
 
-def load(path):
+def load(path, journal=False):
     """The record at ``path`` as a dict, or None if there is none (or it is unreadable,
     not a regular file, or not a record). Frame entries that are not well formed (a
-    hand-edited record) are left out: those frames are rendered again."""
+    hand-edited record) are left out: those frames are rendered again. ``journal``: with
+    the frames the run's journal adds (those finished after its last record write)."""
     try:
         with _open_regular(path) as handle:
             data = json.loads(handle.read(64 << 20))
@@ -158,7 +166,30 @@ def load(path):
     frames = data.get("frames")
     data["frames"] = {index: entry for index, entry in (frames or {}).items()
                       if _INDEX.match(index) and _well_formed(entry)}
+    if journal and data.get("run") is not None:
+        data["frames"].update(_journal_entries(journal_path(path), data["run"]))
     return data
+
+
+def _journal_entries(path, run):
+    """{index: entry} of the well-formed lines of the journal at ``path`` that belong to
+    the run ``run`` (a line cut short by a kill, or one of another run, is skipped)."""
+    try:
+        with _open_regular(path) as handle:
+            lines = handle.read(64 << 20).splitlines()
+    except OSError:
+        return {}
+    entries = {}
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if (isinstance(item, dict) and item.get("run") == run
+                and isinstance(item.get("frame"), str) and _INDEX.match(item["frame"])
+                and _well_formed(item.get("entry"))):
+            entries[item["frame"]] = item["entry"]
+    return entries
 
 
 def _strings(value):
@@ -169,7 +200,7 @@ def _strings(value):
 _FIELDS = {"nbnumba": lambda v: isinstance(v, str),
            "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
            "kinds": _strings, "flags": _strings, "base": lambda v: isinstance(v, str),
-           "frames": lambda v: isinstance(v, dict)}
+           "frames": lambda v: isinstance(v, dict), "run": lambda v: isinstance(v, str)}
 _INDEX = re.compile(r"^(0|[1-9][0-9]{0,8})$")
 
 
@@ -221,12 +252,14 @@ class RunRecord:
     def __init__(self, template, version, seed, kinds, base_digest, flags=None):
         self.path = record_path(template)
         self.directory = os.path.dirname(self.path)
-        self.previous = load(self.path)
+        self.journal = journal_path(self.path)
+        self.previous = load(self.path, journal=True)
         self.data = {"program": "nbnumba-series", "format": FORMAT, "nbnumba": version,
                      "template": template, "seed": seed, "kinds": list(kinds),
                      "flags": None if flags is None else [str(f) for f in flags],
-                     "base": base_digest, "frames": {}}
+                     "base": base_digest, "run": secrets.token_hex(8), "frames": {}}
         self._written = 0.0
+        self._journal_fd = None
 
     def difference(self, frame_keys):
         """Why the previous run is not this one (one phrase), or None when it is."""
@@ -301,13 +334,52 @@ class RunRecord:
             "key": key, "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
 
     def add(self, index, key, checksums):
-        """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...)."""
-        self.data["frames"][str(index)] = {
-            "key": key, "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...). The frame
+        is in the journal at once (a killed run keeps it) and in the record within
+        :data:`FLUSH_INTERVAL` seconds."""
+        entry = {"key": key,
+                 "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        self.data["frames"][str(index)] = entry
         if time.monotonic() - self._written >= FLUSH_INTERVAL:
             self.write()
+        elif self._journal_fd is not None:
+            line = json.dumps({"run": self.data["run"], "frame": str(index), "entry": entry})
+            try:
+                os.write(self._journal_fd, line.encode() + b"\n")
+            except OSError:   # no journal: the record alone, as often as it is written
+                self._close_journal()
 
-    def write(self):
-        """Replace the record on disk (atomically)."""
+    def write(self, final=False):
+        """Replace the record on disk (atomically) and empty the journal; ``final``: the
+        run is over, the journal is removed."""
         write_atomic(self.path, (json.dumps(self.data, indent=0) + "\n").encode())
         self._written = time.monotonic()
+        if final:
+            self._close_journal()
+            with contextlib.suppress(OSError):
+                os.unlink(self.journal)
+            return
+        if self._journal_fd is None:
+            self._open_journal()
+        if self._journal_fd is not None:
+            try:
+                os.ftruncate(self._journal_fd, 0)
+            except OSError:
+                self._close_journal()
+
+    def _open_journal(self):
+        try:
+            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return
+        self._journal_fd = fd
+
+    def _close_journal(self):
+        if self._journal_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._journal_fd)
+            self._journal_fd = None

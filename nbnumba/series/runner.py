@@ -273,7 +273,7 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
                     run.adopt(i, key_of(i), [p for _, p in paths_of(i)], started)
             raise
         finally:
-            run.write()
+            run.write(final=True)
 
 
 def _open_record(frameset, template, resume, flags):
