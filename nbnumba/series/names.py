@@ -8,7 +8,7 @@ character from ``'{:c}'``) would otherwise cost frames or fail part-way.
 import os
 
 from . import record
-from .frames import SeriesError
+from .frames import EXTENSIONS, SeriesError
 from .tasks import check_template, frame_paths
 
 
@@ -34,12 +34,12 @@ def check_names(template, frames, kinds, others=None):
     link, or a symbolic link to a frame). No file is created or opened.
     """
     check_template(template)
-    real_dirs = {}
+    real_dirs = {}   # directory as written -> resolved
 
     def key(path):
-        directory, name = os.path.split(os.path.abspath(path))
+        directory, name = os.path.split(path)
         if directory not in real_dirs:
-            real_dirs[directory] = os.path.realpath(directory)
+            real_dirs[directory] = os.path.realpath(directory or ".")
         return os.path.join(real_dirs[directory], name)
 
     owner = {}   # resolved path -> what writes it
@@ -51,13 +51,18 @@ def check_names(template, frames, kinds, others=None):
                               "each its own name")
         owner[k] = what
 
+    extensions = [EXTENSIONS[k] for k in kinds]
     for i in range(int(frames)):
-        _frame_name(template, i)
-        for _, path in frame_paths(template, i, kinds):
-            k = key(path)
+        directory, stem = os.path.split(_frame_name(template, i))
+        if directory not in real_dirs:
+            real_dirs[directory] = os.path.realpath(directory or ".")
+        stem = os.path.join(real_dirs[directory], stem)
+        for extension in extensions:
+            k = stem + extension
             if k in owner:
                 raise SeriesError(f"template {template!r} gives {owner[k]} and frame {i} the "
-                                  f"same file {path}: use e.g. 'frame_{{:05d}}'")
+                                  f"same file {os.path.join(directory, os.path.basename(k))}:"
+                                  " use e.g. 'frame_{:05d}'")
             owner[k] = "frame %d" % i
     claim(record.record_path(template), "the run record")
     claim(os.path.join(record.run_directory(template), record.LOCK_NAME), "the series lock")
@@ -76,26 +81,29 @@ def check_names(template, frames, kinds, others=None):
             raise SeriesError(f"{what} {path} is a directory (the frames' files go in it): "
                               "give a file name")
         if k in owner:
-            raise SeriesError(f"{what} {path} is also {_describe(owner[k], k, path)}: give "
+            raise SeriesError(f"{what} {path} is also {_describe(owner[k], k)}: give "
                               "it another name")
         owner[k] = f"{what} {path}"
         inodes[what] = path
     _check_links(template, frames, kinds, inodes)
 
 
-def _describe(what, resolved, given):
+def _describe(what, resolved):
     if what.startswith("frame "):
         return f"the file of {what} ({os.path.basename(resolved)})"
     return what
 
 
 def _check_links(template, frames, kinds, others):
-    """Compare existing ``others`` files with the existing frame files by inode."""
+    """Compare existing hard-linked ``others`` files with the existing frame files (and
+    each other) by inode."""
     ids = {}
     for what, path in others.items():
         try:
             st = os.stat(path)
         except OSError:
+            continue
+        if st.st_nlink < 2:   # one name only: the resolved names were compared already
             continue
         if (st.st_dev, st.st_ino) in ids:
             raise SeriesError(f"{what} {path} and {' '.join(ids[(st.st_dev, st.st_ino)])} "
