@@ -352,3 +352,44 @@ def test_resume_after_nonoise_names_the_outputs(finished, tmp_path):
     assert r.code == 9 and r.err.count("\n") == 1
     assert "None" not in r.err
     assert "they have the outputs float/int/noise, this run writes float/int" in r.err
+
+
+def _fresh_record(directory, template="f_{:02d}"):
+    return series.record.RunRecord(str(directory / template), "0", 7, ["float"], "base")
+
+
+def test_journal_keeps_frames_finished_between_record_writes(tmp_path):
+    run = _fresh_record(tmp_path)
+    run.write()
+    (tmp_path / "f_00.bin").write_bytes(b"x")
+    run.add(0, "k0", [(str(tmp_path / "f_00.bin"), "h0")])     # within FLUSH_INTERVAL
+    on_disk = series.record.load(run.path)
+    assert on_disk["frames"] == {}                                # not in the record yet
+    journal = Path(run.journal)
+    with open(journal, "ab") as handle:                         # another run's line, and
+        handle.write(b'{"run": "other", "frame": "1", "entry": {"key": "k", "files": {}}}\n')
+        handle.write(b'{"run": "%s", "frame": "2", "entr' % run.data["run"].encode())
+    # a kill now: the next run sees frame 0 (and nothing of the other run or the cut line)
+    assert series.record.load(run.path, journal=True)["frames"] == {
+        "0": {"key": "k0", "files": {"f_00.bin": "h0"}}}
+    assert _fresh_record(tmp_path).previous["frames"].keys() == {"0"}
+    run.write(final=True)
+    assert not journal.exists()
+    assert series.record.load(run.path)["frames"].keys() == {"0"}
+
+
+def test_stopped_run_adopts_only_frames_it_put_in_place(tmp_path):
+    old = tmp_path / "f_00.bin"
+    old.write_bytes(b"an earlier run")
+    time.sleep(0.05)
+    run = _fresh_record(tmp_path)
+    run.write()
+    since = run.written_at()
+    time.sleep(0.05)
+    new = tmp_path / "f_01.bin"
+    new.write_bytes(b"this run")
+    run.adopt(0, "k0", [str(old)], since)
+    run.adopt(1, "k1", [str(new)], since)
+    run.adopt(2, "k2", [str(tmp_path / "f_02.bin")], since)    # not there
+    assert run.data["frames"] == {"1": {"key": "k1", "files": {
+        "f_01.bin": hashlib.sha256(b"this run").hexdigest()}}}

@@ -319,13 +319,21 @@ class RunRecord:
                 return False
         return True
 
-    def adopt(self, index, key, paths, since):
-        """Record frame ``index`` if every file in ``paths`` is a regular file put in place
-        at or after ``since`` (``time.time()``): a frame finished by a run that was
-        stopped before the frame's result came back. Files are only ever renamed into
-        place complete, so such a set is the whole frame."""
+    def written_at(self):
+        """The modification time of the record on disk (ns, the file system's clock)."""
         try:
-            if not all(os.stat(p).st_mtime >= since for p in paths):
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return time.time_ns()
+
+    def adopt(self, index, key, paths, since):
+        """Record frame ``index`` if every file in ``paths`` was modified after ``since``
+        (:meth:`written_at` when the run started, so that the file system's own clock
+        decides): a frame finished by a run that was stopped before the frame's result
+        came back. Files are only ever renamed into place complete, so such a set is the
+        whole frame."""
+        try:
+            if not all(os.stat(p).st_mtime_ns > since for p in paths):
                 return
             checksums = [(p, file_sha256(p)) for p in paths]
         except OSError:

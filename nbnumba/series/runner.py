@@ -260,7 +260,7 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
         def finished(info):
             run.add(info.index, key_of(info.index), info.checksums)
 
-        started = time.time()
+        started = run.written_at()
         try:
             return _run(frameset, paths_of, executor, threads, device, skip, progress,
                         retries, os.path.dirname(os.path.abspath(template.format(0))),
