@@ -163,10 +163,28 @@ def _ignored_names(out):
 def _executor(opts, threads, frames):
     if opts.workers is not None or opts.scheduler is not None:
         workers = None if opts.workers is None else min(opts.workers, frames)
-        return series.dask_executor(workers=workers, scheduler=opts.scheduler,
-                                    threads=threads)
+        return _cluster(workers, opts.scheduler, threads)
     what = "serial, in-process, %s" % (f"{threads} threads" if threads else "all cores")
     return contextlib.nullcontext((None, what))
+
+
+@contextlib.contextmanager
+def _cluster(workers, scheduler, threads):
+    """The dask executor, its worker processes started with SIGTERM ignored: a SIGTERM
+    sent to the whole job (a batch system's time limit) reaches only this process,
+    which stops the run and then the workers. One during the start is lost."""
+    with contextlib.ExitStack() as stack:
+        try:
+            previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            previous = None
+        try:
+            value = stack.enter_context(series.dask_executor(
+                workers=workers, scheduler=scheduler, threads=threads))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        yield value
 
 
 def run(argv, stdout=None):

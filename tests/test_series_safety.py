@@ -60,6 +60,11 @@ def _frames_on_disk(directory, stem="f_"):
             for p in Path(directory).iterdir() if p.name.startswith(stem)}
 
 
+def _complete_frames(directory):
+    return {i for i in _frames_on_disk(directory)
+            if all((Path(directory) / ("f_%04d" % i + e)).exists() for e in EXTS)}
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A finished 3-frame run with -seed 7 (file name -> bytes)."""
@@ -218,6 +223,37 @@ def test_sigterm_stops_like_ctrl_c_and_records_every_frame_on_disk(tmp_path):
     assert len(on_disk) >= 3
     assert _recorded_frames_intact(tmp_path / "s") == on_disk
     assert not [p for p in (tmp_path / "s").iterdir() if "stage" in p.name]
+
+
+def test_sigterm_to_the_whole_job_with_workers_is_one_line(tmp_path):
+    """A batch system's SIGTERM reaches every process of the job: the workers ignore it,
+    the command stops them, writes the record and prints one line."""
+    pytest.importorskip("distributed")
+    proc = _popen(SMALL + ["-detpixels", "64", "--workers", "2"] + LONG, tmp_path,
+                  start_new_session=True)
+    try:
+        assert _wait_for(lambda: _count(tmp_path / "s", "f_*_noise.img") >= 2, proc)
+        done_before = _complete_frames(tmp_path / "s")
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert err == "nbnumba-series: terminated (rerun with --resume to complete)\n"
+    # every frame finished before the signal is recorded (a worker may still finish one
+    # while the command stops: that one is rendered again by --resume)
+    assert len(done_before) >= 1 and done_before <= _recorded_frames_intact(tmp_path / "s")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:               # no worker process is left
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("worker processes outlived the command")
 
 
 @pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM])
