@@ -10,6 +10,12 @@ the flags (when the command line gave them), a SHA-256 of the base configuration
 per finished frame, a key of its per-frame values and the SHA-256 of each of its files.
 ``--resume`` keeps a frame only when its key and every file's checksum match the record,
 and refuses to continue a run that would render any frame differently.
+
+Between two writes of the record, each finished frame is appended as one line to the
+record's journal (``.nbnumba-series-<hash>.journal``, tagged with the run's random id and
+removed when the run ends), so a run killed outright still has every frame it finished.
+Only regular files are ever read back (a FIFO in a frame's place is never opened), and a
+record damaged by hand is read as far as it is well formed.
 """
 import contextlib
 import errno
