@@ -5,7 +5,9 @@ Takes every ``nbnumba`` flag for the base frame plus the series options (``--fra
 Frame ``i`` is byte for byte the image of ``nbnumba <flags> -phi P_i -osc DEG -seed S_i``
 with ``P_i = -phi + i*DEG`` and ``S_i = nbnumba.series.frame_seed(-seed, i)``; the
 ``--manifest`` file lists each frame's values. Errors are one line on stderr with exit
-status 9; a frame that fails twice is reported with its index and leaves no file.
+status 9; a frame that fails twice is reported with its index and leaves no file. Every
+file name is checked before anything is rendered; Ctrl-C (exit 130) and SIGTERM (exit
+143) stop a run in one line, with its run record written.
 """
 import argparse
 import contextlib
