@@ -27,15 +27,15 @@ whatever the executor, the number of workers or the order of completion.
 Nothing here imports dask: a ``Client`` is recognised by duck typing, and
 :func:`dask_executor` imports ``distributed`` only when it is called.
 
-The code lives in six modules, each re-exported here (``nbnumba.series.X`` is the API):
+The code lives in five modules, each re-exported here (``nbnumba.series.X`` is the API):
 :mod:`~nbnumba.series.frames` (frame sets, overrides, seeds, the constructors),
 :mod:`~nbnumba.series.tasks` (one frame's task in the worker: rendering, atomic writing,
 the shared-input cache, the fault hook), :mod:`~nbnumba.series.executors` (the serial
 default, dask, thread counts, shipping the shared inputs) and
 :mod:`~nbnumba.series.runner` (the run loop, retries, progress and report) and
 :mod:`~nbnumba.series.record` (the run record and lock beside the frames: what
-``resume`` checks) and :mod:`~nbnumba.series.names` (every file name distinct, checked
-before rendering).
+``resume`` checks); :mod:`~nbnumba.series.names` checks every file name of a series
+before anything is rendered.
 """
 from .executors import (INLINE_LIMIT, SerialExecutor, available_cores, dask_executor,
                         dask_threads)
@@ -52,6 +52,7 @@ from .tasks import (FAULT_ENV, Frame, FrameInfo, FrameTask, check_template, fram
 __all__ = ["FrameSet", "OutputSpec", "FrameInfo", "Frame", "FrameFailure", "SeriesReport",
            "SeriesError", "SerialExecutor", "frame_seed", "degrees", "stills", "rotation_series",
            "misset_series", "matrix_series", "random_orientations", "apply_overrides",
+           "check_names",
            "frame_paths", "check_template", "frame_complete", "write_series", "render_series",
            "dask_executor", "dask_threads", "available_cores", "run_frame", "EXTENSIONS",
-           "SEED_LIMIT", "recorded_seed", "run_lock", "check_resume", "check_names"]
+           "SEED_LIMIT", "recorded_seed", "run_lock", "check_resume"]
