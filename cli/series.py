@@ -15,11 +15,12 @@ import dataclasses
 import json
 import os
 import signal
+import stat
 import sys
 import time
 
 from nbnumba import engine, series
-from nbnumba.io.atomic import FileSet, OutputError
+from nbnumba.io.atomic import FileSet, OutputError, write_atomic
 from nbnumba.io.errors import InputFileError
 from nbnumba.kernels import DeviceError
 
@@ -196,50 +197,102 @@ def run(argv, stdout=None):
     cannot show a name) never stops the frames: its failure is one warning at the end.
     """
     stdout = ConsoleStream(stdout if stdout is not None else sys.stdout)
-    extra = FileSet()   # --manifest, --expt, --xds-inp: checked now, written at the end
+
+    def say(text=""):
+        stdout.write(text + "\n")
+
     try:
-        status = _run(argv, stdout, extra)
+        state = parse_arguments(argv, add_options=add_series_options)
+        opts = state.options
+        load_inputs(state)
+        out = state.out
+        series.check_template(opts.template)
+        if opts.workers is not None and opts.scheduler is not None:
+            raise CliError("give --workers or --scheduler, not both")
+        recorded_seed = out.seed is None and opts.resume and out.write_noise
+        if recorded_seed:   # continue the run on disk with the seed it chose
+            out.seed = series.recorded_seed(opts.template)
+            recorded_seed = out.seed is not None
+        clock_seed = out.seed is None
+        if clock_seed:
+            out.seed = int(time.time())
+        xtal = state.config.crystal
+        clock_misset = (xtal.misset == "random" and xtal.misset_seed is None
+                        and opts.orientation_seed is None)
+        if clock_misset:   # one random orientation for the whole series, as printed
+            xtal.misset_seed = int(time.time())
+        fs, osc = _frame_set(state, opts)
+        expt = opts.expt or out.expt
+        xds_inp = opts.xds_inp or out.xds_inp
+        _check_other_outputs(opts, fs, expt, xds_inp)
+        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
+        say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
+        if osc is not None:
+            first = series.degrees(state.config.crystal.phi0)
+            say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
+        if clock_misset:
+            say("random orientation: -misset_seed %d (from the clock)" % xtal.misset_seed)
+        if opts.orientation_seed is not None:
+            say("random orientations: -misset random -misset_seed frame_seed(%d, i)"
+                % opts.orientation_seed)
+        kinds = fs.outputs.kinds()
+        say("files: %s ... %s" % (
+            " ".join(p for _, p in series.frame_paths(opts.template, 0, kinds)),
+            " ".join(p for _, p in series.frame_paths(opts.template, len(fs) - 1, kinds))))
+        ignored = _ignored_names(out)
+        if ignored:
+            say("note: %s ignored: --template names the files" % ", ".join(ignored))
+        if fs.outputs.noise:
+            origin = (" (from the clock)" if clock_seed else
+                      " (from the run record)" if recorded_seed else "")
+            say("noise seed %d%s: frame i uses -seed frame_seed(%d, i)"
+                % (out.seed, origin, out.seed))
+        started = time.perf_counter()
+        flags = _recorded_flags(argv)
+        # lock and check the run directory before a cluster is started
+        with series.run_lock(series.record.run_directory(opts.template)):
+            if opts.resume:
+                series.check_resume(fs, opts.template, flags)
+            with _executor(opts, state.threads, len(fs)) as (executor, what):
+                say("executor: %s" % what)
+                stdout.flush()
+                report = series.write_series(
+                    fs, opts.template, executor=executor, resume=opts.resume,
+                    progress=bool(out.progress), threads=state.threads, device=state.device,
+                    describe=what, flags=flags)
+        say(_summary(report, time.perf_counter() - started,
+                     cluster=opts.workers is not None or opts.scheduler is not None))
+        if opts.manifest:
+            _write_manifest(opts.manifest, argv, report)
+            say("manifest: %s" % opts.manifest)
+        if experiment_files and not report.failed:
+            with FileSet() as files:
+                for path, data, what in experiment_files:
+                    files.stage(path, data)
+                    say("%s: %s" % (what, path))
+        stdout.flush()
+        note = failure_note(PROG, stdout)
+        if note:
+            say_error(note + "\n")
+        for f in report.failed:
+            error(PROG, "frame %d failed after %d attempt%s: %s"
+                  % (f.index, f.attempts, "" if f.attempts == 1 else "s", f.error))
+        if report.failed:
+            return error(PROG, "%d of %d frames failed (rerun with --resume to complete "
+                         "the series)" % (len(report.failed), len(fs)))
+        return 0
     except (CliError, engine.ConfigError, InputFileError, OutputError, DeviceError,
             series.SeriesError) as exc:
         stdout.flush()
         return error(PROG, exc)
     except MemoryError:
         return error(PROG, "not enough memory for this image")
-    finally:
-        extra.discard()
-    note = failure_note(PROG, stdout)
-    if note:
-        say_error(note + "\n")
-    return status
 
 
-def _run(argv, stdout, extra):
-    def say(text=""):
-        stdout.write(text + "\n")
-
-    state = parse_arguments(argv, add_options=add_series_options)
-    opts = state.options
-    load_inputs(state)
-    out = state.out
-    series.check_template(opts.template)
-    if opts.workers is not None and opts.scheduler is not None:
-        raise CliError("give --workers or --scheduler, not both")
-    recorded_seed = out.seed is None and opts.resume and out.write_noise
-    if recorded_seed:   # continue the run on disk with the seed it chose
-        out.seed = series.recorded_seed(opts.template)
-        recorded_seed = out.seed is not None
-    clock_seed = out.seed is None
-    if clock_seed:
-        out.seed = int(time.time())
-    xtal = state.config.crystal
-    clock_misset = (xtal.misset == "random" and xtal.misset_seed is None
-                    and opts.orientation_seed is None)
-    if clock_misset:   # one random orientation for the whole series, as printed
-        xtal.misset_seed = int(time.time())
-    fs, osc = _frame_set(state, opts)
-    expt = opts.expt or out.expt
-    xds_inp = opts.xds_inp or out.xds_inp
-    # every file distinct and writable before anything is rendered
+def _check_other_outputs(opts, fs, expt, xds_inp):
+    """Before anything is rendered: every frame's files distinct and apart from
+    ``--manifest``, ``--expt`` and ``--xds-inp``, which must be writable files (their
+    directories are created), a device among them accepting a write."""
     others = {"--manifest": opts.manifest,
               ("--expt" if opts.expt else "-expt"): expt,
               ("--xds-inp" if opts.xds_inp else "-xds_inp"): xds_inp}
@@ -247,74 +300,26 @@ def _run(argv, stdout, extra):
     truth.check_paths(opts.manifest, expt, xds_inp, create_directories=True)
     for path in (opts.manifest, expt, xds_inp):
         if path:
-            _reserve(extra, path)
-    experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
-    say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
-    if osc is not None:
-        first = series.degrees(state.config.crystal.phi0)
-        say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
-    if clock_misset:
-        say("random orientation: -misset_seed %d (from the clock)" % xtal.misset_seed)
-    if opts.orientation_seed is not None:
-        say("random orientations: -misset random -misset_seed frame_seed(%d, i)"
-            % opts.orientation_seed)
-    kinds = fs.outputs.kinds()
-    say("files: %s ... %s" % (
-        " ".join(p for _, p in series.frame_paths(opts.template, 0, kinds)),
-        " ".join(p for _, p in series.frame_paths(opts.template, len(fs) - 1, kinds))))
-    ignored = _ignored_names(out)
-    if ignored:
-        say("note: %s ignored: --template names the files" % ", ".join(ignored))
-    if fs.outputs.noise:
-        origin = (" (from the clock)" if clock_seed else
-                  " (from the run record)" if recorded_seed else "")
-        say("noise seed %d%s: frame i uses -seed frame_seed(%d, i)"
-            % (out.seed, origin, out.seed))
-    started = time.perf_counter()
-    flags = _recorded_flags(argv)
-    # lock and check the run directory before a cluster is started
-    with series.run_lock(series.record.run_directory(opts.template)):
-        if opts.resume:
-            series.check_resume(fs, opts.template, flags)
-        with _executor(opts, state.threads, len(fs)) as (executor, what):
-            say("executor: %s" % what)
-            stdout.flush()
-            report = series.write_series(
-                fs, opts.template, executor=executor, resume=opts.resume,
-                progress=bool(out.progress), threads=state.threads, device=state.device,
-                describe=what, flags=flags)
-    say(_summary(report, time.perf_counter() - started,
-                 cluster=opts.workers is not None or opts.scheduler is not None))
-    written = []
-    if opts.manifest:
-        extra.stage(opts.manifest, _manifest_bytes(argv, report))
-        written.append("manifest: %s" % opts.manifest)
-    if experiment_files and not report.failed:
-        for path, data, what in experiment_files:
-            extra.stage(path, data)
-            written.append("%s: %s" % (what, path))
-    extra.commit()
-    for line in written:
-        say(line)
-    stdout.flush()
-    for f in report.failed:
-        error(PROG, "frame %d failed after %d attempt%s: %s"
-              % (f.index, f.attempts, "" if f.attempts == 1 else "s", f.error))
-    if report.failed:
-        return error(PROG, "%d of %d frames failed (rerun with --resume to complete "
-                     "the series)" % (len(report.failed), len(fs)))
-    return 0
+            _probe_device(path)
 
 
-def _reserve(files, path):
-    """Check ``path`` for writing at the end of the run (:meth:`FileSet.reserve`); a
-    device or FIFO must accept a write now (``/dev/full`` refuses even an empty one)."""
-    target = files.reserve(path)
-    if target.fd is not None:
+def _probe_device(path):
+    """``OutputError`` if ``path`` is a character device that refuses an empty write
+    (``/dev/full``). A FIFO is not opened: its reader would see the end of its input."""
+    try:
+        device = stat.S_ISCHR(os.stat(path).st_mode)
+    except OSError:   # not there yet (or checked already)
+        return
+    if not device:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
         try:
-            os.write(target.fd, b"")
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            os.write(fd, b"")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _summary(report, seconds, cluster=False):
@@ -332,7 +337,7 @@ def _summary(report, seconds, cluster=False):
     return text + (" (%s)" % "; ".join(details) if details else "")
 
 
-def _manifest_bytes(argv, report):
+def _write_manifest(path, argv, report):
     data = {
         "program": PROG, "version": version(), "argv": list(argv), "seed": report.seed,
         "seed_rule": "frame i: -seed nbnumba.series.frame_seed(seed, i)",
@@ -341,7 +346,7 @@ def _manifest_bytes(argv, report):
         "skipped": report.skipped,
         "failed": [dataclasses.asdict(f) for f in report.failed],
     }
-    return (json.dumps(data, indent=1) + "\n").encode()
+    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 class _Termination:
