@@ -263,9 +263,10 @@ class RunRecord:
         self.data = {"program": "nbnumba-series", "format": FORMAT, "nbnumba": version,
                      "template": template, "seed": seed, "kinds": list(kinds),
                      "flags": None if flags is None else [str(f) for f in flags],
-                     "base": base_digest, "run": secrets.token_hex(8), "frames": {}}
+                     "base": base_digest, "frames": {}}
         self._written = 0.0
         self._journal_fd = None
+        self.data["run"] = secrets.token_hex(8)   # tags this run's journal lines
 
     def difference(self, frame_keys):
         """Why the previous run is not this one (one phrase), or None when it is."""
@@ -275,12 +276,12 @@ class RunRecord:
         if old.get("nbnumba") != new["nbnumba"]:
             return "they were written by nbnumba %s (this is %s)" % (old.get("nbnumba"),
                                                                     new["nbnumba"])
+        if old.get("seed") != new["seed"] and old.get("kinds") == new["kinds"]:
+            return "they have noise seed -seed %s, this run -seed %s" % (old.get("seed"),
+                                                                        new["seed"])
         if old.get("kinds") != new["kinds"]:
             return "they have the outputs %s, this run writes %s" % (
                 "/".join(old.get("kinds") or []), "/".join(new["kinds"]))
-        if old.get("seed") != new["seed"]:
-            return "they have noise seed -seed %s, this run -seed %s" % (old.get("seed"),
-                                                                        new["seed"])
         if old.get("base") != new["base"]:
             flags = (_flag_difference(old["flags"], new["flags"])
                      if old.get("flags") is not None and new["flags"] is not None else None)
