@@ -5,7 +5,9 @@ Takes every ``nbnumba`` flag for the base frame plus the series options (``--fra
 Frame ``i`` is byte for byte the image of ``nbnumba <flags> -phi P_i -osc DEG -seed S_i``
 with ``P_i = -phi + i*DEG`` and ``S_i = nbnumba.series.frame_seed(-seed, i)``; the
 ``--manifest`` file lists each frame's values. Errors are one line on stderr with exit
-status 9; a frame that fails twice is reported with its index and leaves no file.
+status 9; a frame that fails twice is reported with its index and leaves no file. Every
+file name is checked before anything is rendered; Ctrl-C (exit 130) and SIGTERM (exit
+143) stop a run in one line, with its run record written.
 """
 import argparse
 import contextlib
@@ -13,16 +15,18 @@ import dataclasses
 import json
 import os
 import signal
+import stat
 import sys
 import time
 
 from nbnumba import engine, series
 from nbnumba.errors import NbnumbaError
 from nbnumba.flags import OutputOptions, c_float, c_int
-from nbnumba.io.atomic import FileSet, write_atomic
+from nbnumba.io.atomic import FileSet, OutputError, write_atomic
 
 from . import truth
-from .guard import EXIT_INTERRUPTED, error, run_guarded, say_error, version
+from .console import ConsoleStream, Terminated, failure_note, flush_quietly
+from .guard import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
 PROG = "nbnumba-series"
@@ -168,15 +172,18 @@ def _ignored_names(out):
 def _executor(opts, threads, frames):
     if opts.workers is not None or opts.scheduler is not None:
         workers = None if opts.workers is None else min(opts.workers, frames)
-        return series.dask_executor(workers=workers, scheduler=opts.scheduler,
-                                    threads=threads)
+        return series.dask_executor(workers=workers, scheduler=opts.scheduler, threads=threads)
     what = "serial, in-process, %s" % (f"{threads} threads" if threads else "all cores")
     return contextlib.nullcontext((None, what))
 
 
 def run(argv, stdout=None):
-    """Run a series from C-style arguments plus the series options; returns the status."""
-    stdout = stdout if stdout is not None else sys.stdout
+    """Run a series from C-style arguments plus the series options; returns the status.
+
+    A console that cannot take the report (a closed pipe, a full disk, an encoding that
+    cannot show a name) never stops the frames: its failure is one warning at the end.
+    """
+    stdout = ConsoleStream(stdout if stdout is not None else sys.stdout)
 
     def say(text=""):
         stdout.write(text + "\n")
@@ -208,9 +215,9 @@ def run(argv, stdout=None):
         fs, osc = _frame_set(state, opts)
         expt = opts.expt or out.expt
         xds_inp = opts.xds_inp or out.xds_inp
-        truth.check_paths(expt, xds_inp, create_directories=True)
-        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
         nexus_path = opts.nexus or out.nexus
+        _check_other_outputs(opts, fs, expt, xds_inp, nexus_path)
+        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
         nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if osc is not None:
@@ -265,6 +272,9 @@ def run(argv, stdout=None):
             if offset_note:
                 say(offset_note)
         stdout.flush()
+        note = failure_note(PROG, stdout)
+        if note:
+            say_error(note + "\n")
         for f in report.failed:
             error(PROG, "frame %d failed after %d attempt%s: %s"
                   % (f.index, f.attempts, "" if f.attempts == 1 else "s", f.error))
@@ -277,6 +287,40 @@ def run(argv, stdout=None):
         return error(PROG, exc)
     except MemoryError:
         return error(PROG, "not enough memory for this image")
+
+
+def _check_other_outputs(opts, fs, expt, xds_inp, nexus_path=None):
+    """Before anything is rendered: every frame's files distinct and apart from
+    ``--manifest``, ``--expt`` and ``--xds-inp``, which must be writable files (their
+    directories are created), a device among them accepting a write."""
+    others = {"--manifest": opts.manifest,
+              ("--expt" if opts.expt else "-expt"): expt,
+              ("--xds-inp" if opts.xds_inp else "-xds_inp"): xds_inp,
+              "--nexus": nexus_path}
+    series.check_names(opts.template, len(fs), fs.outputs.kinds(), others)
+    truth.check_paths(opts.manifest, expt, xds_inp, create_directories=True)
+    for path in (opts.manifest, expt, xds_inp):
+        if path:
+            _probe_device(path)
+
+
+def _probe_device(path):
+    """``OutputError`` if ``path`` is a character device that refuses an empty write
+    (``/dev/full``). A FIFO is not opened: its reader would see the end of its input."""
+    try:
+        device = stat.S_ISCHR(os.stat(path).st_mode)
+    except OSError:   # not there yet (or checked already)
+        return
+    if not device:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _summary(report, seconds, cluster=False):
@@ -297,17 +341,64 @@ def _write_manifest(path, argv, report):
     write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
+class _Termination:
+    """SIGTERM (what batch systems send before killing a job) handled like Ctrl-C: the
+    frames being written are dropped whole, the run record is written, one line is
+    printed and the status is 143. The signal goes to the SIGINT handler in place, so
+    that it stops a dask cluster the same careful way; a repeated SIGTERM is ignored
+    (the record must be written)."""
+
+    def __init__(self):
+        self.signum = None
+
+    def handler(self, signum, frame):
+        if self.signum is not None:
+            return
+        self.signum = signum
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if callable(on_sigint):
+            on_sigint(signal.SIGINT, frame)
+        else:   # SIGINT ignored (a background job): stop here all the same
+            raise Terminated(signum)
+
+    @contextlib.contextmanager
+    def installed(self):
+        self.signum = None
+        try:
+            previous = signal.signal(signal.SIGTERM, self.handler)
+        except ValueError:  # not the main thread: nothing changes
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def run(self, argv):
+        """``run(argv)``, with an interrupt that a SIGTERM caused reported as such."""
+        with self.installed():
+            try:
+                return run(argv)
+            except KeyboardInterrupt:
+                if self.signum is None:
+                    raise
+                say_error("%s: terminated (rerun with --resume to complete)\n" % PROG)
+                return 128 + self.signum
+
+
 def main(argv=None):
-    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set."""
-    status = run_guarded(run, sys.argv[1:] if argv is None else argv, PROG,
+    """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; Ctrl-C
+    exits with 130, SIGTERM with 143, both after writing the run record."""
+    status = run_guarded(_Termination().run, sys.argv[1:] if argv is None else argv, PROG,
                          interrupted="interrupted (rerun with --resume to complete)",
                          numba=True)
-    if status == EXIT_INTERRUPTED and argv is None:
+    if argv is None:
         # the command is over and its cluster stopped: leave now, so that a repeated
-        # Ctrl-C (or one still travelling) cannot turn the exit into a crash
+        # signal (or one still travelling) cannot turn the exit into a crash, and a
+        # console that cannot take buffered text cannot change the status
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        flush_quietly()
         os._exit(status)
     return status
 

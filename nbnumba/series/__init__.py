@@ -35,13 +35,15 @@ the shared-input cache, the fault hook), :mod:`~nbnumba.series.executors` (the s
 default, dask, thread counts, shipping the shared inputs) and
 :mod:`~nbnumba.series.runner` (the run loop, retries, progress and report) and
 :mod:`~nbnumba.series.record` (the run record and lock beside the frames: what
-``resume`` checks).
+``resume`` checks); :mod:`~nbnumba.series.names` checks every file name of a series
+before anything is rendered.
 """
 from .executors import (INLINE_LIMIT, DaskExecutor, SerialExecutor, available_cores,
                         dask_executor, dask_threads)
 from .frames import (EXTENSIONS, SEED_LIMIT, FrameSet, OutputSpec, SeriesError,
                      apply_overrides, degrees, frame_seed, matrix_series, misset_series,
                      random_orientations, rotation_series, stills)
+from .names import check_names
 from .record import recorded_seed, run_lock
 from .runner import (FrameFailure, SeriesProgress, SeriesReport, check_resume, render_series,
                      write_series)
@@ -51,6 +53,7 @@ from .tasks import (FAULT_ENV, Frame, FrameInfo, FrameTask, check_template, fram
 __all__ = ["FrameSet", "OutputSpec", "FrameInfo", "Frame", "FrameFailure", "SeriesReport",
            "SeriesError", "SerialExecutor", "frame_seed", "degrees", "stills", "rotation_series",
            "misset_series", "matrix_series", "random_orientations", "apply_overrides",
+           "check_names",
            "frame_paths", "check_template", "frame_complete", "write_series", "render_series",
            "dask_executor", "DaskExecutor", "dask_threads", "available_cores", "run_frame",
            "EXTENSIONS", "SEED_LIMIT", "recorded_seed", "run_lock", "check_resume"]

@@ -117,10 +117,12 @@ _TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
 
 
 def _worker_ready():
-    """Run once in each worker process started here: ignore Ctrl-C (the calling process
-    stops the cluster); returns the worker's pid."""
+    """Run once in each worker process started here: ignore Ctrl-C and SIGTERM (the
+    calling process stops the cluster; a batch system's SIGTERM to the whole job reaches
+    it too); returns the worker's pid."""
     with contextlib.suppress(ValueError):   # not the worker's main thread: keep the mask
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return os.getpid()
 
 
@@ -270,9 +272,9 @@ class DaskExecutor(Executor):
         """Start the LocalCluster (or connect) while this thread stays ready for a Ctrl-C.
 
         The worker processes must never see a Ctrl-C (the terminal sends it to the whole
-        process group): they are forked by multiprocessing's fork server, itself started
-        with SIGINT ignored, so every worker starts with SIGINT ignored (and
-        :func:`_worker_ready` keeps it so). This process keeps its handler: a Ctrl-C
+        process group, and a batch system's SIGTERM the whole job): they are forked by
+        multiprocessing's fork server, itself started with SIGINT and SIGTERM ignored, so
+        every worker starts with both ignored (and :func:`_worker_ready` keeps it so). This process keeps its handler: a Ctrl-C
         during the start kills the processes made so far and raises KeyboardInterrupt.
         """
         import multiprocessing
@@ -284,6 +286,7 @@ class DaskExecutor(Executor):
                 "forkserver" in multiprocessing.get_all_start_methods():
             from multiprocessing import forkserver, resource_tracker
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
             # the resource tracker frees the semaphores of a start cut by Ctrl-C; it
             # need not warn about them after the one line of the interrupt
             sys.warnoptions.append(_TRACKER_QUIET)
@@ -293,6 +296,7 @@ class DaskExecutor(Executor):
             finally:
                 sys.warnoptions.remove(_TRACKER_QUIET)
                 signal.signal(signal.SIGINT, previous)
+                signal.signal(signal.SIGTERM, previous_term)
             # kept while the cluster lives: a worker that dies is replaced the same way
             self._stack.enter_context(dask.config.set(
                 {"distributed.worker.multiprocessing-method": "forkserver"}))

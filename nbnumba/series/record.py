@@ -10,13 +10,22 @@ the flags (when the command line gave them), a SHA-256 of the base configuration
 per finished frame, a key of its per-frame values and the SHA-256 of each of its files.
 ``--resume`` keeps a frame only when its key and every file's checksum match the record,
 and refuses to continue a run that would render any frame differently.
+
+Between two writes of the record, each finished frame is appended as one line to the
+record's journal (``.nbnumba-series-<hash>.journal``, tagged with the run's random id and
+removed when the run ends), so a run killed outright still has every frame it finished.
+Only regular files are ever read back (a FIFO in a frame's place is never opened), and a
+record damaged by hand is read as far as it is well formed.
 """
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pickle
 import re
+import secrets
+import stat
 import time
 
 from ..io.atomic import write_atomic
@@ -47,15 +56,36 @@ def record_path(template):
     return os.path.join(run_directory(template), RECORD_PREFIX + digest + ".json")
 
 
+def journal_path(path):
+    """The journal of the run record at ``path``: one line per frame finished since the
+    record was last replaced."""
+    return os.path.splitext(path)[0] + ".journal"
+
+
 def digest(value):
     """SHA-256 (hex) of a picklable value: configurations, overrides, seeds."""
     return hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()
 
 
+def _open_regular(path):
+    """A binary reader of the regular file ``path``; ``OSError`` for anything else (a
+    FIFO, a device or a directory is never read: opening a FIFO could wait forever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def file_sha256(path):
-    """SHA-256 (hex) of a file's content, read in 1 MiB blocks."""
+    """SHA-256 (hex) of a regular file's content, read in 1 MiB blocks; ``OSError`` if
+    ``path`` is not a regular file."""
     h = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -89,9 +119,17 @@ def run_lock(directory):
     path = os.path.join(directory, LOCK_NAME)
     try:
         os.makedirs(directory, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o666)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SeriesError(f"cannot lock {directory}: {LOCK_NAME} is a symbolic link "
+                              "(remove it)") from None
         raise SeriesError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SeriesError(f"cannot lock {directory}: {LOCK_NAME} is not a regular file "
+                          "(remove it)")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -101,8 +139,11 @@ def run_lock(directory):
                 "another nbnumba-series run%s is writing frames in %s: wait for it to end, "
                 "or give another --template directory"
                 % (f" (process {holder})" if holder.isdigit() else "", directory)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        except OSError as exc:
+            raise SeriesError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+        with contextlib.suppress(OSError):   # the holder's id is only a courtesy
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, b"%d\n" % os.getpid(), 0)
         _HELD[directory] = 1
         try:
             yield
@@ -112,16 +153,69 @@ def run_lock(directory):
         os.close(fd)   # closing releases the lock
 
 
-def load(path):
-    """The record at ``path`` as a dict, or None if there is none (or it is unreadable)."""
+def load(path, journal=False):
+    """The record at ``path`` as a dict, or None if there is none (or it is unreadable,
+    not a regular file, or not a record). Frame entries that are not well formed (a
+    hand-edited record) are left out: those frames are rendered again. ``journal``: with
+    the frames the run's journal adds (those finished after its last record write)."""
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             data = json.loads(handle.read(64 << 20))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None
+    for name, kind in _FIELDS.items():
+        value = data.get(name)
+        if value is not None and not kind(value):
+            return None
+    frames = data.get("frames")
+    data["frames"] = {index: entry for index, entry in (frames or {}).items()
+                      if _INDEX.match(index) and _well_formed(entry)}
+    if journal and data.get("run") is not None:
+        data["frames"].update(_journal_entries(journal_path(path), data["run"]))
     return data
+
+
+def _journal_entries(path, run):
+    """{index: entry} of the well-formed lines of the journal at ``path`` that belong to
+    the run ``run`` (a line cut short by a kill, or one of another run, is skipped)."""
+    try:
+        with _open_regular(path) as handle:
+            lines = handle.read(64 << 20).splitlines()
+    except OSError:
+        return {}
+    entries = {}
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if (isinstance(item, dict) and item.get("run") == run
+                and isinstance(item.get("frame"), str) and _INDEX.match(item["frame"])
+                and _well_formed(item.get("entry"))):
+            entries[item["frame"]] = item["entry"]
+    return entries
+
+
+def _strings(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: the type of each top-level field of a record (None is accepted for every field)
+_FIELDS = {"nbnumba": lambda v: isinstance(v, str),
+           "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
+           "kinds": _strings, "flags": _strings, "base": lambda v: isinstance(v, str),
+           "frames": lambda v: isinstance(v, dict), "run": lambda v: isinstance(v, str)}
+_INDEX = re.compile(r"^(0|[1-9][0-9]{0,8})$")
+
+
+def _well_formed(entry):
+    """True for a frame entry ``{"key": str, "files": {name: sha256 hex}}``."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+        return False
+    files = entry.get("files")
+    return isinstance(files, dict) and all(isinstance(h, str) for h in files.values())
 
 
 _NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -164,12 +258,15 @@ class RunRecord:
     def __init__(self, template, version, seed, kinds, base_digest, flags=None, frames=None):
         self.path = record_path(template)
         self.directory = os.path.dirname(self.path)
-        self.previous = load(self.path)
+        self.journal = journal_path(self.path)
+        self.previous = load(self.path, journal=True)
         self.data = {"program": "nbnumba-series", "format": FORMAT, "nbnumba": version,
                      "template": template, "seed": seed, "kinds": list(kinds),
                      "flags": None if flags is None else [str(f) for f in flags],
                      "base": base_digest, "count": frames, "frames": {}}
         self._written = 0.0
+        self._journal_fd = None
+        self.data["run"] = secrets.token_hex(8)   # tags this run's journal lines
 
     def difference(self, frame_keys):
         """Why the previous run is not this one (one phrase), or None when it is."""
@@ -179,7 +276,7 @@ class RunRecord:
         if old.get("nbnumba") != new["nbnumba"]:
             return "they were written by nbnumba %s (this is %s)" % (old.get("nbnumba"),
                                                                     new["nbnumba"])
-        if old.get("seed") != new["seed"]:
+        if old.get("seed") != new["seed"] and old.get("kinds") == new["kinds"]:
             return "they have noise seed -seed %s, this run -seed %s" % (old.get("seed"),
                                                                         new["seed"])
         if old.get("kinds") != new["kinds"]:
@@ -194,20 +291,34 @@ class RunRecord:
                      if old.get("flags") is not None and new["flags"] is not None else None)
             return ("their flags differ: %s" % flags if flags else
                     "their configuration or input files differ")
-        for index, entry in sorted(old.get("frames", {}).items(), key=lambda kv: int(kv[0])):
+        for index, entry in sorted(old["frames"].items(), key=lambda kv: int(kv[0])):
             key = frame_keys(int(index))
             if key is not None and entry.get("key") != key:
                 return ("frame %s was rendered with other per-frame values "
                         "(--frame-osc, --orientation-seed ...)" % index)
         return None
 
+    def carry(self, frames):
+        """Keep the previous run's entries of frames ``0 .. frames - 1`` until they are
+        checked (:meth:`verified`), so that a run stopped before checking them all
+        leaves them recorded."""
+        for index, entry in (self.previous or {}).get("frames", {}).items():
+            if int(index) < frames:
+                self.data["frames"][index] = entry
+
     def verified(self, index, key, paths):
         """True when the previous run finished frame ``index`` with this ``key`` and every
-        file in ``paths`` still has the checksum it was written with."""
+        file in ``paths`` still has the checksum it was written with (the frame stays in
+        this run's record; otherwise it leaves it)."""
         entry = (self.previous or {}).get("frames", {}).get(str(index))
-        if not entry or entry.get("key") != key:
+        if entry is None or entry.get("key") != key or not self._intact(entry, paths):
+            self.data["frames"].pop(str(index), None)
             return False
-        files = entry.get("files", {})
+        self.data["frames"][str(index)] = entry
+        return True
+
+    def _intact(self, entry, paths):
+        files = entry["files"]
         if len(files) != len(paths):
             return False
         for path in paths:
@@ -217,17 +328,77 @@ class RunRecord:
                     return False
             except OSError:
                 return False
-        self.data["frames"][str(index)] = entry
         return True
 
-    def add(self, index, key, checksums):
-        """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...)."""
+    def written_at(self):
+        """The modification time of the record on disk (ns, the file system's clock)."""
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return time.time_ns()
+
+    def adopt(self, index, key, paths, since):
+        """Record frame ``index`` if every file in ``paths`` was modified after ``since``
+        (:meth:`written_at` when the run started, so that the file system's own clock
+        decides): a frame finished by a run that was stopped before the frame's result
+        came back. Files are only ever renamed into place complete, so such a set is the
+        whole frame."""
+        try:
+            if not all(os.stat(p).st_mtime_ns > since for p in paths):
+                return
+            checksums = [(p, file_sha256(p)) for p in paths]
+        except OSError:
+            return
         self.data["frames"][str(index)] = {
             "key": key, "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+
+    def add(self, index, key, checksums):
+        """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...). The frame
+        is in the journal at once (a killed run keeps it) and in the record within
+        :data:`FLUSH_INTERVAL` seconds."""
+        entry = {"key": key,
+                 "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        self.data["frames"][str(index)] = entry
         if time.monotonic() - self._written >= FLUSH_INTERVAL:
             self.write()
+        elif self._journal_fd is not None:
+            line = json.dumps({"run": self.data["run"], "frame": str(index), "entry": entry})
+            try:
+                os.write(self._journal_fd, line.encode() + b"\n")
+            except OSError:   # no journal: the record alone, as often as it is written
+                self._close_journal()
 
-    def write(self):
-        """Replace the record on disk (atomically)."""
+    def write(self, final=False):
+        """Replace the record on disk (atomically) and empty the journal; ``final``: the
+        run is over, the journal is removed."""
         write_atomic(self.path, (json.dumps(self.data, indent=0) + "\n").encode())
         self._written = time.monotonic()
+        if final:
+            self._close_journal()
+            with contextlib.suppress(OSError):
+                os.unlink(self.journal)
+            return
+        if self._journal_fd is None:
+            self._open_journal()
+        if self._journal_fd is not None:
+            try:
+                os.ftruncate(self._journal_fd, 0)
+            except OSError:
+                self._close_journal()
+
+    def _open_journal(self):
+        try:
+            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return
+        self._journal_fd = fd
+
+    def _close_journal(self):
+        if self._journal_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._journal_fd)
+            self._journal_fd = None

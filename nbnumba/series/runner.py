@@ -21,6 +21,7 @@ from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client,
                         _executor_name, _executor_threads, _executor_width, _is_client,
                         _Shipment)
 from .frames import SeriesError, apply_overrides
+from .names import check_names
 from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, _drop_written_since,
                     check_template, frame_paths, run_frame, warm_up)
 
@@ -406,8 +407,8 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
     While it runs, the directory of frame 0 is locked (:func:`record.run_lock`): a second
     series writing there is refused with :class:`SeriesError`.
     """
-    check_template(template)
     kinds = frameset.outputs.kinds()
+    check_names(template, len(frameset), kinds)
     # absolute names: a worker's working directory need not be ours
     directories = {os.path.dirname(os.path.abspath(template.format(i)))
                    for i in range(len(frameset))}
@@ -425,7 +426,9 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
     with record.run_lock(record.run_directory(template)):
         run, seed, base, key_of = _open_record(frameset, template, resume, flags)
         skip = None
-        if resume:
+        if resume:   # the earlier run's frames stay recorded until checked
+            run.carry(len(frameset))
+
             def skip(i):
                 return run.verified(i, key_of(i), [p for _, p in paths_of(i)])
         run.write()
@@ -433,12 +436,20 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
         def finished(info):
             run.add(info.index, key_of(info.index), info.checksums)
 
+        started = run.written_at()
         try:
             return _run(frameset, paths_of, executor, threads, device, skip, progress,
                         retries, os.path.dirname(os.path.abspath(template.format(0))),
                         describe, on_result=finished, seed=seed, base=base)
+        except BaseException:
+            # stopped (Ctrl-C, SIGTERM, an error): also record the frames whose files
+            # were all put in place but whose result had not come back yet
+            for i in range(len(frameset)):
+                if str(i) not in run.data["frames"]:
+                    run.adopt(i, key_of(i), [p for _, p in paths_of(i)], started)
+            raise
         finally:
-            run.write()
+            run.write(final=True)
 
 
 def _open_record(frameset, template, resume, flags):
