@@ -173,7 +173,8 @@ def _validate(config: SimulationConfig):
     if beam.flux != 0.0 and beam.exposure > 0.0 and beam.beam_size == 0.0:
         raise ConfigError("a flux needs a beam size: the fluence is flux x exposure / beamsize^2, "
                           "infinite for a beam size of 0 (the C writes an all-NaN image); give "
-                          "-beamsize in mm, or -fluence instead of -flux")
+                          "-beamsize in mm (BeamConfig.beam_size in m), or -fluence "
+                          "(BeamConfig.fluence) instead of -flux")
 
 
 def _check_count(value, what, limit=sampling.MAX_STEPS):
@@ -209,8 +210,9 @@ def _check_memory(pixels, sources, orientations):
     memory.require(memory_estimate(pixels, sources, orientations),
                    f"a render of {pixels} pixels, {sources} sources and {orientations} crystal "
                    "orientations (phi steps x mosaic domains)",
-                   "use fewer pixels (-detpixels; a -roi still allocates the whole detector), "
-                   "sources or orientations", ConfigError)
+                   "use fewer pixels (-detpixels, or DetectorConfig.fpixels and spixels; a "
+                   "region of interest still allocates the whole detector), sources or "
+                   "orientations", ConfigError)
 
 
 def _fluence_and_sample(beam, sample_size, messages):
@@ -251,8 +253,8 @@ def _oversample_refusal(count, extent, geom):
         c_does = f"the C would render {float(count) ** 2:g} sub-pixels in every pixel"
     return (f"automatic oversampling would use {float(count):g} sub-pixels per pixel side "
             f"(crystal {extent * 1e6:g} um, pixel {geom.pixel_size * 1e3:g} mm, distance "
-            f"{geom.distance * 1e3:g} mm; {c_does}); give -oversample N with N at most "
-            f"{MAX_OVERSAMPLE}")
+            f"{geom.distance * 1e3:g} mm; {c_does}); give -oversample N "
+            f"(RenderConfig.oversample) with N at most {MAX_OVERSAMPLE}")
 
 
 @_entry_point
@@ -268,7 +270,8 @@ def prepare(config: SimulationConfig) -> Setup:
         raise ConfigError(
             f"no phi steps: an oscillation of {osc * RTD:g} degrees (-osc, or OSC_RANGE of an "
             f"-img/-mask header) in steps of {phi_step * RTD:g} degrees gives none, and the C "
-            "writes an all-NaN image; give -phisteps 1 for a still image, or a positive -osc")
+            "writes an all-NaN image; give -phisteps 1 (CrystalConfig.phi_steps) for a still "
+            "image, or a positive -osc (CrystalConfig.osc)")
     _check_count(phi_steps, "the number of phi steps")
     layers, thickness, layer_step = sampling.thickness_rule(det.thickness_steps, det.thickness, None)
     _check_count(layers, "the number of sensor layers")

@@ -147,8 +147,8 @@ def test_render_larger_than_memory_is_refused_before_allocating(cli, monkeypatch
     assert run.err == (
         "nbnumba: error: a render of 16000000 pixels, 1 sources and 1 crystal orientations "
         "(phi steps x mosaic domains) needs 768 MB of memory, more than the 105 MB available; "
-        "use fewer pixels (-detpixels; a -roi still allocates the whole detector), sources "
-        "or orientations\n")
+        "use fewer pixels (-detpixels, or DetectorConfig.fpixels and spixels; a region of "
+        "interest still allocates the whole detector), sources or orientations\n")
     # a region of interest does not lower the estimate, and the advice does not offer it
     assert cli(B + ["-detpixels", "4000", "-roi", "0", "9", "0", "9"]).err == run.err
 
