@@ -90,15 +90,41 @@ def _interrupted_at_start(prog):
     sys.exit(EXIT_INTERRUPTED)
 
 
+def _launch(prog, load_console):
+    """Check the environment (before numba is imported), then run the command's
+    ``console()`` (``load_console()`` imports and returns it); Ctrl-C before the
+    command's own handling is in place is one line."""
+    try:
+        _start(prog)
+        console = load_console()
+    except KeyboardInterrupt:
+        _interrupted_at_start(prog)
+    console()
+
+
 def nbnumba():
     """The ``nbnumba`` console script: :func:`nbnumba_cli.main.console` after the
     environment check, which runs before numba is imported."""
-    try:
-        _start("nbnumba")
+    def load():
         from .main import console
-    except KeyboardInterrupt:
-        _interrupted_at_start("nbnumba")
-    console()
+        return console
+    _launch("nbnumba", load)
+
+
+def nb_nonbragg():
+    """The ``nb-nonbragg`` console script (:func:`nbnumba_cli.nonbragg.console`)."""
+    def load():
+        from .nonbragg import console
+        return console
+    _launch("nb-nonbragg", load)
+
+
+def nb_noisify():
+    """The ``nb-noisify`` console script (:func:`nbnumba_cli.noisify.console`)."""
+    def load():
+        from .noisify import console
+        return console
+    _launch("nb-noisify", load)
 
 
 def nbnumba_series():

@@ -20,8 +20,8 @@ from nbnumba.io.errors import InputFileError, open_regular
 from nbnumba.toolbox import detector as nz
 from nbnumba.toolbox import psf as psf_module
 
-from .console import ConsoleStream
-from .guard import error, run_guarded
+from .console import ConsoleStream, leave
+from .guard import error, run_guarded, version
 from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
 PROG = "nb-noisify"
@@ -309,7 +309,7 @@ def run(argv, stdout=None):
         noise = state.noise
         if not noise:
             state.calibration = state.readout = state.flicker = 0.0
-        say("noisify - add noise to pixels - nbnumba %s" % _version())
+        say("noisify - add noise to pixels - nbnumba %s" % version())
         for line in load_lines + _summary(state, seed, calib):
             say(line)
         pending = []
@@ -361,23 +361,13 @@ def _noise_start(lines, noise, blur):
     return len(lines)
 
 
-def _version():
-    from nbnumba import __version__
-    return __version__
-
-
 def main(argv=None):
     return run_guarded(run, sys.argv[1:] if argv is None else argv, PROG, numba=True)
 
 
 def console():
     """The ``nb-noisify`` command."""
-    from .entry import _start
-    _start(PROG)
-    code = main()
-    from .console import flush_quietly
-    flush_quietly()
-    os._exit(code)
+    leave(main())
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from nbnumba.io.atomic import FileSet, OutputError
 from nbnumba.io.errors import InputFileError, read_text
 from nbnumba.toolbox.amorphous import NonBraggConfig, StolTable, nonbragg, restate
 
-from .console import ConsoleStream
-from .guard import error, run_guarded
+from .console import ConsoleStream, leave
+from .guard import error, run_guarded, version
 from .report import c_g
 from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
@@ -439,7 +439,7 @@ def run(argv, stdout=None):
         seed = state.seed if state.seed is not None else int(time.time())
         if state.img is not None:
             say("reading %s" % state.img)
-        say("nonBragg amorphous material diffraction simulator - nbnumba %s" % _version())
+        say("nonBragg amorphous material diffraction simulator - nbnumba %s" % version())
         pending = []
         # the C reads the table after the detector set-up lines
         result = nonbragg(table, state.config, say=pending.append, observed=observed,
@@ -500,23 +500,13 @@ def run(argv, stdout=None):
         files.discard()
 
 
-def _version():
-    from nbnumba import __version__
-    return __version__
-
-
 def main(argv=None):
     return run_guarded(run, sys.argv[1:] if argv is None else argv, PROG, numba=True)
 
 
 def console():
     """The ``nb-nonbragg`` command."""
-    from .entry import _start
-    _start(PROG)
-    code = main()
-    from .console import flush_quietly
-    flush_quietly()
-    os._exit(code)
+    leave(main())
 
 
 if __name__ == "__main__":
