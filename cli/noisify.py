@@ -5,7 +5,6 @@ SMV image (``-intfile``), its PGM preview and the noise image (``-noisefile``). 
 are one line on stderr with exit status 9, and no output file is written or replaced.
 """
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field

@@ -5,7 +5,6 @@ set-up and statistics lines and writes the float image, the SMV integer image, t
 preview and the Poisson noise image. Errors are one line on stderr with exit status 9,
 and no output file is written or replaced.
 """
-import os
 import re
 import sys
 import time
