@@ -299,7 +299,7 @@ def _check_other_outputs(opts, fs, expt, xds_inp, nexus_path=None):
               "--nexus": nexus_path}
     series.check_names(opts.template, len(fs), fs.outputs.kinds(), others)
     truth.check_paths(opts.manifest, expt, xds_inp, create_directories=True)
-    for path in (opts.manifest, expt, xds_inp):
+    for path in (opts.manifest, expt, xds_inp, nexus_path):
         if path:
             _probe_device(path)
 

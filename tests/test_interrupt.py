@@ -28,7 +28,8 @@ def _command(args, cwd):
 def warm_kernel(tmp_path_factory):
     """Compile (or load) the kernel first, so that the signal reaches a running kernel."""
     run = _command(CELL + ["-detpixels", "2", "-noprogress"], tmp_path_factory.mktemp("warm"))
-    assert run.wait(timeout=300) == 0, run.stderr.read()
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
 
 
 @pytest.mark.parametrize("signum,code,message", [
@@ -45,21 +46,21 @@ def test_signal_inside_a_long_kernel_call_stops_at_once(warm_kernel, tmp_path, s
         assert run.poll() is None
         sent = time.monotonic()
         run.send_signal(signum)
-        rest = run.stderr.read()
-        run.wait(timeout=60)
+        rest = run.communicate(timeout=60)[1]
         took = time.monotonic() - sent
     finally:
         run.kill()
-        run.wait()
+        run.communicate()   # closes the pipe
     assert took < PROMPT, "took %.1f s to stop" % took
     assert (run.returncode, rest) == (code, message)
     assert os.listdir(tmp_path) == []          # no output, no temporary file
 
 
-#: a library render of many cheap rows (each about 0.1 s on one core), long enough to
-#: be interrupted: 128 x 128 pixels of 100 sources x 200 mosaic domains
+#: a library render of many cheap rows (each about 0.2 s on one core), long enough to
+#: be interrupted 3 s in on a fast idle machine (about 20 s on two cores): 128 x 128
+#: pixels of 100 sources x 800 mosaic domains
 LONG = CELL + ["-detpixels", "128", "-dispersion", "1", "-dispsteps", "100", "-mosaic", "1",
-               "-mosaic_dom", "200"]
+               "-mosaic_dom", "800"]
 
 _LIBRARY_INTERRUPT = """
 import sys, threading, time
@@ -94,6 +95,6 @@ def test_library_render_stops_within_a_second_of_sigint(warm_kernel, tmp_path):
         run.wait(timeout=60)
     finally:
         run.kill()
-        run.wait()
-    assert (line, left) == ("interrupted", "[]"), run.stderr.read()
+        _, err = run.communicate()   # reads what is left and closes the pipes
+    assert (line, left) == ("interrupted", "[]"), err
     assert took < 1.0, "took %.2f s to stop" % took

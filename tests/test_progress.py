@@ -249,7 +249,7 @@ def test_a_cold_command_shows_compiling_as_the_meters_state_after_the_banner(tmp
         banner = (tmp_path / "stdout.txt").read_text()
     finally:
         run.kill()
-        run.wait()
+        run.communicate()   # reads what is left and closes the pipe
         out.close()
     assert lines[-1].startswith("compiling the kernel (once per machine) ... 0:0"), lines
     assert "nanoBragg-compatible diffraction simulator" in banner

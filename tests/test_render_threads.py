@@ -32,7 +32,7 @@ def test_a_cold_cache_shows_the_compile_warning_within_a_second(tmp_path):
         seen = time.time()
     finally:
         run.kill()
-        run.wait()
+        run.communicate()   # reads what is left and closes the pipes
     assert "CompileWarning: nbnumba: compiling " in line, line
     assert "nbnumba.compile()" in line and line.startswith("<string>:"), line
     assert seen - called < 1.0, "the warning came %.2f s after the call" % (seen - called)
