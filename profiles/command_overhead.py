@@ -7,9 +7,11 @@ Interleaved, ``--repeats`` times each (medians reported):
 * **whole**: the command, ``nbnumba CASE -noprogress``, as a process (wall time);
 * **start-up**: the command with the same flags on an 8 x 8 pixel detector (interpreter,
   imports, numba set-up, kernel load from the cache, a tiny render and tiny files);
-* **work**: in one child process, after a warm-up render, the library's
+* **work**: in a child process of its own, after a tiny warm-up render of the same flags
+  (kernel loaded, thread pool started, as in the start-up run), the library's
   ``engine.prepare`` + ``engine.render`` + integer image + writing the float and SMV
-  files the command writes for this case (each part timed).
+  files the command writes for this case (each part timed), once per process as the
+  command does it.
 
 Prints ``(whole - start-up) / work``: 1.0 means the command costs nothing beyond its
 start-up and the work itself. The processor and the load average are printed too.
@@ -33,7 +35,8 @@ import nbnumba
 from nbnumba import engine, output
 argv = json.loads(sys.argv[1])
 cfg, out = nbnumba.config_from_args(argv)
-engine.render(engine.prepare(cfg))          # warm-up: kernels loaded, caches filled
+tiny, _ = nbnumba.config_from_args(argv + ["-detpixels", "8"])
+engine.render(engine.prepare(tiny))         # warm-up: kernel loaded, thread pool started
 times = {"prepare": [], "render": [], "images": [], "write": []}
 for _ in range(int(sys.argv[2])):
     t0 = time.perf_counter()
@@ -83,16 +86,18 @@ def main(argv=None):
     env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads))
     flags = cases.COMMON + cases.CASES[args.case].split()
     tiny = flags + ["-detpixels", "8"]
-    whole, start = [], []
+    whole, start, runs = [], [], {}
     with tempfile.TemporaryDirectory() as folder:
         _command(nbnumba, tiny, folder, env)            # warm the cache
         for _ in range(args.repeats):
             whole.append(_command(nbnumba, flags, folder, env))
             start.append(_command(nbnumba, tiny, folder, env))
-        run = subprocess.run([sys.executable, "-c", _WORK, json.dumps(flags),
-                              str(args.repeats)], cwd=folder, env=env, check=True,
-                             capture_output=True, text=True)
-    parts = {k: statistics.median(v) for k, v in json.loads(run.stdout.splitlines()[-1]).items()}
+            run = subprocess.run([sys.executable, "-c", _WORK, json.dumps(flags), "1"],
+                                 cwd=folder, env=env, check=True, capture_output=True,
+                                 text=True)
+            for key, values in json.loads(run.stdout.splitlines()[-1]).items():
+                runs.setdefault(key, []).extend(values)
+    parts = {k: statistics.median(v) for k, v in runs.items()}
     work = sum(parts.values())
     w, s = statistics.median(whole), statistics.median(start)
     print(f"processor: {_processor()}, {os.cpu_count()} CPUs, {args.threads} threads; "
