@@ -24,7 +24,9 @@ start angle of every frame, with ``omega_end`` and ``omega_increment_set``).
 
 Compression: bitshuffle-LZ4 (what Eiger detectors write) when ``hdf5plugin`` is
 installed, gzip otherwise; one chunk per frame. h5py is imported only when a file is
-written (``pip install 'nbnumba[hdf5]'``).
+written (``pip install 'nbnumba[hdf5]'``). A bitshuffle-LZ4 chunk is compressed outside
+HDF5, on several threads (:mod:`nbnumba.io.bitshuffle`), and stored as it is: the
+same bytes as HDF5's filter would store.
 """
 import datetime
 import io
@@ -36,6 +38,7 @@ import numpy as np
 from ..config import ConfigError
 from ..experiment import (MAX_TRUSTED_COUNT, ExperimentError, NumberedName,
                           check_describable, describe, lab_frame, to_frame)
+from . import bitshuffle
 from .atomic import check_writable, write_atomic
 
 #: what installs the HDF5 support
@@ -47,6 +50,10 @@ _DIALS_TO_MCSTAS = (-1.0, 1.0, -1.0)
 #: the sensor thickness written for a sensor of none (-detector_thick 0, the default), m:
 #: dxtbx needs a positive one, and 1 nm moves no spot by more than 1 nm
 THINNEST_SENSOR = 1e-9
+
+#: whether bitshuffle-LZ4 chunks are compressed outside HDF5 (on several threads) when
+#: hdf5plugin's functions are found; False: by HDF5's filter (the same bytes, slower)
+DIRECT_CHUNKS = True
 
 _DETECTOR = "/entry/instrument/detector"
 _MODULE = _DETECTOR + "/module"
@@ -247,13 +254,27 @@ def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spec
     _write_sample(entry, images, chain)
     data = _group(entry, "data", "NXdata", signal="data")
     if sources is None:
-        _, options = compression()
-        data.create_dataset("data", data=frames, chunks=(1,) + shape[1:], **options)
+        _store_frames(data, frames)
     else:
         layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
         for i, path in enumerate(sources):
             layout[i] = h5py.VirtualSource(path, "/entry/data/data", shape=(1,) + shape[1:])
         data.create_virtual_dataset("data", layout, fillvalue=0)
+
+
+def _store_frames(group, frames):
+    """``group["data"]``: the frames (frames, slow, fast), one compressed chunk each;
+    bitshuffle-LZ4 chunks are compressed here and written as they are."""
+    name, options = compression()
+    chunks = (1,) + frames.shape[1:]
+    if name != "bitshuffle-lz4" or not DIRECT_CHUNKS or not bitshuffle.available():
+        group.create_dataset("data", data=frames, chunks=chunks, track_times=False,
+                             **options)
+        return
+    ds = group.create_dataset("data", shape=frames.shape, dtype=frames.dtype,
+                              chunks=chunks, track_times=False, **options)
+    for i, frame in enumerate(frames):
+        ds.id.write_direct_chunk((i, 0, 0), bitshuffle.compress_lz4(frame), filter_mask=0)
 
 
 def _check_geometry(images, option):
@@ -297,14 +318,12 @@ def frame_file_bytes(pixels):
     (1, slow, fast), compressed (see :func:`compression`)."""
     h5py = _h5py()
     pixels = np.asarray(pixels)
-    _, options = compression()
     # an in-memory file (HDF5's core driver): its image is the file's content
     with h5py.File("frame.h5", "w", driver="core", backing_store=False) as h5:
         h5.attrs["NX_class"] = "NXroot"
         entry = _group(h5, "entry", "NXentry")
         data = _group(entry, "data", "NXdata", signal="data")
-        data.create_dataset("data", data=pixels[None], chunks=(1,) + pixels.shape,
-                            track_times=False, **options)
+        _store_frames(data, pixels[None])
         h5.flush()
         return h5.id.get_file_image()
 

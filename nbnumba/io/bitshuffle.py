@@ -1,0 +1,132 @@
+"""Bitshuffle-LZ4 chunks made outside HDF5, on several threads.
+
+HDF5 runs its filters on one thread, under h5py's lock. The bitshuffle filter shipped
+with ``hdf5plugin`` (filter 32008) also exports its compression functions; called
+through :mod:`ctypes` (which releases the GIL) they compress parts of one chunk at once
+on several cores. The chunk is then stored as it is
+(``dataset.id.write_direct_chunk``), byte for byte what the filter itself would store,
+so every reader of the filter (h5py with ``hdf5plugin``, dxtbx, XDS' plugin) decodes it.
+
+A chunk of the filter is: the uncompressed size in bytes (8 bytes, big-endian), the
+block size in bytes (4 bytes, big-endian), then every block of ``block`` elements
+(the last may be shorter) as its compressed size (4 bytes, big-endian) and the LZ4
+block of its bit-shuffled elements. Blocks are independent, so parts of the chunk cut
+at block boundaries are compressed separately and joined.
+
+:func:`available` is False (and the caller uses HDF5's filter) when ``hdf5plugin`` or
+its bitshuffle library or functions cannot be found.
+"""
+import ctypes
+import glob
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+#: the most threads one chunk is compressed on
+MAX_THREADS = 4
+
+_lock = threading.Lock()
+_state = {"lib": None, "loaded": False, "pool": None, "pid": None}
+
+
+def _library_path():
+    import hdf5plugin
+    directory = hdf5plugin.PLUGIN_PATH
+    try:
+        ext = hdf5plugin.get_config().build_config.filter_file_extension
+        path = os.path.join(directory, "libh5bshuf" + ext)
+        if os.path.exists(path):
+            return path
+    except AttributeError:
+        pass
+    found = sorted(glob.glob(os.path.join(directory, "libh5bshuf.*")))
+    return found[0] if found else None
+
+
+def _load():
+    """The bitshuffle library with its functions typed, or None."""
+    try:
+        path = _library_path()
+        if path is None:
+            return None
+        lib = ctypes.CDLL(path)
+        size = ctypes.c_size_t
+        lib.bshuf_compress_lz4.restype = ctypes.c_int64
+        lib.bshuf_compress_lz4.argtypes = [ctypes.c_void_p, ctypes.c_void_p, size, size,
+                                           size]
+        lib.bshuf_compress_lz4_bound.restype = size
+        lib.bshuf_compress_lz4_bound.argtypes = [size, size, size]
+        lib.bshuf_default_block_size.restype = size
+        lib.bshuf_default_block_size.argtypes = [size]
+    except (ImportError, OSError, AttributeError):
+        return None
+    return lib
+
+
+def _library():
+    with _lock:
+        if not _state["loaded"]:
+            _state["lib"] = _load()
+            _state["loaded"] = True
+        return _state["lib"]
+
+
+def available():
+    """Whether chunks can be compressed here (``hdf5plugin``'s bitshuffle functions
+    are found)."""
+    return _library() is not None
+
+
+def _threads():
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cpus))
+
+
+def _pool():
+    """This process's compression threads (made again in a forked child)."""
+    with _lock:
+        if _state["pool"] is None or _state["pid"] != os.getpid():
+            _state["pool"] = ThreadPoolExecutor(_threads(), "nbnumba-bitshuffle")
+            _state["pid"] = os.getpid()
+        return _state["pool"]
+
+
+def compress_lz4(array, threads=None):
+    """The bitshuffle-LZ4 chunk (bytes) of ``array``, as HDF5's bitshuffle filter with
+    LZ4 and the default block size stores it. threads: how many parts are compressed at
+    once (default: the usable CPUs, at most :data:`MAX_THREADS`). Raises RuntimeError
+    when :func:`available` is False."""
+    lib = _library()
+    if lib is None:
+        raise RuntimeError("hdf5plugin's bitshuffle library is not available")
+    data = np.ascontiguousarray(array)
+    size, elem = data.size, data.dtype.itemsize
+    block = lib.bshuf_default_block_size(elem)
+    parts = max(1, min(threads or _threads(), size // block))
+    # part boundaries on whole blocks; the last part takes the rest (and any remainder)
+    per = (size // block) // parts * block
+    starts = [i * per for i in range(parts)] + [size]
+    bounds = [lib.bshuf_compress_lz4_bound(starts[i + 1] - starts[i], elem, 0)
+              for i in range(parts)]
+    out = np.empty(12 + sum(bounds), np.uint8)
+    offsets = [12 + sum(bounds[:i]) for i in range(parts)]
+
+    def part(i):
+        # the arrays are referenced here, so they outlive every running part (also
+        # when the caller is interrupted while waiting)
+        return lib.bshuf_compress_lz4(data.ctypes.data + starts[i] * elem,
+                                      out.ctypes.data + offsets[i],
+                                      starts[i + 1] - starts[i], elem, 0)
+
+    sizes = list(_pool().map(part, range(parts))) if parts > 1 else [part(0)]
+    if min(sizes) < 0:
+        raise RuntimeError("bitshuffle-LZ4 compression failed (error %d)" % min(sizes))
+    header = (size * elem).to_bytes(8, "big") + (block * elem).to_bytes(4, "big")
+    view = memoryview(out)
+    return b"".join([header] + [view[offsets[i]:offsets[i] + sizes[i]]
+                                for i in range(parts)])
