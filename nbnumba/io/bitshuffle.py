@@ -96,11 +96,28 @@ def _pool():
         return _state["pool"]
 
 
-def compress_lz4(array, threads=None):
-    """The bitshuffle-LZ4 chunk (bytes) of ``array``, as HDF5's bitshuffle filter with
-    LZ4 and the default block size stores it. threads: how many parts are compressed at
-    once (default: the usable CPUs, at most :data:`MAX_THREADS`). Raises RuntimeError
-    when :func:`available` is False."""
+class Pending:
+    """A chunk being compressed on the pool's threads; :meth:`result` waits for it."""
+
+    def __init__(self, header, out, offsets, parts):
+        self._header, self._out, self._offsets, self._parts = header, out, offsets, parts
+
+    def result(self):
+        """The chunk (bytes); RuntimeError if the compression failed."""
+        sizes = [p.result() if hasattr(p, "result") else p for p in self._parts]
+        if min(sizes) < 0:
+            raise RuntimeError("bitshuffle-LZ4 compression failed (error %d)" % min(sizes))
+        view = memoryview(self._out)
+        return b"".join([self._header] + [view[o:o + n]
+                                          for o, n in zip(self._offsets, sizes)])
+
+
+def submit_lz4(array, threads=None):
+    """Start compressing ``array`` as HDF5's bitshuffle filter with LZ4 and the default
+    block size does, on the pool's threads; returns a :class:`Pending` (the caller works
+    on meanwhile). threads: how many parts are compressed at once (default: the usable
+    CPUs, at most :data:`MAX_THREADS`). Raises RuntimeError when :func:`available` is
+    False."""
     lib = _library()
     if lib is None:
         raise RuntimeError("hdf5plugin's bitshuffle library is not available")
@@ -113,20 +130,28 @@ def compress_lz4(array, threads=None):
     starts = [i * per for i in range(parts)] + [size]
     bounds = [lib.bshuf_compress_lz4_bound(starts[i + 1] - starts[i], elem, 0)
               for i in range(parts)]
-    out = np.empty(12 + sum(bounds), np.uint8)
-    offsets = [12 + sum(bounds[:i]) for i in range(parts)]
+    out = np.empty(sum(bounds), np.uint8)
+    offsets = [sum(bounds[:i]) for i in range(parts)]
+
+    started = threading.Semaphore(0)
 
     def part(i):
         # the arrays are referenced here, so they outlive every running part (also
         # when the caller is interrupted while waiting)
-        return lib.bshuf_compress_lz4(data.ctypes.data + starts[i] * elem,
-                                      out.ctypes.data + offsets[i],
-                                      starts[i + 1] - starts[i], elem, 0)
+        src, dst = data.ctypes.data + starts[i] * elem, out.ctypes.data + offsets[i]
+        started.release()
+        return lib.bshuf_compress_lz4(src, dst, starts[i + 1] - starts[i], elem, 0)
 
-    sizes = list(_pool().map(part, range(parts))) if parts > 1 else [part(0)]
-    if min(sizes) < 0:
-        raise RuntimeError("bitshuffle-LZ4 compression failed (error %d)" % min(sizes))
+    pool = _pool()
+    futures = [pool.submit(part, i) for i in range(parts)]
+    # wait (the GIL released) until every part runs: a caller that then keeps the GIL
+    # (h5py) would otherwise hold the threads back for up to sys.getswitchinterval()
+    for _ in range(parts):
+        started.acquire()
     header = (size * elem).to_bytes(8, "big") + (block * elem).to_bytes(4, "big")
-    view = memoryview(out)
-    return b"".join([header] + [view[offsets[i]:offsets[i] + sizes[i]]
-                                for i in range(parts)])
+    return Pending(header, out, offsets, futures)
+
+
+def compress_lz4(array, threads=None):
+    """The bitshuffle-LZ4 chunk (bytes) of ``array`` (see :func:`submit_lz4`)."""
+    return submit_lz4(array, threads).result()

@@ -262,19 +262,30 @@ def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spec
         data.create_virtual_dataset("data", layout, fillvalue=0)
 
 
-def _store_frames(group, frames):
-    """``group["data"]``: the frames (frames, slow, fast), one compressed chunk each;
-    bitshuffle-LZ4 chunks are compressed here and written as they are."""
-    name, options = compression()
+def _direct_chunks():
+    """Whether bitshuffle-LZ4 chunks are compressed here (see :data:`DIRECT_CHUNKS`)."""
+    return (DIRECT_CHUNKS and compression()[0] == "bitshuffle-lz4"
+            and bitshuffle.available())
+
+
+def _store_frames(group, frames, first=None):
+    """``group["data"]``: the frames (frames, slow, fast), one compressed chunk each.
+    Bitshuffle-LZ4 chunks are compressed here (frame i + 1 while frame i is stored) and
+    written as they are; first: frame 0's :class:`~nbnumba.io.bitshuffle.Pending`, if
+    started already."""
+    _, options = compression()
     chunks = (1,) + frames.shape[1:]
-    if name != "bitshuffle-lz4" or not DIRECT_CHUNKS or not bitshuffle.available():
+    if not _direct_chunks():
         group.create_dataset("data", data=frames, chunks=chunks, track_times=False,
                              **options)
         return
     ds = group.create_dataset("data", shape=frames.shape, dtype=frames.dtype,
                               chunks=chunks, track_times=False, **options)
-    for i, frame in enumerate(frames):
-        ds.id.write_direct_chunk((i, 0, 0), bitshuffle.compress_lz4(frame), filter_mask=0)
+    pending = first or bitshuffle.submit_lz4(frames[0])
+    for i in range(len(frames)):
+        following = bitshuffle.submit_lz4(frames[i + 1]) if i + 1 < len(frames) else None
+        ds.id.write_direct_chunk((i, 0, 0), pending.result(), filter_mask=0)
+        pending = following
 
 
 def _check_geometry(images, option):
@@ -318,12 +329,14 @@ def frame_file_bytes(pixels):
     (1, slow, fast), compressed (see :func:`compression`)."""
     h5py = _h5py()
     pixels = np.asarray(pixels)
+    # compressed on other threads while this one makes the file around the chunk
+    first = bitshuffle.submit_lz4(pixels) if _direct_chunks() else None
     # an in-memory file (HDF5's core driver): its image is the file's content
     with h5py.File("frame.h5", "w", driver="core", backing_store=False) as h5:
         h5.attrs["NX_class"] = "NXroot"
         entry = _group(h5, "entry", "NXentry")
         data = _group(entry, "data", "NXdata", signal="data")
-        _store_frames(data, pixels[None])
+        _store_frames(data, pixels[None], first)
         h5.flush()
         return h5.id.get_file_image()
 
