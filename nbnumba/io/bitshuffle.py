@@ -14,7 +14,8 @@ block of its bit-shuffled elements. Blocks are independent, so parts of the chun
 at block boundaries are compressed separately and joined.
 
 :func:`available` is False (and the caller uses HDF5's filter) when ``hdf5plugin`` or
-its bitshuffle library or functions cannot be found.
+its bitshuffle library or functions cannot be found, or when they do not make the
+filter's bytes (checked once per process on a small array).
 """
 import ctypes
 import glob
@@ -27,7 +28,7 @@ import numpy as np
 #: the most threads one chunk is compressed on
 MAX_THREADS = 4
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _state = {"lib": None, "loaded": False, "pool": None, "pid": None}
 
 
@@ -65,17 +66,42 @@ def _load():
     return lib
 
 
+def _filter_chunk(array):
+    """The chunk HDF5's bitshuffle-LZ4 filter stores for ``array`` (one chunk)."""
+    import io
+
+    import h5py
+    import hdf5plugin
+    with h5py.File(io.BytesIO(), "w") as h5:
+        ds = h5.create_dataset("x", data=array, chunks=array.shape,
+                               **hdf5plugin.Bitshuffle(cname="lz4"))
+        return bytes(ds.id.read_direct_chunk((0,) * array.ndim)[1])
+
+
+def _agrees(lib):
+    """Whether the library's functions make the filter's chunks (checked once, on an
+    array of several blocks and a remainder, compressed in parts)."""
+    rng = np.random.default_rng(1)
+    sample = (rng.poisson(4.0, 3 * 4096 + 13) + 40).astype(np.uint16)
+    try:
+        return all(_compress(lib, sample, threads) == _filter_chunk(sample)
+                   for threads in (1, 2))
+    except (ImportError, OSError, RuntimeError, ValueError):
+        return False
+
+
 def _library():
-    with _lock:
+    with _lock:     # re-entrant: the check uses the pool
         if not _state["loaded"]:
-            _state["lib"] = _load()
+            lib = _load()
+            _state["lib"] = lib if lib is not None and _agrees(lib) else None
             _state["loaded"] = True
         return _state["lib"]
 
 
 def available():
     """Whether chunks can be compressed here (``hdf5plugin``'s bitshuffle functions
-    are found)."""
+    are found and make the filter's bytes)."""
     return _library() is not None
 
 
@@ -121,6 +147,14 @@ def submit_lz4(array, threads=None):
     lib = _library()
     if lib is None:
         raise RuntimeError("hdf5plugin's bitshuffle library is not available")
+    return _submit(lib, array, threads)
+
+
+def _compress(lib, array, threads):
+    return _submit(lib, array, threads).result()
+
+
+def _submit(lib, array, threads):
     data = np.ascontiguousarray(array)
     size, elem = data.size, data.dtype.itemsize
     block = lib.bshuf_default_block_size(elem)
