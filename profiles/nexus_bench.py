@@ -20,7 +20,8 @@ workers, through the same atomic writing:
 
 All write to the same temporary directory (on the same file system), alternating,
 best of ``--repeats`` each (with ``--sync``: until ``os.sync()`` returns, the data on
-disk). Results: a JSON file (default ``profiles/results/nexus-DATE.json``) and a
+disk). Then the same bytes are made in memory only (nothing written), best of
+``--repeats``, with the CPU time of the process (all threads). Results: a JSON file (default ``profiles/results/nexus-DATE.json``) and a
 summary on stdout, with the load average.
 """
 import argparse
@@ -91,6 +92,22 @@ def write_nxmx(directory, frames, records):
     return paths + [master]
 
 
+def encode(frames, name, setup):
+    """Seconds (wall, CPU of the process) to make every frame file's bytes in memory,
+    nothing written: the cost of the format itself (compression, HDF5)."""
+    from nbnumba import output
+    from nbnumba.io import nexus, smv
+    header = output.smv_header(setup)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with _variant(name):
+        for pixels in frames:
+            if name == "smv":
+                smv.smv_bytes(header, pixels)
+            else:
+                nexus.frame_file_bytes(pixels)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def _timed(function, sync):
     directory = tempfile.mkdtemp(prefix="nexus-bench-", dir=os.environ.get("TMPDIR"))
     os.sync()   # earlier runs' dirty pages out of the way
@@ -144,14 +161,20 @@ def main(argv=None):
                 seconds, size = _timed(writers[name], args.sync)
             times[name].append(seconds)
             sizes[name] = size
+    encoded = {name: [] for name in names}
+    for _ in range(args.repeats):
+        for name in names:
+            encoded[name].append(encode(frames, name, setup))
     load_after = os.getloadavg()
     best = {k: min(v) for k, v in times.items()}
+    best_encode = {k: min(v) for k, v in encoded.items()}   # by wall time
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(), "cpus": os.cpu_count(), "frames": args.frames,
         "pixels": args.pixels, "compression": nexus.compression()[0],
         "direct_chunks": bitshuffle.available(), "sync": args.sync,
         "seconds": times, "best": best, "bytes": sizes,
+        "encode_seconds_wall_cpu": encoded, "best_encode": best_encode,
         "time_ratio": {k: best[k] / best["smv"] for k in names[1:]},
         "size_ratio": {k: sizes[k] / sizes["smv"] for k in names[1:]},
         "load_before": load_before, "load_after": load_after,
@@ -170,6 +193,11 @@ def main(argv=None):
         print("%-11s best %.3f s (%s), %6.1f MB%s" % (
             name, best[name], ", ".join("%.3f" % t for t in times[name]),
             sizes[name] / 1e6, ratio))
+    print("in memory, nothing written (best wall time, the CPU time of all threads):")
+    for name in names:
+        print("%-11s %.3f s wall, %.3f s CPU (%.2f ms a frame)" % (
+            name, best_encode[name][0], best_encode[name][1],
+            1e3 * best_encode[name][0] / args.frames))
     print("load average before %s, after %s" % (
         " ".join("%.2f" % x for x in load_before), " ".join("%.2f" % x for x in load_after)))
     print("results: %s" % out)

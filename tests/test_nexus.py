@@ -180,7 +180,7 @@ def test_gzip_without_hdf5plugin(tmp_path, monkeypatch):
         assert "gzip" in h5["/entry/data/data"]._filters
 
 
-# --------------------------------------------------------------------- bitshuffle-LZ4 chunks
+# ---------------------------------------------------------- bitshuffle-LZ4 chunks
 
 
 def _filter_chunk(pixels):
