@@ -227,14 +227,16 @@ def test_frame_file_reads_back_through_the_filter(direct, monkeypatch):
     submit = bitshuffle.submit_lz4
     monkeypatch.setattr(bitshuffle, "submit_lz4", lambda *a: calls.append(1) or submit(*a))
     rng = np.random.default_rng(3)
-    pixels = (rng.poisson(5.0, size=(200, 300)) + 40).astype(np.uint16)
-    h5, ds = _frame_file(pixels)
-    assert len(calls) == (1 if direct else 0)
-    with h5:
-        assert "32008" in ds._filters
-        assert ds.shape == (1, 200, 300) and ds.dtype == np.uint16
-        assert np.array_equal(ds[0], pixels)        # decoded by hdf5plugin's filter
-        assert bytes(ds.id.read_direct_chunk((0, 0, 0))[1]) == _filter_chunk(pixels[None])
+    for mean in (5.0, 500.0):     # the second file holds its own frame, not the first's
+        pixels = (rng.poisson(mean, size=(200, 300)) + 40).astype(np.uint16)
+        h5, ds = _frame_file(pixels)
+        with h5:
+            assert "32008" in ds._filters
+            assert ds.shape == (1, 200, 300) and ds.dtype == np.uint16
+            assert np.array_equal(ds[0], pixels)        # decoded by hdf5plugin's filter
+            assert bytes(ds.id.read_direct_chunk((0, 0, 0))[1]) == _filter_chunk(
+                pixels[None])
+    assert len(calls) == (2 if direct else 0)
 
 
 @pytest.mark.skipif(hdf5plugin is None, reason="bitshuffle-LZ4 needs hdf5plugin")

@@ -268,11 +268,10 @@ def _direct_chunks():
             and bitshuffle.available())
 
 
-def _store_frames(group, frames, first=None):
+def _store_frames(group, frames):
     """``group["data"]``: the frames (frames, slow, fast), one compressed chunk each.
     Bitshuffle-LZ4 chunks are compressed here (frame i + 1 while frame i is stored) and
-    written as they are; first: frame 0's :class:`~nbnumba.io.bitshuffle.Pending`, if
-    started already."""
+    written as they are."""
     _, options = compression()
     chunks = (1,) + frames.shape[1:]
     if not _direct_chunks():
@@ -281,7 +280,7 @@ def _store_frames(group, frames, first=None):
         return
     ds = group.create_dataset("data", shape=frames.shape, dtype=frames.dtype,
                               chunks=chunks, track_times=False, **options)
-    pending = first or bitshuffle.submit_lz4(frames[0])
+    pending = bitshuffle.submit_lz4(frames[0])
     for i in range(len(frames)):
         following = bitshuffle.submit_lz4(frames[i + 1]) if i + 1 < len(frames) else None
         ds.id.write_direct_chunk((i, 0, 0), pending.result(), filter_mask=0)
@@ -324,19 +323,46 @@ def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
     return buffer.getvalue()
 
 
+#: {(shape, dtype, compression): the image of a frame's data file without its chunk}
+_FRAME_TEMPLATES = {}
+
+
+def _frame_template(shape, dtype):
+    """The image (bytes) of a data file for frames of ``shape`` and ``dtype``: its
+    groups and its empty dataset, made once per process (HDF5 makes it in about 0.5 ms,
+    more than opening it and adding a chunk)."""
+    name, options = compression()
+    key = (tuple(shape), np.dtype(dtype).str, name)
+    if key not in _FRAME_TEMPLATES:
+        h5py = _h5py()
+        # an in-memory file (HDF5's core driver): its image is the file's content
+        with h5py.File("frame.h5", "w", driver="core", backing_store=False) as h5:
+            h5.attrs["NX_class"] = "NXroot"
+            entry = _group(h5, "entry", "NXentry")
+            data = _group(entry, "data", "NXdata", signal="data")
+            data.create_dataset("data", shape=(1,) + tuple(shape), dtype=dtype,
+                                chunks=(1,) + tuple(shape), track_times=False, **options)
+            h5.flush()
+            _FRAME_TEMPLATES[key] = h5.id.get_file_image()
+    return _FRAME_TEMPLATES[key]
+
+
 def frame_file_bytes(pixels):
     """The content (bytes) of the data file of one frame: ``/entry/data/data`` of shape
     (1, slow, fast), compressed (see :func:`compression`)."""
     h5py = _h5py()
     pixels = np.asarray(pixels)
-    # compressed on other threads while this one makes the file around the chunk
-    first = bitshuffle.submit_lz4(pixels) if _direct_chunks() else None
-    # an in-memory file (HDF5's core driver): its image is the file's content
-    with h5py.File("frame.h5", "w", driver="core", backing_store=False) as h5:
-        h5.attrs["NX_class"] = "NXroot"
-        entry = _group(h5, "entry", "NXentry")
-        data = _group(entry, "data", "NXdata", signal="data")
-        _store_frames(data, pixels[None], first)
+    # compressed on other threads while this one opens the file around the chunk
+    pending = bitshuffle.submit_lz4(pixels) if _direct_chunks() else None
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fapl_core(backing_store=False)
+    fapl.set_file_image(_frame_template(pixels.shape, pixels.dtype))
+    with h5py.File(h5py.h5f.open(b"frame.h5", h5py.h5f.ACC_RDWR, fapl=fapl)) as h5:
+        ds = h5["/entry/data/data"]
+        if pending is not None:
+            ds.id.write_direct_chunk((0, 0, 0), pending.result(), filter_mask=0)
+        else:
+            ds[0] = pixels
         h5.flush()
         return h5.id.get_file_image()
 
