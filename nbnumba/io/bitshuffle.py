@@ -130,7 +130,7 @@ class Pending:
 
     def result(self):
         """The chunk (bytes); RuntimeError if the compression failed."""
-        sizes = [p.result() if hasattr(p, "result") else p for p in self._parts]
+        sizes = [part.result() for part in self._parts]
         if min(sizes) < 0:
             raise RuntimeError("bitshuffle-LZ4 compression failed (error %d)" % min(sizes))
         view = memoryview(self._out)
@@ -166,7 +166,6 @@ def _submit(lib, array, threads):
               for i in range(parts)]
     out = np.empty(sum(bounds), np.uint8)
     offsets = [sum(bounds[:i]) for i in range(parts)]
-
     started = threading.Semaphore(0)
 
     def part(i):

@@ -26,7 +26,8 @@ Compression: bitshuffle-LZ4 (what Eiger detectors write) when ``hdf5plugin`` is
 installed, gzip otherwise; one chunk per frame. h5py is imported only when a file is
 written (``pip install 'nbnumba[hdf5]'``). A bitshuffle-LZ4 chunk is compressed outside
 HDF5, on several threads (:mod:`nbnumba.io.bitshuffle`), and stored as it is: the
-same bytes as HDF5's filter would store.
+same bytes as HDF5's filter would store. A frame's data file is opened from the image
+of an empty one, made once per frame shape.
 """
 import datetime
 import io
