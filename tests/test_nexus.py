@@ -180,6 +180,93 @@ def test_gzip_without_hdf5plugin(tmp_path, monkeypatch):
         assert "gzip" in h5["/entry/data/data"]._filters
 
 
+# ---------------------------------------------------------- bitshuffle-LZ4 chunks
+
+
+def _filter_chunk(pixels):
+    """The chunk HDF5's bitshuffle-LZ4 filter stores for ``pixels`` (one chunk)."""
+    import io
+    with h5py.File(io.BytesIO(), "w") as h5:
+        ds = h5.create_dataset("d", data=pixels, chunks=pixels.shape,
+                               **nexus.compression()[1])
+        mask, chunk = ds.id.read_direct_chunk((0,) * pixels.ndim)
+    assert mask == 0
+    return bytes(chunk)
+
+
+def _frame_file(pixels):
+    import io
+    h5 = h5py.File(io.BytesIO(nexus.frame_file_bytes(pixels)), "r")
+    return h5, h5["/entry/data/data"]
+
+
+@pytest.mark.skipif(hdf5plugin is None, reason="bitshuffle-LZ4 needs hdf5plugin")
+@pytest.mark.parametrize("shape, dtype", [((1024, 1024), np.uint16), ((37, 129), np.uint16),
+                                          ((3, 5), np.uint16), ((301, 257), np.float32),
+                                          ((64, 100), np.int32)])
+def test_direct_chunks_are_the_filters_bytes(shape, dtype):
+    from nbnumba.io import bitshuffle
+    assert bitshuffle.available()       # the functions of hdf5plugin's wheel are found
+    rng = np.random.default_rng(7)
+    pixels = (rng.poisson(3.0, size=shape) + 40).astype(dtype)
+    pixels.flat[::997] = rng.integers(0, 60000, size=pixels.flat[::997].shape)
+    expected = _filter_chunk(pixels)
+    for threads in (1, 2, 3, 4):
+        assert bitshuffle.compress_lz4(pixels, threads=threads) == expected
+
+
+@pytest.mark.skipif(hdf5plugin is None, reason="bitshuffle-LZ4 needs hdf5plugin")
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "missing-functions"])
+def test_frame_file_reads_back_through_the_filter(direct, monkeypatch):
+    from nbnumba.io import bitshuffle
+    if not direct:     # hdf5plugin without the functions: HDF5's filter compresses
+        monkeypatch.setitem(bitshuffle._state, "loaded", True)
+        monkeypatch.setitem(bitshuffle._state, "lib", None)
+        assert not bitshuffle.available()
+    calls = []
+    submit = bitshuffle.submit_lz4
+    monkeypatch.setattr(bitshuffle, "submit_lz4", lambda *a: calls.append(1) or submit(*a))
+    rng = np.random.default_rng(3)
+    for mean in (5.0, 500.0):     # the second file holds its own frame, not the first's
+        pixels = (rng.poisson(mean, size=(200, 300)) + 40).astype(np.uint16)
+        h5, ds = _frame_file(pixels)
+        with h5:
+            assert "32008" in ds._filters
+            assert ds.shape == (1, 200, 300) and ds.dtype == np.uint16
+            assert np.array_equal(ds[0], pixels)        # decoded by hdf5plugin's filter
+            assert bytes(ds.id.read_direct_chunk((0, 0, 0))[1]) == _filter_chunk(
+                pixels[None])
+    assert len(calls) == (2 if direct else 0)
+
+
+@pytest.mark.skipif(hdf5plugin is None, reason="bitshuffle-LZ4 needs hdf5plugin")
+def test_functions_that_disagree_with_the_filter_are_not_used(monkeypatch):
+    from nbnumba.io import bitshuffle
+    monkeypatch.setitem(bitshuffle._state, "loaded", False)
+    monkeypatch.setitem(bitshuffle._state, "lib", None)
+    monkeypatch.setattr(bitshuffle, "_filter_chunk", lambda array: b"another format")
+    assert not bitshuffle.available()
+    pixels = np.arange(5000, dtype=np.uint16).reshape(50, 100)
+    h5, ds = _frame_file(pixels)
+    with h5:
+        assert np.array_equal(ds[0], pixels)
+
+
+@pytest.mark.skipif(hdf5plugin is None, reason="bitshuffle-LZ4 needs hdf5plugin")
+def test_write_nexus_frames_are_direct_chunks_the_filter_reads(tmp_path):
+    cfg, _ = nbnumba.config_from_args(SMALL + ["-osc", "0.5"], cwd=str(tmp_path))
+    result = nbnumba.simulate(cfg)
+    frames = [nbnumba.make_noise_image(result, seed=s).pixels for s in (1, 2)]
+    nbnumba.write_nexus(str(tmp_path / "two.nxs"), [result, result], frames)
+    with h5py.File(tmp_path / "two.nxs", "r") as h5:
+        ds = h5["/entry/data/data"]
+        assert ds.chunks == (1,) + frames[0].shape and "32008" in ds._filters
+        for i, frame in enumerate(frames):
+            assert np.array_equal(ds[i], frame)
+            assert bytes(ds.id.read_direct_chunk((i, 0, 0))[1]) == _filter_chunk(
+                frame[None])
+
+
 # --------------------------------------------------------------------- the library
 
 

@@ -24,7 +24,10 @@ start angle of every frame, with ``omega_end`` and ``omega_increment_set``).
 
 Compression: bitshuffle-LZ4 (what Eiger detectors write) when ``hdf5plugin`` is
 installed, gzip otherwise; one chunk per frame. h5py is imported only when a file is
-written (``pip install 'nbnumba[hdf5]'``).
+written (``pip install 'nbnumba[hdf5]'``). A bitshuffle-LZ4 chunk is compressed outside
+HDF5, on several threads (:mod:`nbnumba.io.bitshuffle`), and stored as it is: the
+same bytes as HDF5's filter would store. A frame's data file is opened from the image
+of an empty one, made once per frame shape.
 """
 import datetime
 import io
@@ -36,6 +39,7 @@ import numpy as np
 from ..config import ConfigError
 from ..experiment import (MAX_TRUSTED_COUNT, ExperimentError, NumberedName,
                           check_describable, describe, lab_frame, to_frame)
+from . import bitshuffle
 from .atomic import check_writable, write_atomic
 
 #: what installs the HDF5 support
@@ -47,6 +51,10 @@ _DIALS_TO_MCSTAS = (-1.0, 1.0, -1.0)
 #: the sensor thickness written for a sensor of none (-detector_thick 0, the default), m:
 #: dxtbx needs a positive one, and 1 nm moves no spot by more than 1 nm
 THINNEST_SENSOR = 1e-9
+
+#: whether bitshuffle-LZ4 chunks are compressed outside HDF5 (on several threads) when
+#: hdf5plugin's functions are found; False: by HDF5's filter (the same bytes, slower)
+DIRECT_CHUNKS = True
 
 _DETECTOR = "/entry/instrument/detector"
 _MODULE = _DETECTOR + "/module"
@@ -247,13 +255,37 @@ def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spec
     _write_sample(entry, images, chain)
     data = _group(entry, "data", "NXdata", signal="data")
     if sources is None:
-        _, options = compression()
-        data.create_dataset("data", data=frames, chunks=(1,) + shape[1:], **options)
+        _store_frames(data, frames)
     else:
         layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
         for i, path in enumerate(sources):
             layout[i] = h5py.VirtualSource(path, "/entry/data/data", shape=(1,) + shape[1:])
         data.create_virtual_dataset("data", layout, fillvalue=0)
+
+
+def _direct_chunks():
+    """Whether bitshuffle-LZ4 chunks are compressed here (see :data:`DIRECT_CHUNKS`)."""
+    return (DIRECT_CHUNKS and compression()[0] == "bitshuffle-lz4"
+            and bitshuffle.available())
+
+
+def _store_frames(group, frames):
+    """``group["data"]``: the frames (frames, slow, fast), one compressed chunk each.
+    Bitshuffle-LZ4 chunks are compressed here (frame i + 1 while frame i is stored) and
+    written as they are."""
+    _, options = compression()
+    chunks = (1,) + frames.shape[1:]
+    if not _direct_chunks():
+        group.create_dataset("data", data=frames, chunks=chunks, track_times=False,
+                             **options)
+        return
+    ds = group.create_dataset("data", shape=frames.shape, dtype=frames.dtype,
+                              chunks=chunks, track_times=False, **options)
+    pending = bitshuffle.submit_lz4(frames[0])
+    for i in range(len(frames)):
+        following = bitshuffle.submit_lz4(frames[i + 1]) if i + 1 < len(frames) else None
+        ds.id.write_direct_chunk((i, 0, 0), pending.result(), filter_mask=0)
+        pending = following
 
 
 def _check_geometry(images, option):
@@ -292,19 +324,46 @@ def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
     return buffer.getvalue()
 
 
+#: {(shape, dtype, compression): the image of a frame's data file without its chunk}
+_FRAME_TEMPLATES = {}
+
+
+def _frame_template(shape, dtype):
+    """The image (bytes) of a data file for frames of ``shape`` and ``dtype``: its
+    groups and its empty dataset, made once per process (HDF5 makes it in about 0.5 ms,
+    more than opening it and adding a chunk)."""
+    name, options = compression()
+    key = (tuple(shape), np.dtype(dtype).str, name)
+    if key not in _FRAME_TEMPLATES:
+        h5py = _h5py()
+        # an in-memory file (HDF5's core driver): its image is the file's content
+        with h5py.File("frame.h5", "w", driver="core", backing_store=False) as h5:
+            h5.attrs["NX_class"] = "NXroot"
+            entry = _group(h5, "entry", "NXentry")
+            data = _group(entry, "data", "NXdata", signal="data")
+            data.create_dataset("data", shape=(1,) + tuple(shape), dtype=dtype,
+                                chunks=(1,) + tuple(shape), track_times=False, **options)
+            h5.flush()
+            _FRAME_TEMPLATES[key] = h5.id.get_file_image()
+    return _FRAME_TEMPLATES[key]
+
+
 def frame_file_bytes(pixels):
     """The content (bytes) of the data file of one frame: ``/entry/data/data`` of shape
     (1, slow, fast), compressed (see :func:`compression`)."""
     h5py = _h5py()
     pixels = np.asarray(pixels)
-    _, options = compression()
-    # an in-memory file (HDF5's core driver): its image is the file's content
-    with h5py.File("frame.h5", "w", driver="core", backing_store=False) as h5:
-        h5.attrs["NX_class"] = "NXroot"
-        entry = _group(h5, "entry", "NXentry")
-        data = _group(entry, "data", "NXdata", signal="data")
-        data.create_dataset("data", data=pixels[None], chunks=(1,) + pixels.shape,
-                            track_times=False, **options)
+    # compressed on other threads while this one opens the file around the chunk
+    pending = bitshuffle.submit_lz4(pixels) if _direct_chunks() else None
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fapl_core(backing_store=False)
+    fapl.set_file_image(_frame_template(pixels.shape, pixels.dtype))
+    with h5py.File(h5py.h5f.open(b"frame.h5", h5py.h5f.ACC_RDWR, fapl=fapl)) as h5:
+        ds = h5["/entry/data/data"]
+        if pending is not None:
+            ds.id.write_direct_chunk((0, 0, 0), pending.result(), filter_mask=0)
+        else:
+            ds[0] = pixels
         h5.flush()
         return h5.id.get_file_image()
 
