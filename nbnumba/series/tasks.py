@@ -14,6 +14,7 @@ import pickle
 import socket
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
@@ -274,11 +275,13 @@ def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
     Returns {"worker": host:pid, "seconds": wall time (s), "compiled": whether numba
     compiled anything (False: everything came from its cache)}.
     """
-    from ..compilecache import CompileWatch
+    from ..compilecache import CompileWarning, CompileWatch
     t0 = time.perf_counter()
     base, outputs = _shared(job, payload)
     cfg = apply_overrides(base, tuple(overrides) + (("render.roi", WARM_UP_ROI),))
-    with CompileWatch() as watch:
+    with CompileWatch() as watch, warnings.catch_warnings():
+        # the series' meter shows the compile as a state of its own
+        warnings.simplefilter("ignore", CompileWarning)
         setup = engine.prepare(cfg)
         result = engine.render(setup, device=device, threads=threads, progress=_ignore_rows)
         ints = output.make_int_image(result, outputs.int_scale, outputs.adc)
