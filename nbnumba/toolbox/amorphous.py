@@ -21,6 +21,7 @@ import numpy as np
 from .. import _jit, vec
 from ..config import ConfigError
 from ..constants import RTD
+from ..physics import lagrange4, rotate_about_axis
 
 AVOGADRO = 6.02214179e23
 R_E_SQR = 7.94079248018965e-30
@@ -317,8 +318,8 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
                         v3 = distance * beam[2]
                         a2 = p2 / distance
                         a3 = p3 / distance
-                        n1, n2, n3 = _rot_axis(v1, v2, v3, ydet[0], ydet[1], ydet[2], a2)
-                        p1, p2, p3 = _rot_axis(n1, n2, n3, xdet[0], xdet[1], xdet[2], a3)
+                        n1, n2, n3 = rotate_about_axis(v1, v2, v3, ydet[0], ydet[1], ydet[2], a2)
+                        p1, p2, p3 = rotate_about_axis(n1, n2, n3, xdet[0], xdet[1], xdet[2], a3)
                     dx, dy, dz, airpath = _unitize(p1, p2, p3)
                     omega = pixel_size * pixel_size / airpath / airpath * close_distance / airpath
                     if point_pixel:
@@ -335,7 +336,9 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
                             nearest += 1
                         while stol < stol_of[nearest] and nearest >= 2:
                             nearest -= 1
-                        F = _polint(stol_of, F_of, nearest - 1, stol)
+                        k = nearest - 1
+                        F = lagrange4(stol_of[k], stol_of[k + 1], stol_of[k + 2], stol_of[k + 3],
+                                      F_of[k], F_of[k + 1], F_of[k + 2], F_of[k + 3], stol)
                         sign = 1.0
                         if F < 0.0:
                             sign = -1.0
@@ -381,29 +384,6 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
     stats[4] = total_sq
     stats[5] = n
     stats[6] = omega_sum
-
-
-@_jit.scalar
-def _rot_axis(v1, v2, v3, a1, a2, a3, phi):
-    s = math.sin(phi)
-    c = math.cos(phi)
-    d = (a1 * v1 + a2 * v2 + a3 * v3) * (1.0 - c)
-    return (a1 * d + v1 * c + (-a3 * v2 + a2 * v3) * s,
-            a2 * d + v2 * c + (+a3 * v1 - a1 * v3) * s,
-            a3 * d + v3 * c + (-a2 * v1 + a1 * v2) * s)
-
-
-@_jit.scalar
-def _polint(xa, ya, k, x):
-    x0 = (x - xa[k + 1]) * (x - xa[k + 2]) * (x - xa[k + 3]) * ya[k] / (
-        (xa[k] - xa[k + 1]) * (xa[k] - xa[k + 2]) * (xa[k] - xa[k + 3]))
-    x1 = (x - xa[k]) * (x - xa[k + 2]) * (x - xa[k + 3]) * ya[k + 1] / (
-        (xa[k + 1] - xa[k]) * (xa[k + 1] - xa[k + 2]) * (xa[k + 1] - xa[k + 3]))
-    x2 = (x - xa[k]) * (x - xa[k + 1]) * (x - xa[k + 3]) * ya[k + 2] / (
-        (xa[k + 2] - xa[k]) * (xa[k + 2] - xa[k + 1]) * (xa[k + 2] - xa[k + 3]))
-    x3 = (x - xa[k]) * (x - xa[k + 1]) * (x - xa[k + 2]) * ya[k + 3] / (
-        (xa[k + 3] - xa[k]) * (xa[k + 3] - xa[k + 1]) * (xa[k + 3] - xa[k + 2]))
-    return x0 + x1 + x2 + x3
 
 
 @_jit.scalar
