@@ -177,11 +177,15 @@ class _Interrupt:
 INTERRUPT = _Interrupt()
 
 
-def _quiet_shutdown():
+def quiet_shutdown():
     """Silence dask's logging while a cluster is stopped early (interrupt or error):
     its workers' cancelled tasks and lost data are expected then, not news."""
     import logging
-    for name in ("distributed", "tornado", "asyncio"):
+    # distributed's logging configuration gives some of their children levels of their
+    # own ("tornado.application": ERROR), so every logger under them is set
+    roots = ("distributed", "tornado", "asyncio")
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in roots]
+    for name in set(roots).union(names):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
@@ -259,7 +263,7 @@ class DaskExecutor(Executor):
                         cluster.close()
                         raise
             if abandoned.is_set():   # the caller gave up while we were starting
-                _quiet_shutdown()
+                quiet_shutdown()
                 client.close()
                 if cluster is not None:
                     cluster.close()
@@ -311,7 +315,7 @@ class DaskExecutor(Executor):
                 INTERRUPT.check()
         except BaseException:
             abandoned.set()
-            _quiet_shutdown()
+            quiet_shutdown()
             for pid in _children():
                 if pid not in before:
                     with contextlib.suppress(OSError):
@@ -368,7 +372,7 @@ def dask_executor(workers=None, scheduler=None, threads=None):
                 with INTERRUPT.installed():
                     yield executor, executor.description
             except BaseException as exc:
-                _quiet_shutdown()
+                quiet_shutdown()
                 if isinstance(exc, KeyboardInterrupt) and \
                         threading.current_thread() is threading.main_thread():
                     # one Ctrl-C stops the run; a repeated one must not cut the shutdown

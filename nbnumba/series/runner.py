@@ -17,7 +17,7 @@ from .. import engine
 from ..io.atomic import OutputError, check_writable
 from ..progress import StatusLine, clock
 from . import record
-from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client,
+from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client, quiet_shutdown,
                         _executor_name, _executor_threads, _executor_width, _is_client,
                         _Shipment)
 from .frames import SeriesError, apply_overrides
@@ -362,6 +362,8 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                 meter(len(done), len(skipped), len(failed))
         report.frame_seconds = time.perf_counter() - t_frames
     except BaseException:
+        if not isinstance(executor, SerialExecutor):
+            quiet_shutdown()   # a cancelled task's late result is expected, not news
         for fut in running:
             fut.cancel()
         raise
