@@ -21,7 +21,7 @@ import numpy as np
 from .. import _jit, vec
 from ..config import ConfigError
 from ..constants import RTD
-from ..physics import lagrange4, rotate_about_axis
+from ..physics import lagrange4, polarization_factor, rotate_about_axis
 
 AVOGADRO = 6.02214179e23
 R_E_SQR = 7.94079248018965e-30
@@ -343,8 +343,10 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
                         if F < 0.0:
                             sign = -1.0
                         if not nopolar:
-                            pol, dx, dy, dz, px, py, pz = _polarization(
+                            pol, dx, dy, dz = polarization_factor(
                                 kahn, ix, iy, iz, dx, dy, dz, px, py, pz)
+                            # the C re-normalises the axis in place, call after call
+                            px, py, pz, _ = _unitize(px, py, pz)
                         else:
                             pol = 1.0
                         I += sign * F * F * pol * omega * src[s, 3]
@@ -384,30 +386,6 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
     stats[4] = total_sq
     stats[5] = n
     stats[6] = omega_sum
-
-
-@_jit.scalar
-def _polarization(kahn, ix, iy, iz, dx, dy, dz, px, py, pz):
-    """Kahn polarization factor; re-normalises i, d and the axis p and returns d and p
-    (the C normalises its arguments in place)."""
-    ix, iy, iz, _ = _unitize(ix, iy, iz)
-    dx, dy, dz, _ = _unitize(dx, dy, dz)
-    px, py, pz, _ = _unitize(px, py, pz)
-    c2 = ix * dx + iy * dy + iz * dz
-    c2sq = c2 * c2
-    s2sq = 1 - c2sq
-    psi = 0.0
-    if kahn != 0.0:
-        bx = py * iz - pz * iy
-        by = pz * ix - px * iz
-        bz = px * iy - py * ix
-        bx, by, bz, _ = _unitize(bx, by, bz)
-        ex = iy * bz - iz * by
-        ey = iz * bx - ix * bz
-        ez = ix * by - iy * bx
-        ex, ey, ez, _ = _unitize(ex, ey, ez)
-        psi = -math.atan2(dx * bx + dy * by + dz * bz, dx * ex + dy * ey + dz * ez)
-    return 0.5 * (1.0 + c2sq - kahn * math.cos(2 * psi) * s2sq), dx, dy, dz, px, py, pz
 
 
 @_jit.serial
