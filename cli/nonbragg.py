@@ -357,29 +357,20 @@ def _ingest_img(state):
     image = smv.read_smv(state.img, "-img image")
     c = state.config
     c.xpixels, c.ypixels = image.width, image.height
-    value = image.value
-    if value("PIXEL_SIZE") is not None:
-        c.pixel_size = value("PIXEL_SIZE") / 1000.0
+    g = image.geometry()
+    c.pixel_size = g.get("PIXEL_SIZE", c.pixel_size)
     c.detsize_x = c.pixel_size * c.xpixels
     c.detsize_y = c.pixel_size * c.ypixels
-    if value("DISTANCE") is not None:
-        c.distance = value("DISTANCE") / 1000.0
-    if value("CLOSE_DISTANCE") is not None:
-        c.close_distance = value("CLOSE_DISTANCE") / 1000.0
-    if value("WAVELENGTH") is not None:
-        c.wavelength = value("WAVELENGTH") / 1e10
-    if value("BEAM_CENTER_X") is not None:
-        c.xbeam = value("BEAM_CENTER_X") / 1000.0
-    if value("BEAM_CENTER_Y") is not None:
-        c.ybeam = c.detsize_y - value("BEAM_CENTER_Y") / 1000.0
-    if value("ORGX") is not None:
-        c.orgx = value("ORGX")
-    if value("ORGY") is not None:
-        c.orgy = value("ORGY")
-    if value("PHI") is not None:
-        c.phi0 = value("PHI") / RTD
-    if value("OSC_RANGE") is not None:
-        c.osc = value("OSC_RANGE") / RTD
+    c.distance = g.get("DISTANCE", c.distance)
+    c.close_distance = g.get("CLOSE_DISTANCE", c.close_distance)
+    c.wavelength = g.get("WAVELENGTH", c.wavelength)
+    c.xbeam = g.get("BEAM_CENTER_X", c.xbeam)
+    if "BEAM_CENTER_Y" in g:   # nonBragg flips the -img image's y, as nanoBragg a mask's
+        c.ybeam = c.detsize_y - g["BEAM_CENTER_Y"]
+    c.orgx = g.get("ORGX", c.orgx)
+    c.orgy = g.get("ORGY", c.orgy)
+    c.phi0 = g.get("PHI", c.phi0)
+    c.osc = g.get("OSC_RANGE", c.osc)
     return image.data[:c.xpixels * c.ypixels].astype(np.float32)
 
 

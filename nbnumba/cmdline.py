@@ -21,7 +21,6 @@ import os
 import re
 
 from ._version import __version__
-from .constants import RTD
 from .errors import FlagError
 from .config import check_units
 from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
@@ -110,30 +109,20 @@ def _ingest_header(state, path, is_mask):
     det = state.config.detector
     xtal = state.config.crystal
     det.fpixels, det.spixels = image.width, image.height
-    value = image.value
-    if value("PIXEL_SIZE") is not None:
-        det.pixel_size = value("PIXEL_SIZE") / 1000.0
+    g = image.geometry()
+    det.pixel_size = g.get("PIXEL_SIZE", det.pixel_size)
     det.size_f = det.pixel_size * det.fpixels
     det.size_s = det.pixel_size * det.spixels
-    if value("DISTANCE") is not None:
-        det.distance = value("DISTANCE") / 1000.0
-    if value("CLOSE_DISTANCE") is not None:
-        det.close_distance = value("CLOSE_DISTANCE") / 1000.0
-    if value("WAVELENGTH") is not None:
-        state.config.beam.wavelength = value("WAVELENGTH") / 1e10
-    if value("BEAM_CENTER_X") is not None:
-        det.xbeam = value("BEAM_CENTER_X") / 1000.0
-    if value("BEAM_CENTER_Y") is not None:
-        y = value("BEAM_CENTER_Y") / 1000.0
-        det.ybeam = det.size_s - y if is_mask else y
-    if value("ORGX") is not None:
-        det.orgx = value("ORGX")
-    if value("ORGY") is not None:
-        det.orgy = value("ORGY")
-    if value("PHI") is not None:
-        xtal.phi0 = value("PHI") / RTD
-    if value("OSC_RANGE") is not None:
-        xtal.osc = value("OSC_RANGE") / RTD
+    det.distance = g.get("DISTANCE", det.distance)
+    det.close_distance = g.get("CLOSE_DISTANCE", det.close_distance)
+    state.config.beam.wavelength = g.get("WAVELENGTH", state.config.beam.wavelength)
+    det.xbeam = g.get("BEAM_CENTER_X", det.xbeam)
+    if "BEAM_CENTER_Y" in g:
+        det.ybeam = det.size_s - g["BEAM_CENTER_Y"] if is_mask else g["BEAM_CENTER_Y"]
+    det.orgx = g.get("ORGX", det.orgx)
+    det.orgy = g.get("ORGY", det.orgy)
+    xtal.phi0 = g.get("PHI", xtal.phi0)
+    xtal.osc = g.get("OSC_RANGE", xtal.osc)
     if is_mask:
         state.config.render.mask = image.data.reshape(image.height, image.width)
     return image

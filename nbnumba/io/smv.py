@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import memory
+from ..constants import RTD
 from .atomic import write_atomic
 from .errors import InputFileError, open_regular
 
@@ -81,6 +82,24 @@ class SMVImage:
     def value(self, key):
         """The number after the last occurrence of ``key`` (None if the key is absent)."""
         return header_value(self.header, key)
+
+    def geometry(self):
+        """{key: value} of the geometry keys of :data:`HEADER_GEOMETRY` the header holds,
+        in the configuration's units (m, rad; ORGX and ORGY in pixels), converted as the
+        C converts them."""
+        found = {}
+        for key, divisor in HEADER_GEOMETRY:
+            v = self.value(key)
+            if v is not None:
+                found[key] = v / divisor if divisor is not None else v
+        return found
+
+
+#: the geometry keys an SMV header may give (read by -img and -mask), and the divisor
+#: to the configuration's units: mm -> m, Angstrom -> m, degrees -> rad, pixels as they are
+HEADER_GEOMETRY = (("PIXEL_SIZE", 1000.0), ("DISTANCE", 1000.0), ("CLOSE_DISTANCE", 1000.0),
+                   ("WAVELENGTH", 1e10), ("BEAM_CENTER_X", 1000.0), ("BEAM_CENTER_Y", 1000.0),
+                   ("ORGX", None), ("ORGY", None), ("PHI", RTD), ("OSC_RANGE", RTD))
 
 
 def header_value(header, key):
