@@ -5,11 +5,10 @@ Flags are matched exactly (the C matches by substring), applied in command-line 
 and every problem is one :class:`~nbnumba_cli.parse.CliError` line, as for ``nbnumba``.
 """
 import argparse
-import difflib
 from dataclasses import dataclass
 from typing import Callable, Tuple
 
-from nbnumba.cmdline import _NEGATIVE_NUMBER, _Ordered, _Parser
+from nbnumba.cmdline import _NEGATIVE_NUMBER, _Ordered, _Parser, unknown_argument
 from nbnumba.flags import c_float, c_int
 
 from .parse import CliError
@@ -58,13 +57,7 @@ def parse(parser, flags, argv, state):
     namespace = argparse.Namespace(ordered=[])
     namespace, extras = parser.parse_known_args(list(argv), namespace)
     if extras:
-        names = [n for f in flags for n in f.names]
-        for token in extras:
-            if token.startswith("-"):
-                close = difflib.get_close_matches(token, names, n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise CliError(f"unknown flag {token!r}{hint}")
-        raise CliError(f"unexpected argument '{extras[0]}' (values must follow their flag)")
+        raise CliError(unknown_argument(extras, [n for f in flags for n in f.names]))
     for f, values, option in namespace.ordered:
         try:
             f.apply(state, values)

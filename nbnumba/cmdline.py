@@ -93,10 +93,14 @@ def build_parser(add_options=None, add_general=None):
     return parser
 
 
-def _unknown(extras):
+def unknown_argument(extras, names=None):
+    """The one-line message for arguments no flag took: the first unknown flag, with the
+    closest of ``names`` (default: every nanoBragg flag) as a hint, or the first stray
+    value."""
+    names = all_names() if names is None else names
     for token in extras:
         if token.startswith("-"):
-            close = difflib.get_close_matches(token, all_names(), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(token, names, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             return f"unknown flag {token!r}{hint}"
     return f"unexpected argument {extras[0]!r} (values must follow their flag)"
@@ -143,7 +147,7 @@ def parse_arguments(argv, add_options=None, add_general=None):
     namespace = argparse.Namespace(ordered=[])
     namespace, extras = parser.parse_known_args(argv, namespace)
     if extras:
-        raise FlagError(_unknown(extras))
+        raise FlagError(unknown_argument(extras))
     state = ParseState()
     state.options = namespace
     ordered = namespace.ordered
