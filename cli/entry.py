@@ -8,9 +8,8 @@ import contextlib
 import os
 import sys
 
-from .guard import (EXIT_ERROR, EXIT_INTERRUPTED, MIN_THREAD_LIMIT, THREADS_PER_CPU,  # noqa: F401
-                    environment_problem, error, one_line, run_guarded, say_error, thread_limit,
-                    threading_layer_problem, version)
+from .guard import (EXIT_INTERRUPTED, environment_problem, error, one_line, say_error,
+                    threading_layer_problem)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import numba
 import pytest
 
 from nbnumba import compilecache
-from nbnumba_cli import entry
+from nbnumba_cli import guard
 
 TESTS = Path(__file__).parent
 TINY = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "2",
@@ -189,14 +189,14 @@ def test_compile_command_refuses_without_a_writable_cache(tmp_path):
 # ------------------------------------------------------------------ NUMBA_NUM_THREADS
 @pytest.mark.parametrize("value", ["0", "-3", "100000", "two", "1.5", ""])
 def test_bad_thread_counts_are_one_line_errors(value):
-    assert entry.environment_problem({"NUMBA_NUM_THREADS": value}).startswith(
+    assert guard.environment_problem({"NUMBA_NUM_THREADS": value}).startswith(
         "NUMBA_NUM_THREADS=%s is not a thread count from 1 to " % value)
 
 
-@pytest.mark.parametrize("value", ["1", "2", " 4 ", str(entry.thread_limit())])
+@pytest.mark.parametrize("value", ["1", "2", " 4 ", str(guard.thread_limit())])
 def test_good_thread_counts_pass(value):
-    assert entry.environment_problem({"NUMBA_NUM_THREADS": value}) is None
-    assert entry.environment_problem({}) is None
+    assert guard.environment_problem({"NUMBA_NUM_THREADS": value}) is None
+    assert guard.environment_problem({}) is None
 
 
 @pytest.mark.parametrize("command", [_NBNUMBA, "from nbnumba_cli.entry import "

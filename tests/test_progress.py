@@ -5,7 +5,7 @@ import pytest
 
 from nbnumba.progress import StatusLine, clock
 from nbnumba.series import SeriesProgress
-from nbnumba_cli import entry
+from nbnumba_cli import guard
 from nbnumba.progress import ProgressMeter
 
 
@@ -65,7 +65,7 @@ def test_series_progress_counts_skipped_and_failed_frames():
 
 
 def test_error_is_one_line_and_returns_the_error_status(capsys):
-    assert entry.error("prog", "bad\nname\x00") == entry.EXIT_ERROR == 9
+    assert guard.error("prog", "bad\nname\x00") == guard.EXIT_ERROR == 9
     err = capsys.readouterr().err
     assert err == "prog: error: bad\\nname\\x00\n"
 
@@ -80,19 +80,19 @@ def _interrupt(argv):
 
 def test_internal_errors_and_interrupts_are_one_line(capsys, monkeypatch):
     monkeypatch.delenv("NBNUMBA_DEBUG", raising=False)
-    assert entry.run_guarded(_crash, [], "prog") == 9
+    assert guard.run_guarded(_crash, [], "prog") == 9
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("prog: internal error: RuntimeError: first line\\nsecond line")
-    assert entry.run_guarded(_interrupt, [], "prog", interrupted="stopped") == 130
+    assert guard.run_guarded(_interrupt, [], "prog", interrupted="stopped") == 130
     assert capsys.readouterr().err == "prog: stopped\n"
-    assert entry.run_guarded(lambda argv: len(argv), ["a", "b"], "prog") == 2
+    assert guard.run_guarded(lambda argv: len(argv), ["a", "b"], "prog") == 2
 
 
 def test_debug_setting_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("NBNUMBA_DEBUG", "1")
     with pytest.raises(RuntimeError):
-        entry.run_guarded(_crash, [], "prog")
+        guard.run_guarded(_crash, [], "prog")
 
 
 def test_progress_meter_shows_zero_at_once_for_a_long_render_and_always_ends_the_line():
