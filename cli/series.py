@@ -254,8 +254,8 @@ def run(argv, stdout=None):
                     fs, opts.template, executor=executor, resume=opts.resume,
                     progress=bool(out.progress), threads=state.threads, device=state.device,
                     describe=what, flags=flags)
-        say(_summary(report, time.perf_counter() - started,
-                     cluster=opts.workers is not None or opts.scheduler is not None))
+        # the closing line: counts, the whole time and where it went
+        say(report.summary(time.perf_counter() - started))
         if opts.manifest:
             _write_manifest(opts.manifest, argv, report)
             say("manifest: %s" % opts.manifest)
@@ -321,12 +321,6 @@ def _probe_device(path):
             os.close(fd)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _summary(report, seconds, cluster=False):
-    """The closing line: counts, the whole time and where it went (cluster start,
-    compiling, frames, the cluster's stop; see :meth:`nbnumba.series.SeriesReport.summary`)."""
-    return report.summary(seconds)
 
 
 def _write_manifest(path, argv, report):
