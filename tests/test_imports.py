@@ -22,10 +22,12 @@ LAYERS = (
     ("kernels", ("nbnumba.kernels.", "nbnumba.pixel", "nbnumba.lanes", "nbnumba.gpu_math")),
     ("physics, geometry, io", ("nbnumba.physics", "nbnumba.geometry", "nbnumba.crystal",
                                "nbnumba.sources", "nbnumba.sampling", "nbnumba.rng",
-                               "nbnumba.images", "nbnumba.experiment", "nbnumba.io.")),
+                               "nbnumba.images", "nbnumba.experiment", "nbnumba.panel_geometry",
+                               "nbnumba.io.")),
     ("config, vec", ("nbnumba.config", "nbnumba.vec", "nbnumba.constants", "nbnumba.errors",
                      "nbnumba._version", "nbnumba.memory", "nbnumba.progress",
-                     "nbnumba._jit", "nbnumba.compilecache")),
+                     "nbnumba._jit", "nbnumba.compilecache", "nbnumba.panels",
+                     "nbnumba.presets")),
 )
 
 #: upward imports allowed (none)

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import rowqueue
 from .cpu import render_rows, render_rows_lanes
+from .cpu_panels import render_panel_rows, render_panel_rows_lanes
 
 #: every CPU kernel: name -> (when it is used, flags of a tiny render that runs it; the
 #: flags are complete nanoBragg command lines apart from the output files)
@@ -36,7 +37,7 @@ def row_results(n_rows, n_cols):
 
 
 def render(region, row_start, row_stop, first_pixel, inputs, interpolate, threads=None,
-           control=None):
+           control=None, panels=None):
     """Render rows [row_start, row_stop) of ``region`` in one kernel call (blocking; the
     GIL is released meanwhile); returns per-pixel and per-row bookkeeping.
 
@@ -46,6 +47,9 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     threads: numba threads for this call (None: the calling thread's numba setting).
     control: a :func:`nbnumba.kernels.rowqueue.control_array` through which the caller
     follows the rows done and stops the call (None: a private one).
+    panels: None (one panel: the detector of ``inputs``) or the
+    :class:`nbnumba.panel_geometry.KernelTables` of the region (the panels' kernels of
+    :mod:`.cpu_panels`).
     Returns (pixel_omega, row_switch_col, row_switch_hkl): see :func:`row_results`.
     """
     image, fpixels, mask, use_mask, col_start, col_stop = region
@@ -64,7 +68,11 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
     workers = min(numba.get_num_threads(), n_rows)
     try:
-        if kernel_for(interpolate, inputs.det.curved) == "lanes":
+        if panels is not None:
+            _render_panels(image, fpixels, rows, cols, first_pixel, mask, use_mask, inputs,
+                           interpolate, panels, pixel_omega, row_switch_col, row_switch_hkl,
+                           control, workers)
+        elif kernel_for(interpolate, inputs.det.curved) == "lanes":
             render_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_mask,
                               inputs.det, inputs.beam, inputs.incident_t, inputs.wavelengths,
                               inputs.latt, inputs.cells_t, inputs.fgrid_flat, inputs.grid,
@@ -78,3 +86,23 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     finally:
         numba.set_num_threads(previous)
     return pixel_omega, row_switch_col, row_switch_hkl
+
+
+def _render_panels(image, fpixels, rows, cols, first_pixel, mask, use_mask, inputs,
+                   interpolate, panels, pixel_omega, row_switch_col, row_switch_hkl, control,
+                   workers):
+    """One call of the panels' kernel that renders these settings (:func:`kernel_for`)."""
+    tables = (panels.table, panels.offsets, panels.first_row, panels.row_start,
+              panels.segments)
+    if kernel_for(interpolate, inputs.det.curved) == "lanes":
+        render_panel_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_mask,
+                                *tables, inputs.det, inputs.beam, inputs.incident_t,
+                                inputs.wavelengths, inputs.latt, inputs.cells_t,
+                                inputs.fgrid_flat, inputs.grid, inputs.sums, pixel_omega,
+                                control, workers)
+    else:
+        render_panel_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask, *tables,
+                          inputs.det, inputs.beam, inputs.incident, inputs.wavelengths,
+                          inputs.latt, inputs.cells_t, inputs.fgrid, inputs.fgrid_flat,
+                          inputs.grid, inputs.sums, bool(interpolate), pixel_omega,
+                          row_switch_col, row_switch_hkl, control, workers)
