@@ -11,11 +11,12 @@ Unit conversions are written the way the C writes them (``/1000.0``, ``/1.0e10``
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from .config import SimulationConfig
 from .constants import HC_EV_ANGSTROM, RTD
 from .kernels import DEVICES
+from .presets import PRESETS
 
 # ---------------------------------------------------------------------------------------
 # value converters (argparse ``type=``): strict, with a clear message on bad input
@@ -76,6 +77,15 @@ def pivot_name(text):
 pivot_name.__name__ = "pivot"
 
 
+def detector_name(text):
+    if text not in PRESETS:
+        raise ValueError(f"{text!r} is not a named detector (use {', '.join(sorted(PRESETS))})")
+    return text
+
+
+detector_name.__name__ = "detector"
+
+
 def device_name(text):
     if text not in DEVICES:
         raise ValueError(f"{text!r} is not a device (use {', '.join(DEVICES)})")
@@ -128,6 +138,10 @@ class ParseState:
     threads: Optional[int] = None
     device: str = "cpu"
     notes: list = field(default_factory=list)   #: one-line notes for stderr (header wins ...)
+    experiment_file: Optional[str] = None     #: --experiment FILE
+    experiment: Any = None                    #: its models (nbnumba.io.expt_read)
+    experiment_snapshot: Any = None           #: the configuration right after it
+    experiment_exact: bool = False            #: rendered from the file's nbnumba block
 
 
 @dataclass(frozen=True)
@@ -659,6 +673,34 @@ flag("-phi_midpoints", "nbnumba", "sample phi at the midpoints of the -phisteps 
      "-expt/-xds_inp state (images then differ from the C program's, which samples phi + k "
      "x phistep: an orientation offset of -osc/(2 phisteps) about the spindle) [default: "
      "the C's sampling]", _switch(_xtal, "phi_midpoints", True), nargs=0)
+
+
+flag("--experiment", "nbnumba", "render what a DIALS experiment list (.expt) describes: "
+     "the beam (wavelength, direction, polarization), every detector panel, the "
+     "goniometer, the scan's first image (-phi, -osc) and the crystal; other flags "
+     "override what they name (-N, -hkl, -mosaic, -lambda, -phi ...), flags that place "
+     "the detector are refused; a file nbnumba wrote (-expt) renders bit for bit as "
+     "the command that wrote it [default: none]", _set_state("experiment_file"), kind=str,
+     metavar=["FILE"])
+
+
+def _preset(state, values):
+    det = _det(state)
+    p = PRESETS[values[0]]
+    det.preset = p.name
+    det.pixel_size = p.pixel_size
+    det.fpixels, det.spixels = p.raster
+    det.size_f, det.size_s = p.pixel_size * det.fpixels, p.pixel_size * det.spixels
+
+
+flag("--detector", "nbnumba", "a named detector of several modules with its gaps: "
+     + ", ".join(sorted(PRESETS)) + "; it sets the pixel size and counts and is placed by "
+     "-distance, the beam centre, rotations and -twotheta like the C's detector "
+     "[default: none]", _preset, kind=detector_name, metavar=["NAME"])
+
+#: flags that set what a named detector sets
+PRESET_FLAGS = ("-pixel", "-detpixels", "-detpixels_f", "-detpixels_s", "-detsize",
+                "-detsize_f", "-detsize_s", "-img")
 
 
 def all_names():

@@ -15,7 +15,8 @@ PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli"}
 #: A name ending in "." covers a package and everything in it.
 LAYERS = (
     ("front ends", ("nbnumba_cli.",)),
-    ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags", "nbnumba.precompile")),
+    ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags", "nbnumba.precompile",
+                           "nbnumba.experiment_input")),
     ("series", ("nbnumba.series.",)),
     ("engine", ("nbnumba.engine", "nbnumba.running", "nbnumba.output", "nbnumba.diagnostics",
                 "nbnumba.toolbox.")),
