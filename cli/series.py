@@ -104,8 +104,9 @@ def add_series_options(parser):
         if isinstance(action, argparse._VersionAction):
             action.version = f"{PROG} {version()}"
     g = parser.add_argument_group("Series (nbnumba-series)")
-    g.add_argument("--frames", type=_frame_count, default=1, metavar="N",
-                   help=f"number of frames, at most {MAX_FRAMES} [default: 1]")
+    g.add_argument("--frames", type=_frame_count, default=None, metavar="N",
+                   help=f"number of frames, at most {MAX_FRAMES} [default: the images of "
+                   "the --experiment scan, else 1]")
     g.add_argument("--frame-osc", type=c_float, default=None, metavar="DEG",
                    help="oscillation per frame (degrees): frame i starts at -phi + i x DEG and "
                    "covers DEG, with the base -phisteps/-phistep (and -phi_midpoints) inside "
@@ -149,6 +150,8 @@ def _frame_set(state, opts):
     if opts.nexus or out.nexus:   # each frame's counts in an .h5 file beside the others
         outputs = dataclasses.replace(outputs, nexus="float" if out.nexus_float else "counts")
     n = opts.frames
+    if n is None:   # an experiment's scan: all its images
+        n = state.experiment.frames if state.experiment is not None else 1
     osc = opts.frame_osc
     if osc is None and base.crystal.osc is not None:
         osc = series.degrees(base.crystal.osc)
@@ -217,7 +220,8 @@ def run(argv, stdout=None):
         xds_inp = opts.xds_inp or out.xds_inp
         nexus_path = opts.nexus or out.nexus
         _check_other_outputs(opts, fs, expt, xds_inp, nexus_path)
-        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
+        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp,
+                                              nexus_path)
         nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if osc is not None:

@@ -56,11 +56,28 @@ def _make_directory(path):
                           f"{exc.strerror or exc}") from None
 
 
+def check_panels(setup, expt, xds_inp, nexus, options=("-expt", "-xds_inp", "-nexus")):
+    """Refuse experiment files that cannot describe a detector of several panels: XDS.INP
+    (one panel), a DIALS experiment list without the NXmx file whose panels it names
+    (SMV images hold one panel)."""
+    if setup.panels is None or len(setup.panels) < 2:
+        return
+    n = len(setup.panels)
+    if xds_inp:
+        raise CliError(f"{options[1]}: XDS.INP describes a detector of one panel; this one "
+                       f"has {n} ({options[0]} with {options[2]} describes them all)")
+    if expt and not nexus:
+        raise CliError(f"{options[0]}: a detector of {n} panels is described with its NXmx "
+                       f"images, which DIALS reads panel by panel (SMV images hold one "
+                       f"panel): add {options[2]} FILE.nxs")
+
+
 def image_files(setup, out):
     """[(path, bytes, what)] of the files ``-expt``/``-xds_inp`` ask for (maybe none),
     describing the ``-intfile`` image of a prepared set-up."""
     if not (out.expt or out.xds_inp):
         return []
+    check_panels(setup, out.expt, out.xds_inp, out.nexus)
     option = "-expt" if out.expt else "-xds_inp"
     try:
         check_describable(setup, option)
@@ -70,8 +87,9 @@ def image_files(setup, out):
     return _files([describe(setup, name, out.adc)], out.expt, out.xds_inp, "-expt", "-xds_inp")
 
 
-def series_files(frameset, template, adc, expt, xds_inp):
-    """[(path, bytes, what)] of ``--expt``/``--xds-inp`` for a series' ``.img`` frames."""
+def series_files(frameset, template, adc, expt, xds_inp, nexus=None):
+    """[(path, bytes, what)] of ``--expt``/``--xds-inp`` for a series' ``.img`` frames
+    (``nexus``: the ``--nexus`` master, which a detector of several panels needs)."""
     if not (expt or xds_inp):
         return []
     option = "--expt" if expt else "--xds-inp"
@@ -80,6 +98,8 @@ def series_files(frameset, template, adc, expt, xds_inp):
         series_template(template, len(frameset), option)
         for i in range(len(frameset)):
             setup = engine.prepare(frameset.config(i))
+            if i == 0:
+                check_panels(setup, expt, xds_inp, nexus, ("--expt", "--xds-inp", "--nexus"))
             check_describable(setup, option)
             name = image_number(template.format(i) + ".img", option)
             images.append(describe(setup, name, adc))

@@ -8,6 +8,7 @@ ones), exactly like the C program, except that every flag is matched exactly.
 Unit conversions are written the way the C writes them (``/1000.0``, ``/1.0e10``,
 ``*1e-6``, ``/RTD`` ...) so that the values are bit-identical.
 """
+import argparse
 import math
 import re
 from dataclasses import dataclass, field
@@ -79,7 +80,8 @@ pivot_name.__name__ = "pivot"
 
 def detector_name(text):
     if text not in PRESETS:
-        raise ValueError(f"{text!r} is not a named detector (use {', '.join(sorted(PRESETS))})")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a named detector (use "
+                                         f"{', '.join(sorted(PRESETS))})")
     return text
 
 

@@ -113,7 +113,8 @@ def test_every_kernel_variant_is_reachable_by_its_flags(tmp_path):
     for name, (_when, flags) in cpu_backend.VARIANTS.items():
         cfg, _ = config_from_args(flags, cwd=str(tmp_path))
         setup = engine.prepare(cfg)
-        assert cpu_backend.kernel_for(setup.interpolate, setup.geometry.curved) == name
+        assert cpu_backend.kernel_for(setup.interpolate, setup.geometry.curved,
+                                      setup.panels is not None) == name
 
 
 def test_a_stopped_kernel_call_stops_between_rows_and_counts_its_rows(tmp_path):

@@ -20,11 +20,23 @@ VARIANTS = {
     "one_at_a_time": ("tricubic interpolation, or a curved detector",
                       ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100",
                        "-N", "5", "-detpixels", "8", "-curved_det"]),
+    "panels_lanes": ("a detector of several panels (a named one, or an experiment's), "
+                     "no tricubic interpolation",
+                     ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100",
+                      "-N", "5", "--detector", "pilatus6m", "-roi", "484", "491", "192",
+                      "199"]),
+    "panels_one_at_a_time": ("a detector of several panels with tricubic interpolation",
+                             ["-cell", "100", "100", "100", "90", "90", "90", "-default_F",
+                              "100", "-N", "2", "-interpolate", "--detector", "pilatus6m",
+                              "-roi", "484", "491", "192", "199"]),
 }
 
 
-def kernel_for(interpolate, curved):
-    """Name (a key of :data:`VARIANTS`) of the kernel that renders with these settings."""
+def kernel_for(interpolate, curved, panels=False):
+    """Name (a key of :data:`VARIANTS`) of the kernel that renders with these settings
+    (panels: a detector of several panels, :mod:`.cpu_panels`)."""
+    if panels:
+        return "panels_one_at_a_time" if interpolate or curved else "panels_lanes"
     return "one_at_a_time" if interpolate or curved else "lanes"
 
 
@@ -94,7 +106,7 @@ def _render_panels(image, fpixels, rows, cols, first_pixel, mask, use_mask, inpu
     """One call of the panels' kernel that renders these settings (:func:`kernel_for`)."""
     tables = (panels.table, panels.offsets, panels.first_row, panels.row_start,
               panels.segments)
-    if kernel_for(interpolate, inputs.det.curved) == "lanes":
+    if kernel_for(interpolate, inputs.det.curved, True) == "panels_lanes":
         render_panel_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_mask,
                                 *tables, inputs.det, inputs.beam, inputs.incident_t,
                                 inputs.wavelengths, inputs.latt, inputs.cells_t,
