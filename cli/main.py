@@ -11,7 +11,7 @@ import time
 from nbnumba import _jit, engine, output
 from nbnumba.errors import NbnumbaError
 from nbnumba.progress import ProgressMeter
-from nbnumba.io import fdump, nexus
+from nbnumba.io import fdump, nexus, nexus_panels
 from nbnumba.io.atomic import FileSet, OutputError, check_distinct
 
 from . import report, truth
@@ -102,9 +102,15 @@ def _run(argv, stdout):
             if nexus_frames:
                 say("writing %s (NXmx HDF5)" % out.nexus)
                 records, spectrum = nexus_frames
-                files.stage(out.nexus, nexus.master_bytes(
-                    records, frames=(result.image if out.nexus_float else counts)[None],
-                    start_time=started, spectrum=spectrum))
+                frames = (result.image if out.nexus_float else counts)[None]
+                if nexus_panels.is_multi_panel(records):   # one module per panel
+                    data = nexus_panels.master_bytes(
+                        records, frames=frames, start_time=started, spectrum=spectrum,
+                        rendered=nexus_panels.rendered_pixels(setup))
+                else:
+                    data = nexus.master_bytes(records, frames=frames, start_time=started,
+                                              spectrum=spectrum)
+                files.stage(out.nexus, data)
             offset_note = truth.sampling_note(setup) if experiment_files or nexus_frames else None
             if offset_note:
                 say(offset_note)

@@ -12,18 +12,18 @@ from nbnumba.constants import RTD
 from nbnumba.experiment import (ExperimentError, check_describable, describe, image_number,
                                 orientation_offset, series_template)
 from nbnumba.io.atomic import OutputError, check_writable
-from nbnumba.io import nexus
+from nbnumba.io import nexus, nexus_panels
 from nbnumba.io.expt import expt_bytes
 from nbnumba.io.xds_inp import xds_inp_bytes
 
 from .parse import CliError
 
 
-def _files(images, expt, xds_inp, expt_option, xds_option):
+def _files(images, expt, xds_inp, expt_option, xds_option, nexus=None):
     files = []
     try:
         if expt:
-            files.append((expt, expt_bytes(images, expt), "DIALS experiment list"))
+            files.append((expt, expt_bytes(images, expt, nexus), "DIALS experiment list"))
         if xds_inp:
             files.append((xds_inp, xds_inp_bytes(images, xds_inp, xds_option), "XDS input"))
     except ExperimentError as exc:
@@ -84,7 +84,8 @@ def image_files(setup, out):
         name = image_number(out.intfile, option)
     except ExperimentError as exc:
         raise CliError(str(exc)) from None
-    return _files([describe(setup, name, out.adc)], out.expt, out.xds_inp, "-expt", "-xds_inp")
+    return _files([describe(setup, name, out.adc)], out.expt, out.xds_inp, "-expt", "-xds_inp",
+                  _frames_file(setup, out.nexus))
 
 
 def series_files(frameset, template, adc, expt, xds_inp, nexus=None):
@@ -105,7 +106,13 @@ def series_files(frameset, template, adc, expt, xds_inp, nexus=None):
             images.append(describe(setup, name, adc))
     except ExperimentError as exc:
         raise CliError(str(exc)) from None
-    return _files(images, expt, xds_inp, "--expt", "--xds-inp")
+    return _files(images, expt, xds_inp, "--expt", "--xds-inp", _frames_file(setup, nexus))
+
+
+def _frames_file(setup, nexus):
+    """The NXmx file the experiment list names for the frames of a detector of several
+    panels (None: the SMV images)."""
+    return nexus if setup.panels is not None and len(setup.panels) > 1 else None
 
 
 def sampling_note(setup):
@@ -149,6 +156,11 @@ def series_master(records, frameset, template, path, started):
     from nbnumba.series import frame_paths
     sources = [frame_paths(template, i, ["nexus"])[0][1] for i in range(len(frameset))]
     dtype = "float32" if frameset.outputs.nexus == "float" else "uint16"
-    return nexus.master_bytes(records[0], sources=nexus.relative_sources(sources, path),
-                              dtype=dtype, start_time=started, spectrum=records[1],
-                              option="--nexus")
+    relative = nexus.relative_sources(sources, path)
+    if nexus_panels.is_multi_panel(records[0]):   # one module per panel
+        rendered = nexus_panels.rendered_pixels(engine.prepare(frameset.config(0)))
+        return nexus_panels.master_bytes(records[0], sources=relative, dtype=dtype,
+                                         start_time=started, spectrum=records[1],
+                                         option="--nexus", rendered=rendered)
+    return nexus.master_bytes(records[0], sources=relative, dtype=dtype, start_time=started,
+                              spectrum=records[1], option="--nexus")

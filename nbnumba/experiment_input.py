@@ -38,6 +38,9 @@ from .config import SimulationConfig
 from .errors import FlagError, NbnumbaError
 from .panels import DetectorPanels, Panel
 
+#: the sensor thickness nbnumba's NXmx files give a detector without one (m): read as none
+THINNEST_SENSOR = 1e-9
+
 #: flags that place, size or turn the detector or give the beam and spindle directions:
 #: the experiment gives these
 REFUSED_FLAGS = ("-pixel", "-detpixels", "-detpixels_f", "-detpixels_s", "-detsize",
@@ -70,6 +73,8 @@ def _sensor(models):
                         "thicknesses or attenuation coefficients; nbnumba renders one sensor "
                         "for the whole detector (give -detector_thick and -detector_abs)")
     thickness, mu = thick.pop(), mus.pop()
+    if thickness <= THINNEST_SENSOR * (1.0 + 1e-6):   # NXmx's stand-in for no sensor
+        return 0.0, None
     return thickness, (mu if thickness > 0.0 and mu > 0.0 else None)
 
 

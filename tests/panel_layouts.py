@@ -34,3 +34,47 @@ def tilted_tiles(n=8, fpixels=48, spixels=32, pixel=1e-4, distance=0.1, radius=0
                             pixel_size=pixel, fpixels=fpixels, spixels=spixels,
                             name="tile%d" % k))
     return DetectorPanels(panels)
+
+
+def experiment_document(layout, wavelength=1.0, crystal=None, scan=None):
+    """A DIALS experiment list (dict) of a detector of these panels, written here by
+    hand (not by nbnumba's writer): the beam along -z, the spindle along +x, lengths in
+    mm. crystal: real-space a, b, c (Angstrom) or None; scan: (first image, images,
+    start, width) in degrees, or None (a still)."""
+    panels = []
+    for p in layout.panels:
+        panels.append({
+            "name": p.name, "type": "SENSOR_PAD", "origin": [x * 1e3 for x in p.origin],
+            "fast_axis": list(p.fast), "slow_axis": list(p.slow),
+            "pixel_size": [p.pixel_size * 1e3] * 2, "image_size": [p.fpixels, p.spixels],
+            "trusted_range": [-1.0, 65535.0], "thickness": 0.45, "material": "Si",
+            "mu": 3.96, "gain": 1.0, "pedestal": 0.0, "raw_image_offset": [0, 0],
+            "identifier": "", "mask": [],
+            "px_mm_strategy": {"type": "SimplePxMmStrategy"}})
+    experiment = {"__id__": "Experiment", "beam": 0, "detector": 0}
+    doc = {"__id__": "ExperimentList", "experiment": [experiment],
+           "beam": [{"__id__": "monochromatic", "direction": [0.0, 0.0, 1.0],
+                     "wavelength": wavelength, "divergence": 0.0, "sigma_divergence": 0.0,
+                     "polarization_normal": [0.0, 1.0, 0.0],
+                     "polarization_fraction": 0.999, "flux": 0.0, "transmission": 1.0}],
+           "detector": [{"panels": panels}]}
+    if crystal is not None:
+        doc["crystal"] = [{"__id__": "crystal", "real_space_a": list(crystal[0]),
+                           "real_space_b": list(crystal[1]),
+                           "real_space_c": list(crystal[2]),
+                           "space_group_hall_symbol": " P 1"}]
+        experiment["crystal"] = 0
+    if scan is not None:
+        first, n, start, width = scan
+        doc["goniometer"] = [{"rotation_axis": [1.0, 0.0, 0.0],
+                              "fixed_rotation": [1, 0, 0, 0, 1, 0, 0, 0, 1],
+                              "setting_rotation": [1, 0, 0, 0, 1, 0, 0, 0, 1]}]
+        properties = {"oscillation": [start + i * width for i in range(n)],
+                      "exposure_time": [1.0] * n, "epochs": [0.0] * n}
+        if n == 1:
+            properties["oscillation_width"] = [width]
+        doc["scan"] = [{"image_range": [first, first + n - 1], "batch_offset": 0,
+                        "properties": properties}]
+        experiment["goniometer"] = 0
+        experiment["scan"] = 0
+    return doc
