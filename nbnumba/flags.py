@@ -122,6 +122,7 @@ class OutputOptions:
     xds_inp: Optional[str] = None     #: -xds_inp: XDS.INP of the int image
     nexus: Optional[str] = None       #: -nexus: NXmx HDF5 file of the noise image
     nexus_float: bool = False         #: -nexus_float: ... of the float image instead
+    panel_files: bool = False         #: --panel-files: float, SMV, PGM files per panel
 
 
 @dataclass
@@ -699,6 +700,12 @@ flag("--detector", "nbnumba", "a named detector of several modules with its gaps
      + ", ".join(sorted(PRESETS)) + "; it sets the pixel size and counts and is placed by "
      "-distance, the beam centre, rotations and -twotheta like the C's detector "
      "[default: none]", _preset, kind=detector_name, metavar=["NAME"])
+
+flag("--panel-files", "nbnumba", "with a detector of several panels: write the float, "
+     "int, PGM and noise images one file per panel (NAME_p00.bin ..., or sim_p00_00001.img "
+     "for a numbered name), each SMV header stating its panel's geometry, instead of one "
+     "image holding every panel [default: one image]", _out_switch(panel_files=True),
+     nargs=0)
 
 #: flags that set what a named detector sets
 PRESET_FLAGS = ("-pixel", "-detpixels", "-detpixels_f", "-detpixels_s", "-detsize",

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import vec
 from .constants import DBL_MIN
+from .experiment import lab_frame, to_frame
 from .geometry import (DetectorGeometry, GeometryError, check_placement, detector_frame,
                        place_detector)
 from .presets import preset as find_preset
@@ -140,6 +141,24 @@ class PanelSet:
             if r <= row < r + p.spixels and c <= col < c + p.fpixels:
                 return i, row - r, col - c
         return None
+
+    def panel_geometry(self, geom, index):
+        """The :class:`DetectorGeometry` of panel ``index`` alone (its corner, axes and
+        pixel counts; beam and spindle from ``geom``, the render's geometry): what an
+        SMV header of that panel's pixels states."""
+        p = self.panels[index]
+        frame = dataclasses.replace(geom.frame, fpixels=p.fpixels, spixels=p.spixels,
+                                    pixel_size=p.pixel_size,
+                                    size_f=p.fpixels * p.pixel_size,
+                                    size_s=p.spixels * p.pixel_size)
+        return _reference_geometry(frame, p, geom.point_pixel)
+
+    def pixels_of(self, image, index):
+        """Panel ``index``'s pixels (spixels, fpixels) of an image (rows, columns) of the
+        whole detector."""
+        p = self.panels[index]
+        r, c = p.raster_origin
+        return np.asarray(image)[r:r + p.spixels, c:c + p.fpixels]
 
     def kernel_detector(self, det, index):
         """The kernels' detector parameters (:class:`nbnumba.pixel.DetectorParams`
@@ -297,9 +316,9 @@ def _reference_geometry(frame, panel, point_pixel):
     frame = dataclasses.replace(frame, xbeam=fbeam, ybeam=sbeam, fbeam=fbeam, sbeam=sbeam,
                                 xclose=fclose, yclose=sclose, fclose=fclose, sclose=sclose,
                                 fdet=f, sdet=s, odet=o)
-    dials_origin = (1000.0 * vec.dot(pix0, (0.0, 0.0, 1.0)),
-                    1000.0 * vec.dot(pix0, (0.0, 1.0, 0.0)),
-                    1000.0 * vec.dot(pix0, (-1.0, 0.0, 0.0)))
+    # the corner in DIALS' frame (mm), the SMV header's DIALS_ORIGIN, whatever the frame
+    rows = lab_frame(beam, frame.spindle, -1)
+    dials_origin = tuple(1000.0 * x + 0.0 for x in to_frame(rows, pix0))
     return DetectorGeometry(
         frame=frame, pix0=pix0, fdet=f, sdet=s, odet=o, distance=close / ratio,
         close_distance=close, fbeam=fbeam, sbeam=sbeam, fclose=fclose, sclose=sclose,

@@ -442,3 +442,29 @@ def test_printout_of_a_panel_pixel_is_that_panels(tmp_path):
     alone = engine.render(engine.prepare(_tile_config(DetectorPanels(
         [Panel(**{**tilted_tiles(n=3).panels[2].__dict__})]))))
     assert pixel_report(whole, 7, 64 + 5)[1:] == pixel_report(alone, 7, 5)[1:]
+
+
+def test_panel_files_hold_each_panels_pixels_with_its_own_header(tmp_path):
+    expt = os.path.join(os.path.dirname(__file__), "..", "examples", "eight_tiles.expt")
+    flags = ["--experiment", expt, "-default_F", "100", "-N", "3", "-oversample", "1",
+             "-noprogress", "-seed", "2", "-roi", "0", "255", "300", "1000"]
+    whole = run_cli(flags + ["-floatfile", "whole.bin", "-intfile", "whole_00001.img"],
+                    tmp_path)
+    assert whole.code == 0, whole.err
+    split = run_cli(flags + ["--panel-files", "-floatfile", "f.bin", "-intfile",
+                             "sim_00001.img"], tmp_path)
+    assert split.code == 0, split.err
+    assert "sim_p00_00001.img ... sim_p07_00001.img (one file per panel)" in split.out
+    image = np.fromfile(tmp_path / "whole.bin", dtype="<f4").reshape(8 * 256, 256)
+    doc = json.loads(open(expt).read())
+    for k in range(8):
+        part = np.fromfile(tmp_path / f"f_p{k:02d}.bin", dtype="<f4").reshape(256, 256)
+        assert part.tobytes() == image[256 * k:256 * (k + 1)].tobytes()
+        header = (tmp_path / f"sim_p{k:02d}_00001.img").read_bytes()[:512].decode("ascii",
+                                                                                 "replace")
+        origin = [float(x) for x in header.split("DIALS_ORIGIN=")[1].split(";")[0].split(",")]
+        assert origin == pytest.approx(doc["detector"][0]["panels"][k]["origin"], abs=1e-5)
+        assert "SIZE1=256;" in header and "SIZE2=256;" in header
+    assert image[:300].max() == 0 and image[300:1001].max() > 0      # the region of interest
+    one = run_cli(CRYSTAL + ["--panel-files"], tmp_path)
+    assert one.code == 9 and "--panel-files writes one file per panel" in one.err

@@ -11,7 +11,8 @@ from .cpu import render_rows, render_rows_lanes
 from .cpu_panels import render_panel_rows, render_panel_rows_lanes
 
 #: every CPU kernel: name -> (when it is used, flags of a tiny render that runs it; the
-#: flags are complete nanoBragg command lines apart from the output files)
+#: flags are complete nanoBragg command lines apart from the output files and the input
+#: files of :data:`nbnumba.precompile.INPUTS`, named as there)
 VARIANTS = {
     "lanes": ("no tricubic interpolation and a flat detector (every source, phi, mosaic "
               "and layer count: measured faster than one evaluation at a time for all)",
@@ -25,10 +26,11 @@ VARIANTS = {
                      ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100",
                       "-N", "5", "--detector", "pilatus6m", "-roi", "484", "491", "192",
                       "199"]),
-    "panels_one_at_a_time": ("a detector of several panels with tricubic interpolation",
-                             ["-cell", "100", "100", "100", "90", "90", "90", "-default_F",
-                              "100", "-N", "2", "-interpolate", "--detector", "pilatus6m",
-                              "-roi", "484", "491", "192", "199"]),
+    "panels_one_at_a_time": ("a detector of several panels with tricubic interpolation "
+                             "(grid.hkl: any small HKL file)",
+                             ["-cell", "100", "100", "100", "90", "90", "90", "-hkl",
+                              "grid.hkl", "-N", "2", "-interpolate", "--detector",
+                              "pilatus6m", "-roi", "484", "491", "192", "199"]),
 }
 
 
