@@ -462,7 +462,8 @@ def test_panel_files_hold_each_panels_pixels_with_its_own_header(tmp_path):
         assert part.tobytes() == image[256 * k:256 * (k + 1)].tobytes()
         header = (tmp_path / f"sim_p{k:02d}_00001.img").read_bytes()[:512].decode("ascii",
                                                                                  "replace")
-        origin = [float(x) for x in header.split("DIALS_ORIGIN=")[1].split(";")[0].split(",")]
+        line = header.split("DIALS_ORIGIN=")[1].split("\n")[0].rstrip(";")
+        origin = [float(x) for x in line.split(",")]
         assert origin == pytest.approx(doc["detector"][0]["panels"][k]["origin"], abs=1e-5)
         assert "SIZE1=256;" in header and "SIZE2=256;" in header
     assert image[:300].max() == 0 and image[300:1001].max() > 0      # the region of interest
