@@ -151,3 +151,40 @@ def test_dials_indexes_a_pilatus6m_sweep_at_the_true_orientation(tmp_path):
     doc = json.loads((tmp_path / "sweep.expt").read_text())
     assert len(doc["detector"][0]["panels"]) == 60
     assert doc["imageset"][0]["template"] == "sweep.nxs"
+
+
+def test_dials_indexes_what_an_experiment_of_tilted_tiles_recorded(tmp_path):
+    """The user guide's recipe: an experiment in (eight tilted tiles, a crystal, a scan of
+    ten 1-degree images), images and truth out, DIALS' defaults indexing them."""
+    bindir = os.path.dirname(DIALS_PY)
+    if not os.path.exists(os.path.join(bindir, "dials.index")):
+        pytest.skip("DIALS_PY has dxtbx but not the dials commands")
+    expt = os.path.join(os.path.dirname(__file__), "..", "examples", "eight_tiles.expt")
+    flags = ["--experiment", expt, "-default_F", "100", "-N", "8", "-gauss_xtal",
+             "-oversample", "2", "-phisteps", "4", "-phi_midpoints", "-nonoise", "-nopgm",
+             "-seed", "3", "-noprogress", "--template", "tiles/sim_{:05d}",
+             "--expt", "truth.expt", "--nexus", "sweep.nxs"]
+    run = run_cli(flags, tmp_path, entry=series_main)
+    assert run.code == 0, run.err
+    assert "10 frames written" in run.out
+    for command in (["dials.import", "sweep.nxs"], ["dials.find_spots", "imported.expt"],
+                    ["dials.index", "imported.expt", "strong.refl",
+                     "unit_cell=60,70,80,90,90,90", "space_group=P1"]):
+        done = subprocess.run([os.path.join(bindir, command[0])] + command[1:], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+    truth = subprocess.run([DIALS_PY, os.path.join(os.path.dirname(__file__), "dials_truth.py"),
+                            "truth.expt", "indexed.expt"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=600)
+    assert truth.returncode == 0, truth.stderr[-2000:]
+    found = json.loads(truth.stdout)
+    assert found["angle_deg"] < 0.05, found
+    # the truth is the input experiment's crystal and detector
+    doc, given = (json.loads((tmp_path / "truth.expt").read_text()),
+                  json.loads(open(expt).read()))
+    for k in "abc":
+        assert doc["crystal"][0]["real_space_" + k] == pytest.approx(
+            given["crystal"][0]["real_space_" + k], abs=1e-9)
+    for ours, theirs in zip(doc["detector"][0]["panels"], given["detector"][0]["panels"]):
+        for key in ("origin", "fast_axis", "slow_axis"):
+            assert ours[key] == pytest.approx(theirs[key], abs=1e-9)
