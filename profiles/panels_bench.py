@@ -15,8 +15,10 @@ Cases (every one with the same crystal, beam and sampling flags, ``--flags``):
 
 Each case is prepared once; then the renders alternate (pilatus6m, one panel, tiles,
 pilatus6m, ...), ``--repeats`` of each after one warm-up round, and the medians are
-compared. Times are the wall time of :func:`nbnumba.render` (kernel, solid-angle sum and
-statistics). Results go to a JSON file (default
+compared, per pixel rendered. Times are the wall time of :func:`nbnumba.render`
+(kernel, solid-angle sum and statistics) and the CPU time of the process meanwhile (all
+threads: the work done, less sensitive than the wall time to other processes sharing
+the cores). Results go to a JSON file (default
 ``profiles/results/panels-DATE.json``) and a table on stdout, with the load average (a
 loaded machine slows every case, so only the ratios measured side by side mean much).
 """
@@ -98,36 +100,47 @@ def main(argv=None):
     setups = _setups(args.flags)
     names = list(setups)
     times = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     load_before = os.getloadavg()
     for round_ in range(args.repeats + 1):
         for name in names:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             render(setups[name], threads=args.threads)
             seconds = time.perf_counter() - start
+            cpu_seconds = time.process_time() - start_cpu
             if round_:                      # round 0 warms up (compiles, caches)
                 times[name].append(seconds)
-            print("round %d %-10s %.3f s" % (round_, name, seconds), file=sys.stderr)
+                cpu[name].append(cpu_seconds)
+            print("round %d %-10s %.3f s (CPU %.3f s)" % (round_, name, seconds, cpu_seconds),
+                  file=sys.stderr)
     load_after = os.getloadavg()
     pixels = {name: _rendered_pixels(setups[name]) for name in names}
     medians = {name: statistics.median(times[name]) for name in names}
     per_pixel = {name: medians[name] / pixels[name] for name in names}
     ratios = {name: per_pixel[name] / per_pixel["one panel"] for name in names}
+    cpu_medians = {name: statistics.median(cpu[name]) for name in names}
+    cpu_ratios = {name: cpu_medians[name] / pixels[name]
+                  / (cpu_medians["one panel"] / pixels["one panel"]) for name in names}
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": platform.platform(), "cpus": os.cpu_count(),
               "threads": args.threads, "flags": args.flags, "repeats": args.repeats,
               "load_before": load_before, "load_after": load_after, "pixels": pixels,
-              "seconds": times, "median_seconds": medians, "ratio_per_pixel": ratios}
+              "seconds": times, "median_seconds": medians, "ratio_per_pixel": ratios,
+              "cpu_seconds": cpu, "median_cpu_seconds": cpu_medians,
+              "cpu_ratio_per_pixel": cpu_ratios}
     out = args.out
     if out is None:
         os.makedirs(RESULTS, exist_ok=True)
         out = os.path.join(RESULTS, "panels-%s.json" % datetime.date.today().isoformat())
     with open(out, "w") as handle:
         json.dump(result, handle, indent=2)
-    print("| case | pixels rendered | median s | s per Mpixel | ratio to one panel |")
-    print("|---|---|---|---|---|")
+    print("| case | pixels rendered | median s | s per Mpixel | ratio to one panel | "
+          "median CPU s | CPU ratio to one panel |")
+    print("|---|---|---|---|---|---|---|")
     for name in names:
-        print("| %s | %d | %.3f | %.4f | %.3f |" % (name, pixels[name], medians[name],
-                                                  per_pixel[name] * 1e6, ratios[name]))
+        print("| %s | %d | %.3f | %.4f | %.3f | %.3f | %.3f |" % (
+            name, pixels[name], medians[name], per_pixel[name] * 1e6, ratios[name],
+            cpu_medians[name], cpu_ratios[name]))
     print("load average %.2f before, %.2f after; %d threads; results: %s"
           % (load_before[0], load_after[0], args.threads, out))
     return 0
