@@ -72,7 +72,8 @@ def _run(argv, stdout):
         for note in notes:
             say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
-        for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
+        for line in report.setup_lines(setup, out, sf_source, state.hkl_file,
+                                       cell_from=state.cell_from):
             say(line)
         if sf_source == "hkl":
             try:

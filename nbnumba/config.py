@@ -469,11 +469,12 @@ class StructureFactors:
         edges = all(abs(x - y) <= CELL_EDGE_TOLERANCE * y for x, y in zip(cell[:3], self.cell[:3]))
         angles = all(abs(x - y) <= CELL_ANGLE_TOLERANCE for x, y in zip(cell[3:], self.cell[3:]))
         if not (edges and angles):
+            source = (self.source or "the structure factors").split(" (")[0]
             raise InputFileError(
-                f"{what} ({_cell_text(cell)}) differs from the cell of {self.source} "
-                f"({_cell_text(self.cell)}) by more than {CELL_EDGE_TOLERANCE:.0%} or "
-                f"{CELL_ANGLE_TOLERANCE * 180 / math.pi:g} degree in an angle: its reflections belong "
-                "to another cell (leave out -cell to use the file's)")
+                f"{what} ({_cell_text(cell)}) differs from the cell of {source} "
+                f"({_cell_text(self.cell)}) by more than {CELL_EDGE_TOLERANCE:.0%} in an "
+                f"edge or {CELL_ANGLE_TOLERANCE * 180 / math.pi:g} degree in an angle: its "
+                "reflections belong to another cell (leave out -cell to use the file's)")
 
     def check(self):
         """Raise :class:`ConfigError` for a grid that cannot be this layout."""

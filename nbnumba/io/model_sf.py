@@ -58,7 +58,7 @@ def calculate(model, d_min, b_add=0.0, k_sol=0.0, b_sol=46.0, what="model"):
     Angstrom^2; k_sol: bulk-solvent density, e/Angstrom^3 (0: none); b_sol: its B,
     Angstrom^2. See the module docstring for what is computed.
     """
-    gemmi = reflections.require_gemmi("computing structure factors from a model")
+    gemmi = reflections.require_gemmi("StructureFactors.from_model")
     _check_number("d_min", "Angstrom", d_min)
     if d_min < MIN_D_MIN:
         raise ConfigError(f"d_min [Angstrom] = {d_min:g}: must be at least {MIN_D_MIN:g} "

@@ -57,7 +57,7 @@ def read_mtz(path, column=None, what="MTZ file"):
     docstring says). Raises :class:`~nbnumba.InputFileError` (one line) for a file that
     is not a merged MTZ file or a column missing, ambiguous or of another kind.
     """
-    gemmi = reflections.require_gemmi("reading an MTZ file")
+    gemmi = reflections.require_gemmi("StructureFactors.from_mtz")
     size = reflections.check_binary_file(path, what, reflections.MTZ_MAGIC, MAX_MTZ_BYTES)
     memory.require(MTZ_BYTES_PER_BYTE * size, f"reading {what} {path}",
                    f"use a smaller {what}", InputFileError)
@@ -117,7 +117,7 @@ def read_sf_cif(path, column=None, what="structure-factor mmCIF file"):
     path: the file (gzip-compressed or not); column: the ``_refln`` tag to read, with or
     without the ``_refln.`` prefix (None: chosen as the module docstring says).
     """
-    gemmi = reflections.require_gemmi("reading a structure-factor mmCIF file")
+    gemmi = reflections.require_gemmi("StructureFactors.from_sf_cif")
     data = reflections.read_text_file(path, what)
     try:
         document = gemmi.cif.read_string(data)

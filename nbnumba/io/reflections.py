@@ -73,8 +73,7 @@ def require_gemmi(what):
     try:
         import gemmi
     except ImportError:
-        raise ConfigError(f"{what} reads crystallographic files through gemmi, which is "
-                          f"not installed: {INSTALL}") from None
+        raise ConfigError(f"{what} needs gemmi, which is not installed: {INSTALL}") from None
     return gemmi
 
 
