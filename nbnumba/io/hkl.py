@@ -13,6 +13,7 @@ refused with the flag that reads it (``--mtz``, ``--model``, ``--sf-cif``).
 """
 import contextlib
 import os
+import re
 
 import numpy as np
 
@@ -94,7 +95,8 @@ def read_hkl(path, default_F=0.0, say=None):
 #: MTZ files start with these bytes
 MTZ_MAGIC = b"MTZ "
 
-_PDB_RECORDS = ("HEADER", "TITLE", "COMPND", "REMARK", "CRYST1", "ATOM", "HETATM")
+#: a PDB file's coordinate and cell records
+_PDB_RECORDS = re.compile(r"^(ATOM  |HETATM|CRYST1)", re.MULTILINE)
 
 
 def _other_format(text):
@@ -105,7 +107,6 @@ def _other_format(text):
             return "a coordinate model (mmCIF): give it as --model FILE --d-min A"
         if "_refln." in text:
             return "a structure-factor mmCIF file: give it as --sf-cif FILE"
-    words = first.split()
-    if words and words[0] in _PDB_RECORDS:
+    if _PDB_RECORDS.search(text):
         return "a coordinate model (PDB): give it as --model FILE --d-min A"
     return None

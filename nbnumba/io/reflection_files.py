@@ -129,7 +129,7 @@ def read_sf_cif(path, column=None, what="structure-factor mmCIF file"):
         if any(b.default_loop is not None for b in blocks):
             raise InputFileError(f"{what} {path} holds unmerged reflections "
                                  "(_diffrn_refln): merge them first")
-        if _is_model(document):
+        if b"_atom_site." in data:
             raise InputFileError(f"{path} is a coordinate model, not a {what}: give it as "
                                  "--model FILE (or StructureFactors.from_model)")
         raise InputFileError(f"{path} is not a {what}: it has no _refln loop")
@@ -142,11 +142,6 @@ def read_sf_cif(path, column=None, what="structure-factor mmCIF file"):
     kind = (f"block {block.block.name}, _refln.{tag}"
             + (", F = sqrt(max(I, 0))" if intensities else ""))
     return _finish(hkl, values, intensities, cell, group, path, what, kind)
-
-
-def _is_model(document):
-    return any(block.find_value("_atom_site.id") is not None or
-               block.find_loop("_atom_site.id") for block in document)
 
 
 def _cif_column(block, column, path, what):
