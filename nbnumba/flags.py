@@ -291,7 +291,8 @@ flag(("-mat", "-matrix"), "crystal", "MOSFLM orientation (A) matrix file: recipr
      "vectors times wavelength; with -cell the cell lengths are kept [default: none]",
      _set_state("mat_file"), kind=str, metavar=["FILE"])
 flag(("-hkl", "-hklfile"), "crystal", "structure factors, one 'h k l F' per line (extra "
-     "columns ignored); also writes Fdump.bin [default: read Fdump.bin if present]",
+     "columns ignored); also writes Fdump.bin (an MTZ file or a model is refused, naming "
+     "--mtz, --model) [default: read Fdump.bin if present]",
      _set_state("hkl_file"), kind=str, metavar=["FILE"])
 flag("-default_F", "crystal", "F of every reflection not in the HKL file [default: 0]",
      _set(_xtal, "default_F"), metavar=["F"])
@@ -718,8 +719,8 @@ flag("--model", "files", "structure factors computed from a coordinate model (mm
      ".gz or not; the first model, every atom with its occupancy and B; X-ray form factors, "
      "as 'gemmi sfcalc'), to the resolution --d-min, expanded to P1; its cell is used as "
      "for --mtz [default: none]", _needs_gemmi("model_file", "--model"), kind=str, metavar=["FILE"])
-flag("--d-min", "files", "resolution of the --model structure factors (Angstrom; every "
-     "reflection with d >= D; the others get -default_F). Not -dmin, which cuts the "
+flag("--d-min", "files", "resolution of the --model structure factors (Angstrom: every "
+     "reflection with a d-spacing at least this; the others get -default_F). Not -dmin, which cuts the "
      "rendering [required with --model]", _d_min, metavar=["A"])
 flag("--b-add", "files", "B added to every atom of the --model (A^2) [default: 0]",
      _set_state("model_b_add"), metavar=["A^2"])
