@@ -526,7 +526,8 @@ CELL_ANGLE_TOLERANCE = math.pi / 180
 
 
 def _cell_text(cell):
-    return "%g %g %g A, %g %g %g deg" % (tuple(cell[:3]) + tuple(x * 180 / math.pi for x in cell[3:]))
+    angles = tuple(x * 180 / math.pi for x in cell[3:])
+    return "%g %g %g A, %g %g %g deg" % (tuple(cell[:3]) + angles)
 
 
 def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say=None,

@@ -720,8 +720,8 @@ flag("--model", "files", "structure factors computed from a coordinate model (mm
      "as 'gemmi sfcalc'), to the resolution --d-min, expanded to P1; its cell is used as "
      "for --mtz [default: none]", _needs_gemmi("model_file", "--model"), kind=str, metavar=["FILE"])
 flag("--d-min", "files", "resolution of the --model structure factors (Angstrom: every "
-     "reflection with a d-spacing at least this; the others get -default_F). Not -dmin, which cuts the "
-     "rendering [required with --model]", _d_min, metavar=["A"])
+     "reflection with a d-spacing at least this; the others get -default_F). Not -dmin, "
+     "which cuts the rendering [required with --model]", _d_min, metavar=["A"])
 flag("--b-add", "files", "B added to every atom of the --model (A^2) [default: 0]",
      _set_state("model_b_add"), metavar=["A^2"])
 flag("--bulk-solvent", "files", "flat bulk solvent added to the --model structure factors: "

@@ -339,6 +339,25 @@ def test_library_errors_are_nbnumba_errors(gemmi, tmp_path):
         S.from_mtz(tmp_path / "clash.mtz", "FP")
 
 
+def test_memory_is_checked_before_the_density_grid_and_the_expansion(gemmi, monkeypatch):
+    from nbnumba import memory
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100_000)
+    with pytest.raises(nbnumba.InputFileError, match="the density grid of .*p21.cif at d_min "
+                       "1 A needs .* of memory, more than the 100 kB available; use a larger "
+                       "d_min"):
+        nbnumba.StructureFactors.from_model(DATA / "p21.cif", d_min=1.0)
+    with pytest.raises(nbnumba.InputFileError, match="expanding the 1049 reflections of MTZ "
+                       "file .*p21.mtz to P1"):
+        nbnumba.StructureFactors.from_mtz(DATA / "p21.mtz")
+
+
+def test_config_from_args_reads_the_files_too(gemmi):
+    config, _ = nbnumba.config_from_args(["--sf-cif", str(DATA / "p21-sf.cif"), "-N", "2"])
+    sf = config.crystal.structure_factors
+    assert config.crystal.cell == sf.cell and sf.space_group == "P 1 21 1"
+    assert sf.source.startswith("structure-factor mmCIF file")
+
+
 # ----------------------------------------------------------------- without gemmi
 
 def _without_gemmi(code, cwd):
