@@ -15,7 +15,7 @@ from nbnumba.io import fdump, nexus
 from nbnumba.io.atomic import FileSet, OutputError, check_distinct
 
 from . import report, truth
-from .console import (ConsoleStream, failure_note, flush_quietly,
+from .console import (ConsoleStream, failure_note, flush_quietly, leave,
                       reopen_closed_standard_streams, sigterm_as_interrupt)
 from .guard import error, run_guarded, say_error, version
 from .parse import load_inputs, parse_arguments
@@ -202,9 +202,7 @@ def console():
     without it once stdout and stderr are flushed.
     """
     reopen_closed_standard_streams()
-    code = main()
-    flush_quietly()
-    os._exit(code)
+    leave("nbnumba", main())
 
 
 if __name__ == "__main__":
