@@ -27,6 +27,7 @@ from nbnumba.io.atomic import FileSet, OutputError, write_atomic
 from . import truth
 from . import stopsignals
 from .console import ConsoleStream, Terminated, failure_note, flush_quietly, leave
+from .report import FILE_SOURCES, structure_factor_line
 from .guard import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
@@ -198,8 +199,8 @@ def run(argv, stdout=None):
         if opts.compile:
             from .precompile import compile_all
             return compile_all(PROG)
-        load_inputs(state, read_fdump=True,   # ./Fdump.bin, as the nbnumba command reads it
-                    say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
+        sf_source = load_inputs(state, read_fdump=True,   # ./Fdump.bin, as nbnumba reads it
+                                say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
         out = state.out
         series.check_template(opts.template)
         if opts.workers is not None and opts.scheduler is not None:
@@ -224,6 +225,9 @@ def run(argv, stdout=None):
         experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
         nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
+        if sf_source in FILE_SOURCES:   # --mtz, --sf-cif, --model
+            say(structure_factor_line(state.config.crystal.structure_factors)
+                + (" (and its cell)" if state.cell_from else ""))
         if osc is not None:
             first = series.degrees(state.config.crystal.phi0)
             say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
