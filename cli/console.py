@@ -10,6 +10,9 @@ import os
 import signal
 import sys
 
+from . import stopsignals
+from .stopsignals import Terminated
+
 
 class ConsoleStream:
     """A text stream whose write and flush never raise ``OSError`` or encoding errors.
@@ -62,24 +65,14 @@ def failure_note(prog, stream):
         prog, reason)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (or another terminating signal) received; handled like Ctrl-C."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
-
-
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """Inside the block, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so
-    it stops a run the way Ctrl-C does: temporary files removed, old outputs kept."""
+    it stops a run the way Ctrl-C does: temporary files removed, old outputs kept (the
+    console scripts install this handler at their first instruction already:
+    :mod:`nbnumba_cli.stopsignals`)."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, stopsignals.handler)
     except ValueError:  # not the main thread
         yield
         return
@@ -124,8 +117,14 @@ __all__ = ["ConsoleStream", "failure_note", "Terminated", "sigterm_as_interrupt"
            "flush_quietly", "reopen_closed_standard_streams"]
 
 
-def leave(code):
+def leave(prog, code, interrupted="interrupted", terminated="terminated"):
     """Flush the console quietly and exit with ``code`` at once (every output file is
-    complete and closed by now; interpreter shutdown would only add time)."""
+    complete and closed by now; interpreter shutdown would only add time). A stop signal
+    whose exception was lost on its way still ends the command as stopped
+    (:func:`nbnumba_cli.stopsignals.exit_status`), and one arriving now is ignored."""
+    from .guard import say_stopped
+    code = stopsignals.exit_status(
+        code, lambda signum: say_stopped(prog, signum, interrupted, terminated))
+    stopsignals.ignore()
     flush_quietly()
     os._exit(code)

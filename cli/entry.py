@@ -8,7 +8,8 @@ import contextlib
 import os
 import sys
 
-from .guard import (EXIT_INTERRUPTED, environment_problem, error, one_line, say_error,
+from . import stopsignals
+from .guard import (environment_problem, error, one_line, say_stopped,
                     threading_layer_problem)
 
 
@@ -83,21 +84,25 @@ def _start(prog):
         sys.exit(error(prog, problem))
 
 
-def _interrupted_at_start(prog):
-    """Ctrl-C before the command's own handling is in place: one line, exit 130."""
-    say_error("%s: interrupted\n" % prog)
-    sys.exit(EXIT_INTERRUPTED)
+def _stopped_at_start(prog, exc):
+    """Ctrl-C or SIGTERM before the command's own handling is in place: one line, exit
+    130 or 143."""
+    status = say_stopped(prog, getattr(exc, "signum", None))
+    stopsignals.ignore()
+    os._exit(status)
 
 
 def _launch(prog, load_console):
-    """Check the environment (before numba is imported), then run the command's
-    ``console()`` (``load_console()`` imports and returns it); Ctrl-C before the
-    command's own handling is in place is one line."""
+    """Install the stop-signal handlers first, check the environment (before numba is
+    imported), then run the command's ``console()`` (``load_console()`` imports and
+    returns it); a stop signal before the command's own handling is in place is one
+    line."""
+    stopsignals.install()
     try:
         _start(prog)
         console = load_console()
-    except KeyboardInterrupt:
-        _interrupted_at_start(prog)
+    except KeyboardInterrupt as exc:
+        _stopped_at_start(prog, exc)
     console()
 
 
@@ -129,9 +134,10 @@ def nb_noisify():
 def nbnumba_series():
     """The ``nbnumba-series`` console script: :func:`nbnumba_cli.series.main` after the
     environment check, which runs before numba is imported."""
+    stopsignals.install()
     try:
         _start("nbnumba-series")
         from .series import main
-    except KeyboardInterrupt:
-        _interrupted_at_start("nbnumba-series")
+    except KeyboardInterrupt as exc:
+        _stopped_at_start("nbnumba-series", exc)
     sys.exit(main())

@@ -7,6 +7,7 @@ unless ``NBNUMBA_DEBUG`` is set, when the traceback is shown. Both exit with
 handled as an interrupt: 143). A console that cannot take these lines is ignored.
 """
 import os
+import signal
 import sys
 
 EXIT_ERROR = 9
@@ -36,6 +37,17 @@ def error(prog, message):
     """Write ``PROG: error: MESSAGE`` to stderr as one line; return :data:`EXIT_ERROR`."""
     say_error("%s: error: %s\n" % (prog, one_line(str(message))))
     return EXIT_ERROR
+
+
+def say_stopped(prog, signum, interrupted="interrupted", terminated="terminated"):
+    """Write the one line of a command stopped by a signal (``PROG: TERMINATED`` for
+    SIGTERM, ``PROG: INTERRUPTED`` for Ctrl-C: signum None or SIGINT); return its exit
+    status (143, 130)."""
+    if signum is None or signum == signal.SIGINT:
+        say_error("%s: %s\n" % (prog, interrupted))
+        return EXIT_INTERRUPTED
+    say_error("%s: %s\n" % (prog, terminated))
+    return 128 + int(signum)
 
 
 def version():
@@ -127,12 +139,7 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False):
         with announce_compiles(prog):
             return run(argv)
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", None)
-        if signum is not None:  # SIGTERM handled as an interrupt
-            say_error("%s: terminated\n" % prog)
-            return 128 + int(signum)
-        say_error("%s: %s\n" % (prog, interrupted))
-        return EXIT_INTERRUPTED
+        return say_stopped(prog, getattr(exc, "signum", None), interrupted)
     except Exception as exc:  # an internal error: report it in one line
         if os.environ.get("NBNUMBA_DEBUG"):
             raise

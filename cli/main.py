@@ -19,7 +19,7 @@ from nbnumba.io import fdump, nexus, nexus_panels, smv
 from nbnumba.io.atomic import FileSet, OutputError, check_distinct
 
 from . import report, truth
-from .console import (ConsoleStream, failure_note, flush_quietly,
+from .console import (ConsoleStream, failure_note, flush_quietly, leave,
                       reopen_closed_standard_streams, sigterm_as_interrupt)
 from .guard import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
@@ -91,7 +91,8 @@ def _run(argv, stdout):
             return compile_all("nbnumba")
         notes = state.notes
         # ./Fdump.bin is read without -hkl, as the C reads it
-        sf_source = load_inputs(state, read_fdump=True, say=_large_grid_note)
+        sf_source = load_inputs(state, read_fdump=True,
+                                say=lambda text: _large_grid_note(text, state.hkl_file))
         out = state.out
         panels = _panel_count(state.config)
         if out.panel_files and panels < 2:
@@ -111,7 +112,8 @@ def _run(argv, stdout):
         for note in notes:
             say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
-        for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
+        for line in report.setup_lines(setup, out, sf_source, state.hkl_file,
+                                       cell_from=state.cell_from):
             say(line)
         if sf_source == "hkl":
             try:
@@ -168,10 +170,11 @@ def _run(argv, stdout):
         files.discard()
 
 
-def _large_grid_note(text):
-    """Say before allocating it that an HKL file asks for a large grid (which the C also
-    writes to Fdump.bin)."""
-    say_error("nbnumba: note: %s, and written to %s as the C does\n" % (text, fdump.DUMP_NAME))
+def _large_grid_note(text, hkl_file):
+    """Say before allocating it that the structure factors ask for a large grid (which
+    the C also writes to Fdump.bin when they come from an HKL file)."""
+    dump = ", and written to %s as the C does" % fdump.DUMP_NAME if hkl_file else ""
+    say_error("nbnumba: note: %s%s\n" % (text, dump))
 
 
 def _write_outputs(result, out, files, say):
@@ -299,9 +302,7 @@ def console():
     without it once stdout and stderr are flushed.
     """
     reopen_closed_standard_streams()
-    code = main()
-    flush_quietly()
-    os._exit(code)
+    leave("nbnumba", main())
 
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ def main(argv=None):
 
 def console():
     """The ``nb-noisify`` command."""
-    leave(main())
+    leave(PROG, main())
 
 
 if __name__ == "__main__":

@@ -496,7 +496,7 @@ def main(argv=None):
 
 def console():
     """The ``nb-nonbragg`` command."""
-    leave(main())
+    leave(PROG, main())
 
 
 if __name__ == "__main__":

@@ -25,11 +25,16 @@ from nbnumba.flags import OutputOptions, c_float, c_int
 from nbnumba.io.atomic import FileSet, OutputError, write_atomic
 
 from . import truth
-from .console import ConsoleStream, Terminated, failure_note, flush_quietly
+from . import stopsignals
+from .console import ConsoleStream, Terminated, failure_note, flush_quietly, leave
+from .report import FILE_SOURCES, structure_factor_line
 from .guard import error, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
 PROG = "nbnumba-series"
+#: the lines of a series stopped by Ctrl-C and by SIGTERM (after the run record is written)
+INTERRUPTED = "interrupted (rerun with --resume to complete)"
+TERMINATED = "terminated (rerun with --resume to complete)"
 DESCRIPTION = ("Render a series of frames (a rotation series, random orientations or noise "
                "realisations) with the nbnumba flags for the base frame, one frame after "
                "another or on a dask cluster; every frame is byte-identical to the "
@@ -197,8 +202,8 @@ def run(argv, stdout=None):
         if opts.compile:
             from .precompile import compile_all
             return compile_all(PROG)
-        load_inputs(state, read_fdump=True,   # ./Fdump.bin, as the nbnumba command reads it
-                    say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
+        sf_source = load_inputs(state, read_fdump=True,   # ./Fdump.bin, as nbnumba reads it
+                                say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
         out = state.out
         series.check_template(opts.template)
         if opts.workers is not None and opts.scheduler is not None:
@@ -224,6 +229,9 @@ def run(argv, stdout=None):
                                               nexus_path)
         nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
+        if sf_source in FILE_SOURCES:   # --mtz, --sf-cif, --model
+            say(structure_factor_line(state.config.crystal.structure_factors)
+                + (" (and its cell)" if state.cell_from else ""))
         if osc is not None:
             first = series.degrees(state.config.crystal.phi0)
             say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
@@ -353,6 +361,7 @@ class _Termination:
         if self.signum is not None:
             return
         self.signum = signum
+        stopsignals.note(signum)
         on_sigint = signal.getsignal(signal.SIGINT)
         if callable(on_sigint):
             on_sigint(signal.SIGINT, frame)
@@ -380,7 +389,7 @@ class _Termination:
             except KeyboardInterrupt:
                 if self.signum is None:
                     raise
-                say_error("%s: terminated (rerun with --resume to complete)\n" % PROG)
+                say_error("%s: %s\n" % (PROG, TERMINATED))
                 return 128 + self.signum
 
 
@@ -388,16 +397,13 @@ def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; Ctrl-C
     exits with 130, SIGTERM with 143, both after writing the run record."""
     status = run_guarded(_Termination().run, sys.argv[1:] if argv is None else argv, PROG,
-                         interrupted="interrupted (rerun with --resume to complete)",
+                         interrupted=INTERRUPTED,
                          numba=True)
     if argv is None:
         # the command is over and its cluster stopped: leave now, so that a repeated
         # signal (or one still travelling) cannot turn the exit into a crash, and a
         # console that cannot take buffered text cannot change the status
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        flush_quietly()
-        os._exit(status)
+        leave(PROG, status, interrupted=INTERRUPTED, terminated=TERMINATED)
     return status
 
 

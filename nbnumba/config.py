@@ -30,7 +30,7 @@ import numpy as np
 
 from . import memory
 from .constants import DEFAULT_FLUENCE
-from .errors import ConfigError  # noqa: F401  (re-exported)
+from .errors import ConfigError, InputFileError  # noqa: F401  (ConfigError re-exported)
 from .panels import DetectorPanels
 
 Vector3 = Tuple[float, float, float]
@@ -364,6 +364,14 @@ class StructureFactors:
     k_min: int
     l_min: int
     count: int
+    #: the cell of the file the amplitudes came from, (a, b, c, alpha, beta, gamma) in
+    #: Angstrom and radians, or None (HKL files, arrays): the cell simulated must agree
+    #: (:meth:`check_cell`), and a configuration without a cell uses it
+    cell: Optional[Tuple[float, ...]] = None
+    #: the file's space group (Hermann-Mauguin symbol), or None
+    space_group: Optional[str] = None
+    #: one line saying where the amplitudes came from, or None
+    source: Optional[str] = None
 
     @classmethod
     def from_miller(cls, h, k, l, F, default_F=0.0):
@@ -398,6 +406,88 @@ class StructureFactors:
         check_number("default_F", "electrons", default_F)
         return build_grid(np.stack(indices, axis=1), amplitudes, float(default_F))
 
+    @classmethod
+    def from_mtz(cls, path, column=None, default_F=0.0, say=None):
+        """Structure factors from a merged MTZ file, expanded to P1 (needs gemmi:
+        ``pip install 'nbnumba[models]'``).
+
+        path: the file; column: the label of an amplitude (type F) or intensity (type J)
+        column (None: the file's one amplitude column, else its one intensity column;
+        intensities become F = sqrt(max(I, 0))); default_F: electrons, for the grid
+        points no reflection gives. The grid is the one an HKL file listing the P1
+        reflections would give (:func:`nbnumba.io.reflections.expand_to_p1` says how
+        they are expanded); ``cell``, ``space_group`` and ``source`` say what the file
+        holds. Raises :class:`InputFileError` (one line) for a file that is not a
+        merged MTZ file or a column missing, ambiguous or of another kind.
+        say: callable(text) told before a large grid is allocated (default: a warning).
+        """
+        from .io import reflection_files
+        check_number("default_F", "electrons", default_F)
+        found = reflection_files.read_mtz(path, column)
+        return cls._from_reflections(found, default_F, say)
+
+    @classmethod
+    def from_sf_cif(cls, path, column=None, default_F=0.0, say=None):
+        """Structure factors from a structure-factor mmCIF file (the PDB's
+        ``1abc-sf.cif``, gzip-compressed or not), expanded to P1 (needs gemmi).
+
+        column: a ``_refln`` tag (``F_meas_au``, ``intensity_meas`` ...; None: chosen
+        as for :meth:`from_mtz`); the first data block with a ``_refln`` loop is read.
+        Otherwise as :meth:`from_mtz`.
+        """
+        from .io import reflection_files
+        check_number("default_F", "electrons", default_F)
+        found = reflection_files.read_sf_cif(path, column)
+        return cls._from_reflections(found, default_F, say)
+
+    @classmethod
+    def from_model(cls, model, d_min, default_F=0.0, b_add=0.0, k_sol=0.0, b_sol=46.0,
+                   say=None):
+        """Structure factors computed from a coordinate model (mmCIF or PDB file, or a
+        ``gemmi.Structure``), expanded to P1 (needs gemmi).
+
+        d_min: resolution limit, Angstrom (every reflection with d >= d_min; the others
+        get default_F, electrons); b_add: Angstrom^2 added to every atom's B (default
+        0: the model's B as they are); k_sol, b_sol: flat bulk solvent, e/Angstrom^3
+        and Angstrom^2 (default k_sol 0: the atoms alone). The amplitudes are those of
+        ``gemmi sfcalc --dmin=d_min`` (X-ray form factors, first model, every atom
+        with its occupancy; systematic absences 0, F(000) left out); see
+        :mod:`nbnumba.io.model_sf`.
+        """
+        from .io import model_sf
+        check_number("default_F", "electrons", default_F)
+        found = model_sf.calculate(model, d_min, b_add=b_add, k_sol=k_sol, b_sol=b_sol)
+        return cls._from_reflections(found, default_F, say)
+
+    @classmethod
+    def _from_reflections(cls, found, default_F, say):
+        """The grid of P1 reflections read by :mod:`nbnumba.io.reflections`' readers,
+        through the HKL reader's :func:`build_grid`."""
+        sf = build_grid(found.hkl, found.F, float(default_F), InputFileError,
+                        f"the P1 reflections of {found.source}", say,
+                        "use a larger d_min, or reflections to a lower resolution")
+        sf.cell = tuple(found.cell)
+        sf.space_group = found.space_group
+        sf.source = found.source
+        return sf
+
+    def check_cell(self, cell, what="the cell simulated"):
+        """Raise :class:`InputFileError` when ``cell`` (a, b, c in Angstrom, angles in
+        rad) differs from the file's (:attr:`cell`) by more than
+        :data:`CELL_EDGE_TOLERANCE` (relative) in an edge or
+        :data:`CELL_ANGLE_TOLERANCE` in an angle; nothing when the grid has no cell."""
+        if self.cell is None:
+            return
+        edges = all(abs(x - y) <= CELL_EDGE_TOLERANCE * y for x, y in zip(cell[:3], self.cell[:3]))
+        angles = all(abs(x - y) <= CELL_ANGLE_TOLERANCE for x, y in zip(cell[3:], self.cell[3:]))
+        if not (edges and angles):
+            source = (self.source or "the structure factors").split(" (")[0]
+            raise InputFileError(
+                f"{what} ({_cell_text(cell)}) differs from the cell of {source} "
+                f"({_cell_text(self.cell)}) by more than {CELL_EDGE_TOLERANCE:.0%} in an "
+                f"edge or {CELL_ANGLE_TOLERANCE * 180 / math.pi:g} degree in an angle: its "
+                "reflections belong to another cell (leave out -cell to use the file's)")
+
     def check(self):
         """Raise :class:`ConfigError` for a grid that cannot be this layout."""
         grid = self.grid
@@ -425,6 +515,9 @@ class StructureFactors:
                               "StructureFactors.from_miller(h, k, l, F)")
         if not np.all(np.isfinite(grid)):
             raise ConfigError("StructureFactors.grid [electrons] must be finite")
+        if self.cell is not None:
+            _check_vector("StructureFactors.cell", "Angstrom, Angstrom, Angstrom, rad, rad, rad",
+                          self.cell, 6)
 
     @property
     def ranges(self):
@@ -436,6 +529,17 @@ class StructureFactors:
         """(h_max, k_max, l_max)."""
         hr, kr, lr = self.ranges
         return self.h_min + hr - 1, self.k_min + kr - 1, self.l_min + lr - 1
+
+
+#: how far the cell simulated may differ from the cell of a structure-factor file:
+#: relative, in each edge, and radians (1 degree), in each angle
+CELL_EDGE_TOLERANCE = 0.01
+CELL_ANGLE_TOLERANCE = math.pi / 180
+
+
+def _cell_text(cell):
+    angles = tuple(x * 180 / math.pi for x in cell[3:])
+    return "%g %g %g A, %g %g %g deg" % (tuple(cell[:3]) + angles)
 
 
 def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say=None,

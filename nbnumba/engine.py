@@ -262,6 +262,15 @@ def _oversample_refusal(count, extent, geom):
 
 
 @_entry_point
+def _with_file_cell(cr):
+    """The crystal configuration, with the cell of its structure-factor file (MTZ,
+    model ...) when it gives neither a cell nor an orientation matrix."""
+    sf = cr.structure_factors
+    if cr.cell is None and cr.a_matrix is None and sf is not None and sf.cell is not None:
+        return dataclasses.replace(cr, cell=tuple(sf.cell))
+    return cr
+
+
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
     _validate(config)
@@ -300,9 +309,13 @@ def prepare(config: SimulationConfig) -> Setup:
 
     fluence, flux, sample_size = _fluence_and_sample(beam, cr.sample_size, messages)
     try:
-        lattice = crystal.build_lattice(cr, beam.wavelength, table)
+        lattice = crystal.build_lattice(_with_file_cell(cr), beam.wavelength, table)
     except crystal.CrystalError as exc:
         raise ConfigError(str(exc)) from None
+    if cr.structure_factors is not None:   # F read from a file with a cell: the same cell
+        cr.structure_factors.check_cell(lattice.cell, "the cell of the orientation matrix "
+                                        "(-mat)" if cr.a_matrix is not None else
+                                        "the cell given (-cell)")
     vectors = lattice.a + lattice.b + lattice.c + lattice.a_star + lattice.b_star + lattice.c_star
     # a left-handed A matrix (negative determinant, negative volume) renders as in the C
     if not all(math.isfinite(x) for x in vectors) or not 0.0 < abs(lattice.volume) < math.inf:

@@ -1,0 +1,136 @@
+"""Stop signals (SIGINT, SIGTERM) of the commands, from their first instruction to their last.
+
+Standard library only: the console scripts install it before importing anything else.
+
+Python runs a signal handler in the main thread between two bytecodes, wherever that
+thread is. When it is inside a callback that C code invoked (numba's and llvmlite's cache
+notifications, a weakref callback, a ``__del__``), the exception the handler raises
+cannot propagate: Python prints "Exception ignored ... Traceback" and carries on, and the
+command would finish with status 0 although a batch system asked it to stop. So:
+
+* :func:`install` makes SIGINT raise ``KeyboardInterrupt`` and SIGTERM raise
+  :class:`Terminated` (a ``KeyboardInterrupt`` too, so every path that handles Ctrl-C
+  handles both), and notes the first signal received;
+* an exception of either kind that Python could not propagate is not printed: the
+  signal is sent again to the main thread (:func:`_redeliver`), so that its handler runs
+  once more at the next bytecode outside the callback and the stop takes its usual way;
+* :func:`exit_status` is the last word: a command that received a stop signal never
+  leaves with status 0 (or any status but 130/143), even when every output was written.
+"""
+import _thread
+import signal
+import sys
+import threading
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_state = {"received": None, "installed": False, "previous_hook": None}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or another terminating signal) received; handled like Ctrl-C."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def received():
+    """The number of the first stop signal received since :func:`install`, or None."""
+    return _state["received"]
+
+
+def stop_exception(signum):
+    """The exception a stop signal raises: ``KeyboardInterrupt`` for SIGINT,
+    :class:`Terminated` for any other."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def note(signum):
+    """Note ``signum`` as received (the first one counts): for handlers of the commands'
+    own that take a stop signal another way (the series stops its cluster first)."""
+    if _state["received"] is None:
+        _state["received"] = signum
+
+
+def handler(signum, frame):
+    """The handler :func:`install` puts in place: note the signal, raise its exception."""
+    note(signum)
+    raise stop_exception(signum)
+
+
+def _signal_of(exc):
+    if isinstance(exc, Terminated):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
+
+
+def _send(thread_id, signum):
+    try:
+        signal.pthread_kill(thread_id, signum)
+    except (OSError, ValueError):  # the process is leaving
+        pass
+
+
+def _redeliver(signum):
+    """Send ``signum`` to the main thread again, from another thread: its handler then
+    runs at the main thread's next bytecode check, after the callback that swallowed the
+    first exception (sent from the main thread itself, the signal would be handled at
+    once, inside the callback still)."""
+    _thread.start_new_thread(_send, (threading.main_thread().ident, signum))
+
+
+def _unraisable(unraisable):
+    """``sys.unraisablehook``: a stop signal's exception lost in a callback is sent again
+    instead of printed; anything else goes to the previous hook."""
+    signum = _signal_of(unraisable.exc_value)
+    if signum is not None and _state["received"] is not None and \
+            signal.getsignal(signum) is handler:
+        _redeliver(signum)
+        return
+    (_state["previous_hook"] or sys.__unraisablehook__)(unraisable)
+
+
+def install():
+    """Put :func:`handler` in place for SIGTERM, and for SIGINT unless it is ignored (a
+    background job started by a shell that ignores it), and the hook for lost
+    exceptions. Main thread only; installing twice does nothing more."""
+    if _state["installed"] or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    _state["previous_hook"] = sys.unraisablehook
+    sys.unraisablehook = _unraisable
+    _state["installed"] = True
+
+
+def stop_status(signum):
+    """The exit status of a command stopped by ``signum``: 130 for SIGINT, 128 + the
+    signal number for the others (143 for SIGTERM)."""
+    return 130 if signum == signal.SIGINT else 128 + int(signum)
+
+
+def exit_status(status, say_stopped):
+    """The status a command leaves with, given the ``status`` its work returned.
+
+    When a stop signal was received but the work still returned something other than
+    that signal's status (its exception was lost somewhere), ``say_stopped(signum)`` is
+    called to print the command's one line, and the signal's status is returned: a
+    stopped command never reports success.
+    """
+    signum = _state["received"]
+    if signum is None or status == stop_status(signum):
+        return status
+    say_stopped(signum)
+    return stop_status(signum)
+
+
+def ignore():
+    """Ignore further stop signals (the command is leaving; a second signal must not turn
+    the exit into a traceback)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
