@@ -469,3 +469,17 @@ def test_panel_files_hold_each_panels_pixels_with_its_own_header(tmp_path):
     assert image[:300].max() == 0 and image[300:1001].max() > 0      # the region of interest
     one = run_cli(CRYSTAL + ["--panel-files"], tmp_path)
     assert one.code == 9 and "--panel-files writes one file per panel" in one.err
+
+
+def test_write_nexus_of_several_panels_has_one_module_each(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    result = engine.render(engine.prepare(_tile_config(tilted_tiles(n=3))))
+    nbnumba.write_nexus(str(tmp_path / "t.nxs"), result, result.image)
+    with h5py.File(tmp_path / "t.nxs", "r") as h5:
+        det = h5["/entry/instrument/detector"]
+        modules = [k for k in det if det[k].attrs.get("NX_class") == "NXdetector_module"]
+        assert len(modules) == 3
+        assert [list(det[m]["data_origin"][()]) for m in modules] == [[0, 0], [32, 0], [64, 0]]
+        assert list(det[modules[1]]["data_size"][()]) == [32, 48]
+        assert h5["/entry/data/data"].shape == (1, 96, 48)
+        assert not det["pixel_mask"][()].any()          # no gaps, everything rendered
