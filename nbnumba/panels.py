@@ -51,13 +51,13 @@ class Panel:
     """One flat panel of square pixels.
 
     origin: sample -> outer corner of pixel (0, 0), m, in the render's lab frame;
-    fast, slow: directions of increasing fast and slow pixel index (made unit by
-    :meth:`DetectorPanels.check`; they must be perpendicular); normal: None (the unit
-    vector along fast x slow, turned to point away from the sample) or a given unit
-    normal (a C detector's ``odet``, so that one panel renders exactly as the C's
-    detector); pixel_size: m; fpixels, spixels: pixel counts; name: shown in the
-    experiment and NXmx files; raster_origin: (row, column) of pixel (0, 0) in the
-    image (None: laid out by :meth:`DetectorPanels.layout`).
+    fast, slow: directions of increasing fast and slow pixel index, perpendicular (used
+    as given when of unit length within 1e-12, else divided by their length); normal:
+    None (the unit vector along fast x slow, turned to point away from the sample) or a
+    given unit normal (a C detector's ``odet``, so that one panel renders exactly as
+    the C's detector); pixel_size: m; fpixels, spixels: pixel counts; name: shown in
+    the experiment and NXmx files; raster_origin: (row, column) of pixel (0, 0) in the
+    image (None: below the panels placed before, :meth:`DetectorPanels.raster_origins`).
     """
     origin: Vector3
     fast: Vector3
@@ -75,8 +75,7 @@ class DetectorPanels:
     """The panels of a detector and the image (raster) that holds their pixels.
 
     panels: the :class:`Panel` list (at least one). raster_shape: (rows, columns) of the
-    image; None: just large enough for the panels' ``raster_origin`` (after
-    :meth:`layout`). trusted_range: (lowest, highest) trusted counts of the detector,
+    image; None: just large enough for the panels (:meth:`shape`). trusted_range: (lowest, highest) trusted counts of the detector,
     written to the experiment and NXmx files (None: nbnumba's). material: the sensor
     material named in those files ("" : not given). Pixels of the image that belong to
     no panel (gaps) are never rendered and are masked in the files.
