@@ -329,6 +329,8 @@ def read_experiment(path, index=None):
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise r.fail(f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise r.fail("its JSON is nested too deeply") from None
     if not isinstance(data, dict) or data.get("__id__") != "ExperimentList":
         raise r.fail("not a DIALS experiment list (no \"__id__\": \"ExperimentList\")")
     experiments = r.get(data, "experiment", "the file", list)

@@ -400,9 +400,7 @@ def frame_records(setups, adc=40.0, option="-nexus"):
 
 
 def write_nexus(path, results, images, adc=40.0, start_time=None, end_time=None):
-    """Write rendered frames as one NXmx file (frames stored in it, compressed); frames
-    of a detector of several panels with one module per panel
-    (:mod:`nbnumba.io.nexus_panels`).
+    """Write rendered frames as one NXmx file (frames stored in it, compressed).
 
     path: the ``.nxs`` file (replaced whole, atomically). results: a
     :class:`~nbnumba.Result` or a sequence of them, the frames of one sweep in order
@@ -426,15 +424,7 @@ def write_nexus(path, results, images, adc=40.0, start_time=None, end_time=None)
         raise ConfigError("write_nexus: the images must share one dtype")
     check_writable(path)
     records = frame_records([r.setup for r in results], adc, "write_nexus")
-    frames = np.stack([np.asarray(im) for im in images])
-    from . import nexus_panels
-    if nexus_panels.is_multi_panel(records):   # one module per panel
-        data = nexus_panels.master_bytes(
-            records, frames=frames, start_time=start_time, end_time=end_time,
-            spectrum=spectrum(results[0].setup), option="write_nexus",
-            rendered=nexus_panels.rendered_pixels(results[0].setup))
-    else:
-        data = master_bytes(records, frames=frames, start_time=start_time,
-                            end_time=end_time, spectrum=spectrum(results[0].setup),
-                            option="write_nexus")
+    data = master_bytes(records, frames=np.stack([np.asarray(im) for im in images]),
+                        start_time=start_time, end_time=end_time,
+                        spectrum=spectrum(results[0].setup), option="write_nexus")
     write_atomic(path, data)

@@ -29,6 +29,7 @@ import numpy as np
 from ..config import ConfigError
 from ..experiment import MAX_TRUSTED_COUNT, lab_frame
 from . import nexus
+from .atomic import check_writable, write_atomic
 from .nexus import (THINNEST_SENSOR, _group, _h5py, _iso, _mcstas, _number, _store_frames,
                     _text, _transformation, _write_sample)
 
@@ -225,3 +226,29 @@ def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
         _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum,
                       rendered)
     return buffer.getvalue()
+
+
+def write_nexus(path, results, images, adc=40.0, start_time=None, end_time=None):
+    """:func:`nbnumba.io.nexus.write_nexus` (``nbnumba.write_nexus``), frames of a detector
+    of several panels included: those with one module per panel. Arguments, errors and
+    the file as there."""
+    single = results if isinstance(results, (list, tuple)) else [results]
+    if not single or not hasattr(single[0], "setup") or single[0].setup.panels is None \
+            or len(single[0].setup.panels) < 2:
+        return nexus.write_nexus(path, results, images, adc, start_time, end_time)
+    nexus.require_h5py("write_nexus")
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        images = [images]
+    images = list(images)
+    if len(images) != len(single):
+        raise ConfigError(f"write_nexus: {len(single)} results and {len(images)} images: "
+                          "give one image per result")
+    if len({np.asarray(im).dtype for im in images}) != 1:
+        raise ConfigError("write_nexus: the images must share one dtype")
+    check_writable(path)
+    records = nexus.frame_records([r.setup for r in single], adc, "write_nexus")
+    data = master_bytes(records, frames=np.stack([np.asarray(im) for im in images]),
+                        start_time=start_time, end_time=end_time,
+                        spectrum=nexus.spectrum(single[0].setup), option="write_nexus",
+                        rendered=rendered_pixels(single[0].setup))
+    write_atomic(path, data)
