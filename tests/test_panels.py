@@ -19,8 +19,6 @@ from test_experiment_files import BASE, CASES, SWEEP
 import nbnumba
 from nbnumba import config_from_args, config_from_experiment, engine
 from nbnumba.errors import ConfigError, FlagError, InputFileError
-from nbnumba.experiment import describe, image_number
-from nbnumba.io.expt import expt_bytes
 from nbnumba.io.expt_read import read_experiment
 from nbnumba.panels import DetectorPanels, Panel
 from nbnumba.presets import PRESETS

@@ -16,7 +16,7 @@ from conftest import run_cli
 from panel_layouts import experiment_document, tilted_tiles
 
 from nbnumba import config_from_args, engine
-from nbnumba.experiment import lab_frame, to_frame
+from nbnumba.experiment import lab_frame
 from nbnumba_cli.series import main as series_main
 
 DIALS_PY = os.environ.get("DIALS_PY")

@@ -27,7 +27,7 @@ import json
 import os
 import uuid
 
-from ..experiment import MAX_TRUSTED_COUNT, degrees, lab_frame, sweeps, to_frame
+from ..experiment import degrees, lab_frame, sweeps, to_frame
 
 #: the Hall symbol of P1, as cctbx writes it
 P1_HALL = " P 1"
