@@ -22,7 +22,7 @@ import re
 
 from ._version import __version__
 from .errors import FlagError
-from .config import check_units
+from .config import VECTOR_FIELDS, check_units
 from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
 from .io import fdump, hkl, matrix, smv, sourcefile
 from .io.errors import read_text
@@ -139,7 +139,10 @@ def parse_arguments(argv, add_options=None, add_general=None):
     add_options, add_general: see :func:`build_parser`; the values of the options they
     add are left on ``state.options`` (the argparse namespace).
     """
-    argv = list(argv) if not isinstance(argv, str) else None
+    try:
+        argv = list(argv) if not isinstance(argv, (str, bytes)) else None
+    except TypeError:  # not iterable (None, a number)
+        argv = None
     if argv is None or not all(isinstance(a, str) for a in argv):
         raise FlagError("the arguments must be a list of strings, as on a command line "
                         "(e.g. ['-distance', '100'])")
@@ -168,6 +171,10 @@ def parse_arguments(argv, add_options=None, add_general=None):
             raise FlagError(f"argument {option}: {exc}") from None
     if header_close is not None:
         _note_header_close_distance(state, ordered, *header_close)
+    det = state.config.detector
+    if det.convention != "CUSTOM":  # a convention flag after a vector flag: the C's
+        for name in VECTOR_FIELDS:  # named convention replaces every vector given
+            setattr(det, name, None)
     return state
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
-from .config import SimulationConfig
+from .config import Fields, SimulationConfig
 from .constants import HC_EV_ANGSTROM, RTD
 from .kernels import DEVICES
 
@@ -90,7 +90,7 @@ device_name.__name__ = "device"
 
 
 @dataclass
-class OutputOptions:
+class OutputOptions(Fields):
     """Output files and image options of one CLI run."""
     floatfile: str = "floatimage.bin"
     intfile: str = "intimage.img"
