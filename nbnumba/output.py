@@ -29,9 +29,9 @@ def _check_result(result):
 
 
 def _check_setup(setup):
-    """ConfigError unless ``setup`` is what :func:`nbnumba.prepare` returns."""
-    from .engine import Setup
-    if not isinstance(setup, Setup):
+    """ConfigError unless ``setup`` is (or looks like) what :func:`nbnumba.prepare`
+    returns: it has the resolved ``geometry`` and its ``config``."""
+    if not all(hasattr(setup, name) for name in ("geometry", "config", "osc")):
         raise ConfigError(f"setup must be a Setup (from nbnumba.prepare, or a Result's .setup), "
                           f"got {type(setup).__name__}")
 
