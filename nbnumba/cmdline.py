@@ -22,7 +22,7 @@ import re
 
 from ._version import __version__
 from .errors import FlagError
-from .config import VECTOR_FIELDS, check_units
+from .config import VECTOR_FIELDS, check_units, shown
 from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
 from .io import fdump, hkl, matrix, smv, sourcefile
 from .io.errors import read_text
@@ -245,6 +245,15 @@ def config_from_args(argv, cwd=".", read_fdump=False):
     Raises :class:`~nbnumba.errors.FlagError` (a ``ConfigError``) for a bad flag and
     :class:`~nbnumba.errors.InputFileError` for a bad file.
     """
+    try:
+        folder = os.fspath(cwd) if isinstance(cwd, (str, os.PathLike)) else None
+    except TypeError:  # an os.PathLike whose __fspath__ gives no name
+        folder = None
+    if not isinstance(folder, str):
+        raise FlagError(f"cwd must be a folder name (str or os.PathLike), got "
+                        f"{type(cwd).__name__}")
+    if not isinstance(read_fdump, bool):
+        raise FlagError(f"read_fdump must be True or False, got {shown(read_fdump)}")
     for token in argv if isinstance(argv, (list, tuple)) else ():
         if token in ("-h", "--help", "--version"):
             raise FlagError(f"{token} is an option of the nbnumba command (it prints and "

@@ -637,21 +637,45 @@ def check_units(config: SimulationConfig, flag_units=None):
     unit[, reason]) so that the message speaks the flag's unit
     (:data:`nbnumba.flags.FLAG_UNITS`).
     """
-    sections = (("beam", config.beam), ("detector", config.detector),
-                ("crystal", config.crystal), ("render", config.render))
-    for section_name, section in sections:
+    for section_name, section in _sections(config):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
-            if f.name == "cell":
-                _check_cell(value, flag_units)
-                continue
-            limits = f.metadata.get("plausible")
-            if limits is None or value is None or isinstance(value, str):
-                continue
-            name = f"{section_name}.{f.name} (flag {f.metadata['flag']})"
-            as_flag = (flag_units or {}).get(f.name)
-            for number in np.ravel(np.asarray(value, dtype=float)):
-                _check_value(name, float(number), f.metadata["unit"], limits, as_flag)
+            try:
+                _check_field_units(section_name, f, value, flag_units)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError, OverflowError):  # not numbers: say which type
+                _check_field(section_name, f, value)
+                _refuse(f"{section_name}.{f.name}", f.metadata["unit"], "numbers", value)
+
+
+def _sections(config):
+    """((name, section), ...) of a :class:`SimulationConfig`; ConfigError for anything
+    else, or a section of the wrong class."""
+    if not isinstance(config, SimulationConfig):
+        _refuse("config", "SimulationConfig", "a SimulationConfig (nbnumba.SimulationConfig() "
+                "or nbnumba.config_from_args([...])[0])", config)
+    sections = []
+    for section_name, cls in (("beam", BeamConfig), ("detector", DetectorConfig),
+                              ("crystal", CrystalConfig), ("render", RenderConfig)):
+        section = getattr(config, section_name)
+        if not isinstance(section, cls):
+            _refuse(section_name, cls.__name__, f"a {cls.__name__}", section)
+        sections.append((section_name, section))
+    return sections
+
+
+def _check_field_units(section_name, f, value, flag_units):
+    if f.name == "cell":
+        _check_cell(value, flag_units)
+        return
+    limits = f.metadata.get("plausible")
+    if limits is None or value is None or isinstance(value, str):
+        return
+    name = f"{section_name}.{f.name} (flag {f.metadata['flag']})"
+    as_flag = (flag_units or {}).get(f.name)
+    for number in np.ravel(np.asarray(value, dtype=float)):
+        _check_value(name, float(number), f.metadata["unit"], limits, as_flag)
 
 
 def _check_cell(cell, flag_units=None):
@@ -724,18 +748,25 @@ def _type_name(value):
     return type(value).__name__
 
 
-def _refuse(name, unit, expected, value):
+def shown(value, limit=60):
+    """``value`` for a one-line message: its repr on one line, cut to ``limit``
+    characters; an array as its shape and dtype."""
     if isinstance(value, np.ndarray):
-        shown = f"an array of shape {value.shape} and dtype {value.dtype}"
-    else:
-        shown = " ".join(repr(value).split())
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    try:
+        text = " ".join(repr(value).split())
+    except Exception:  # a repr that fails: the type is enough
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _refuse(name, unit, expected, value):
+    shown_value = shown(value)
     items = value if isinstance(value, (tuple, list)) else [value]
     hint = ""
     if any(isinstance(x, np.float16) for x in items):
         hint = ": " + _UNFIT_DTYPES["e"] + " (use float or float64)"
-    raise ConfigError(f"{name} [{unit}] must be {expected}, got {shown} "
+    raise ConfigError(f"{name} [{unit}] must be {expected}, got {shown_value} "
                       f"({_type_name(value)}){hint}")
 
 
@@ -865,13 +896,6 @@ def check_types(config):
     right length, names one of their choices; ``None`` only where a field allows it. The
     message names the field, its unit and the expected type.
     """
-    if not isinstance(config, SimulationConfig):
-        _refuse("config", "SimulationConfig", "a SimulationConfig (nbnumba.SimulationConfig() "
-                "or nbnumba.config_from_args([...])[0])", config)
-    for section_name, cls in (("beam", BeamConfig), ("detector", DetectorConfig),
-                              ("crystal", CrystalConfig), ("render", RenderConfig)):
-        section = getattr(config, section_name)
-        if not isinstance(section, cls):
-            _refuse(section_name, cls.__name__, f"a {cls.__name__}", section)
+    for section_name, section in _sections(config):
         for f in dataclasses.fields(section):
             _check_field(section_name, f, getattr(section, f.name))

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _jit, compilecache, crystal, geometry, images, pixel, rng, sampling
 from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors,
-                     check_custom_vectors, check_types, check_units)
+                     check_custom_vectors, check_types, check_units, shown)
 from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
 from .errors import warn_caller
 from .physics import FAST_TRIG_LIMIT
@@ -507,7 +507,7 @@ def _thread_count(threads):
     if threads is None:
         return numba.get_num_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ConfigError(f"threads must be None or a positive integer, got {threads!r}")
+        raise ConfigError(f"threads must be None or a positive integer, got {shown(threads)}")
     return min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
 

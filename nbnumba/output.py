@@ -107,7 +107,7 @@ def float_bytes(result):
 
 def write_float_image(result, path):
     """Write ``result.image`` as ``-floatfile`` does: raw little-endian float32 (photons
-    per pixel), raster order, no header. path: a file name (str, bytes, os.PathLike).
+    per pixel), raster order, no header. path: a file name (str or os.PathLike).
     ConfigError for anything but a Result of float32 pixels and a file name."""
     _check_result(result)
     _check_image(result)

@@ -191,15 +191,19 @@ def reporter(progress, expected=None):
     if callable(progress):
         _check_two_arguments(progress)
         return Reporter(progress, "call")
-    from .config import ConfigError
+    from .config import ConfigError, shown
     raise ConfigError("progress must be None, False, True, a callable (rows_done, rows_total) "
-                      "or a tqdm-like object with update() and total; got %r" % (progress,))
+                      "or a tqdm-like object with update() and total; got %s" % shown(progress))
 
 
 def _check_two_arguments(function):
     """ConfigError unless ``function`` can be called as ``function(rows_done,
     rows_total)`` (found now, not in the middle of a render)."""
     import inspect
+    if isinstance(function, type):
+        from .config import ConfigError
+        raise ConfigError(f"progress: {function.__name__} is a class; give a function "
+                          "(rows_done, rows_total) or an object such as a tqdm bar")
     try:
         inspect.signature(function).bind(0, 0)
     except TypeError:

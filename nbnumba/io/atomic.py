@@ -325,18 +325,21 @@ def check_distinct(outputs):
 
 
 def check_path(path, what="path"):
-    """ConfigError unless ``path`` can name a file: str, bytes or os.PathLike, not empty,
+    """ConfigError unless ``path`` can name a file: str or os.PathLike, not empty,
     without a NUL character."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise ConfigError(f"{what} must be a file name (str, bytes or os.PathLike), got "
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{what} must be a file name (str or os.PathLike), got "
                           f"{type(path).__name__}")
     try:
         name = os.fspath(path)
     except TypeError as exc:  # an os.PathLike whose __fspath__ gives no file name
         raise ConfigError(f"{what} must be a file name: {exc}") from None
+    if not isinstance(name, str):
+        raise ConfigError(f"{what} must be a file name given as text (str or os.PathLike), "
+                          f"got {type(name).__name__}")
     if len(name) == 0:
         raise ConfigError(f"{what} must be a file name, got an empty one")
-    if ("\0" if isinstance(name, str) else b"\0") in name:
+    if "\0" in name:
         raise ConfigError(f"{what} {name!r} holds a NUL character, which no file name can")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _jit, vec
 from ..config import (RANGES, ConfigError, Fields, Plausible, check_number, check_plausible,
-                      no_field_message, unfit_dtype)
+                      no_field_message, shown, unfit_dtype)
 from ..constants import RTD
 from ..physics import lagrange4, polarization_factor, rotate_about_axis
 
@@ -48,7 +48,7 @@ class StolTable(Fields):
         self.stol = _numbers(self.stol, "stol table: sin(theta)/lambda", "table unit").ravel()
         self.F = _numbers(self.F, "stol table: F", "electrons").ravel()
         if not isinstance(self.unit, str) or self.unit not in STOL_UNITS:
-            raise ConfigError(f"stol table unit {self.unit!r} is not stol, 4stol or Q")
+            raise ConfigError(f"stol table unit {shown(self.unit)} is not stol, 4stol or Q")
         if self.stol.size == 0 or self.stol.size != self.F.size:
             raise ConfigError("stol table: needs one F per sin(theta)/lambda value, at least one")
         if not np.isfinite(self.stol).all():
@@ -495,15 +495,15 @@ def _check_types(cfg):
             check_number(name, unit, value)
         elif f.type is bool:
             if not isinstance(value, (bool, np.bool_)):
-                raise ConfigError(f"{name} must be True or False, got {value!r}")
+                raise ConfigError(f"{name} must be True or False, got {shown(value)}")
         elif f.type is str:
             if not isinstance(value, str) or value not in ("beam", "sample"):
-                raise ConfigError(f"{name} must be 'beam' or 'sample', got {value!r}")
+                raise ConfigError(f"{name} must be 'beam' or 'sample', got {shown(value)}")
         elif f.type is tuple:
             length = 4 if f.name == "roi" else 3
             if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != length:
                 raise ConfigError(f"{name} [{unit}] must be a sequence of {length} numbers, "
-                                  f"got {value!r}"[:200])
+                                  f"got {shown(value)}")
             for item in value:
                 check_number(name, unit, item, integer=f.name == "roi")
         elif f.name == "sources" and value is not None:
@@ -537,7 +537,7 @@ def _check(cfg):
                  "molecular_weight", "source_distance"):
         value = getattr(cfg, name)
         if not (math.isfinite(value) and value > 0.0):
-            raise ConfigError(f"nonbragg: {name} must be positive (got {value!r})")
+            raise ConfigError(f"nonbragg: {name} must be positive (got {shown(value)})")
 
 
 def _ignored_values(ignore):

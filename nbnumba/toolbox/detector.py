@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _jit, rng
 from ..config import (RANGES, SEED_LIMIT, ConfigError, Plausible, check_number, check_plausible,
-                      unfit_dtype)
+                      shown, unfit_dtype)
 from . import psf as psf_module
 
 #: a PSF wider than a centimetre is a width in micrometres given as metres
@@ -220,9 +220,9 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
     if not np.isfinite(values).all():
         raise ConfigError("noisify: image has NaN or infinite pixels")
     if psf is not None and psf not in psf_module.PSF_TYPES:
-        raise ConfigError(f"noisify: unknown PSF type {psf!r} (use gauss or fiber)")
+        raise ConfigError(f"noisify: unknown PSF type {shown(psf)} (use gauss or fiber)")
     if psf_method not in ("auto", "direct", "fft"):
-        raise ConfigError(f"noisify: psf_method {psf_method!r} is not auto, direct or fft")
+        raise ConfigError(f"noisify: psf_method {shown(psf_method)} is not auto, direct or fft")
     fwhm = float(np.float32(psf_fwhm))
     if psf is not None and not fwhm > 0.0:
         raise ConfigError("noisify: the PSF has zero size (give a positive psf_fwhm)")
@@ -239,7 +239,8 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
     max_I = max(0.0, float(values.max()))
     for v in values.ravel()[values.ravel() < 0.0]:
         tell("WARNING: negative intensity in %s: %g" % (name, v))
-    photons = ((fluence * R_E_SQR) * scale * values.astype(np.float64)).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, in one line
+        photons = ((fluence * R_E_SQR) * scale * values.astype(np.float64)).astype(np.float32)
     if not np.isfinite(photons).all():
         raise ConfigError("noisify: the scaled image overflows single precision "
                           "(check scale and fluence)")
@@ -284,28 +285,29 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
     return result
 
 
-#: (unit, accepted magnitudes) of noisify's lengths
-_UNITS = {"psf_fwhm": ("m", _PSF_WIDTH), "pixel_size": ("m", RANGES["pixel"])}
+#: (unit, accepted magnitudes, the nb-noisify flag and its unit) of noisify's lengths
+_UNITS = {"psf_fwhm": ("m", _PSF_WIDTH, "-psf_fwhm, um"),
+          "pixel_size": ("m", RANGES["pixel"], "-pixel, mm")}
 
 
 def _check_arguments(numbers, seed, calib_seed, noise, psf, psf_radius, psf_method, say, name):
     """ConfigError for an argument of :func:`noisify` of the wrong type or implausible for
     its unit (a pixel size in mm given as m), before any work."""
     for key, value in numbers.items():
-        unit, limits = _UNITS.get(key, ("as documented", None))
+        unit, limits, flag = _UNITS.get(key, ("as documented", None, None))
         check_number(f"noisify: {key}", unit, value)
         if limits is not None:
-            check_plausible(f"noisify: {key}", value, unit, limits)
+            check_plausible(f"noisify: {key} (flag {flag})", value, unit, limits)
     for key, value in (("seed", seed), ("calib_seed", calib_seed)):
         if value is not None:
             check_number(f"noisify: {key}", "seed", value, integer=True, limit=SEED_LIMIT)
     check_number("noisify: psf_radius", "pixels", psf_radius, integer=True)
     if not isinstance(noise, (bool, np.bool_)):
-        raise ConfigError(f"noisify: noise must be True or False, got {noise!r}")
+        raise ConfigError(f"noisify: noise must be True or False, got {shown(noise)}")
     if psf is not None and (not isinstance(psf, str) or psf not in psf_module.PSF_TYPES):
-        raise ConfigError(f"noisify: unknown PSF type {psf!r} (use gauss or fiber)")
+        raise ConfigError(f"noisify: unknown PSF type {shown(psf)} (use gauss or fiber)")
     if not isinstance(psf_method, str) or psf_method not in ("auto", "direct", "fft"):
-        raise ConfigError(f"noisify: psf_method {psf_method!r} is not auto, direct or fft")
+        raise ConfigError(f"noisify: psf_method {shown(psf_method)} is not auto, direct or fft")
     if say is not None and not callable(say):
         raise ConfigError(f"noisify: say must be a callable or None, got {type(say).__name__}")
     if not isinstance(name, str):
