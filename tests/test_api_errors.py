@@ -533,3 +533,13 @@ def test_messages_that_said_something_else():
     config.crystal.a_matrix = np.zeros((3, 3))
     with pytest.raises(nbnumba.ConfigError, match="singular"):
         nbnumba.prepare(config)
+
+
+def test_the_command_says_an_empty_region_in_a_note(tmp_path):
+    from conftest import run_cli
+    run = run_cli(["-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1",
+                   "-detpixels", "6", "-roi", "10", "5", "0", "0", "-seed", "1"], tmp_path)
+    assert run.code == 0
+    notes = [line for line in run.err.splitlines() if "region of interest" in line]
+    assert len(notes) == 1 and notes[0].startswith("nbnumba: note: "), run.err
+    assert "max_I = 0" in run.out
