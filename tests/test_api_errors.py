@@ -286,6 +286,7 @@ def public_calls(tmp_path_factory):
         "simulate": (nbnumba.simulate, dict(config=small(), device="cpu", threads=1,
                                             progress=None)),
         "check_units": (nbnumba.check_units, dict(config=small())),
+        "prepare": (nbnumba.prepare, dict(config=small())),
         "from_miller": (nbnumba.StructureFactors.from_miller,
                         dict(h=[0, 1], k=[0, 1], l=[0, 1], F=[1.0, 2.0], default_F=0.0)),
         "from_directions": (nbnumba.SourceList.from_directions,
