@@ -119,8 +119,9 @@ def one_thread_twin(dispatcher):
     twin = _twins.get(id(dispatcher))
     if twin is None:
         func = dispatcher.py_func
-        copy = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "__one_thread",
-                                  func.__defaults__, func.__closure__)
+        copy = types.FunctionType(func.__code__, func.__globals__,
+                                  func.__name__ + "__one_thread", func.__defaults__,
+                                  func.__closure__)
         copy.__qualname__ = func.__qualname__ + "__one_thread"
         copy.__module__ = func.__module__
         copy.__doc__ = func.__doc__
@@ -128,13 +129,17 @@ def one_thread_twin(dispatcher):
     return twin
 
 
+def one_thread_only():
+    """True where parallel functions run as their one-thread twins: in a process that
+    cannot run parallel code (:func:`fork_stranded`) or inside :func:`one_thread_kernels`."""
+    return bool(_one_thread_asked[0]) or fork_stranded()
+
+
 def for_this_process(dispatcher):
-    """``dispatcher`` (a ``parallel`` function), or its one-thread twin where this process
-    cannot run parallel code (:func:`fork_stranded`) or inside :func:`one_thread_kernels`.
-    The twin computes the same values: every kernel sums each pixel in one thread anyway."""
-    if _one_thread_asked[0] or fork_stranded():
-        return one_thread_twin(dispatcher)
-    return dispatcher
+    """``dispatcher`` (a ``parallel`` function), or its one-thread twin where
+    :func:`one_thread_only`. The twin computes the same values: every kernel sums each
+    pixel in one thread anyway."""
+    return one_thread_twin(dispatcher) if one_thread_only() else dispatcher
 
 
 @contextlib.contextmanager

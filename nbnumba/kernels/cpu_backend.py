@@ -62,7 +62,7 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
     cols = (int(col_start), int(col_stop))
     call = (image, fpixels, rows, cols, first_pixel, mask, use_mask, pixel_omega,
             row_switch_col, row_switch_hkl, control)
-    if _jit.for_this_process(render_rows) is not render_rows:  # one thread (a stranded fork)
+    if _jit.one_thread_only():  # e.g. a fork of a process whose GNU OpenMP pool started
         _run_kernel(interpolate, inputs, call, 1)
         return pixel_omega, row_switch_col, row_switch_hkl
     previous = numba.get_num_threads()
