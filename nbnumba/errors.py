@@ -1,10 +1,16 @@
-"""The exceptions nbnumba raises for bad input, bad outputs and missing devices.
+"""The exceptions nbnumba raises for bad input, bad outputs and missing devices, and how
+it issues warnings.
 
-Every one derives from :class:`NbnumbaError`, so ``except nbnumba.NbnumbaError`` catches
-every expected failure of the library (and of :func:`nbnumba.config_from_args`); any
-other exception is a bug. Each keeps its older built-in base (``ValueError``,
+Every exception derives from :class:`NbnumbaError`, so ``except nbnumba.NbnumbaError``
+catches every expected failure of the library (and of :func:`nbnumba.config_from_args`);
+any other exception is a bug. Each keeps its older built-in base (``ValueError``,
 ``OSError``, ``RuntimeError``) so that existing ``except`` clauses still work.
+
+Warnings (:func:`warn_caller`) point at the caller's line, outside nbnumba, however deep
+in the library they arise.
 """
+import sys
+import warnings
 
 
 class NbnumbaError(Exception):
@@ -31,6 +37,31 @@ class OutputError(NbnumbaError, OSError):
 
 class DeviceError(NbnumbaError, RuntimeError):
     """The requested compute device is not available."""
+
+
+def _caller_frame():
+    """The innermost frame outside nbnumba (and outside the ``contextlib`` and
+    ``functools`` wrappers of its entry points), or None."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "") or ""
+        if not (name in ("nbnumba", "contextlib", "functools") or name.startswith("nbnumba.")):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def warn_caller(message, category=UserWarning):
+    """Issue a warning attributed to the caller's line (the first frame outside nbnumba),
+    under Python's usual filters (by default once per line)."""
+    frame = _caller_frame()
+    if frame is None:
+        warnings.warn(message, category, stacklevel=2)
+        return
+    registry = frame.f_globals.setdefault("__warningregistry__", {})
+    warnings.warn_explicit(message, category, frame.f_code.co_filename, frame.f_lineno,
+                           module=frame.f_globals.get("__name__"), registry=registry,
+                           module_globals=frame.f_globals)
 
 
 __all__ = ["NbnumbaError", "ConfigError", "FlagError", "InputFileError", "OutputError",

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
-from .config import SimulationConfig
+from .config import Fields, SimulationConfig
 from .errors import ConfigError, FlagError
 from .io import reflections
 from .io.model_sf import MIN_D_MIN
@@ -93,7 +93,7 @@ device_name.__name__ = "device"
 
 
 @dataclass
-class OutputOptions:
+class OutputOptions(Fields):
     """Output files and image options of one CLI run."""
     floatfile: str = "floatimage.bin"
     intfile: str = "intimage.img"

@@ -189,7 +189,27 @@ def reporter(progress, expected=None):
     if callable(getattr(progress, "update", None)) and hasattr(progress, "total"):
         return Reporter(progress, "bar")
     if callable(progress):
+        _check_two_arguments(progress)
         return Reporter(progress, "call")
-    from .config import ConfigError
+    from .config import ConfigError, shown
     raise ConfigError("progress must be None, False, True, a callable (rows_done, rows_total) "
-                      "or a tqdm-like object with update() and total; got %r" % (progress,))
+                      "or a tqdm-like object with update() and total; got %s" % shown(progress))
+
+
+def _check_two_arguments(function):
+    """ConfigError unless ``function`` can be called as ``function(rows_done,
+    rows_total)`` (found now, not in the middle of a render)."""
+    import inspect
+    if isinstance(function, type):
+        from .config import ConfigError
+        raise ConfigError(f"progress: {function.__name__} is a class; give a function "
+                          "(rows_done, rows_total) or an object such as a tqdm bar")
+    try:
+        inspect.signature(function).bind(0, 0)
+    except TypeError:
+        from .config import ConfigError
+        raise ConfigError("progress: a callable must take two arguments (rows_done, "
+                          f"rows_total); {getattr(function, '__qualname__', function)!r} "
+                          "does not") from None
+    except ValueError:  # no signature to read (some built-ins): called as documented
+        pass

@@ -230,3 +230,17 @@ if __name__ == "__main__":
     print(f"{len(code)} code blocks: {len(plain)} run, "
           + "".join(f"{len(b)} need {v}, " for v, b in sorted(needing.items()))
           + f"{len(skipped)} not run; {len(every) - len(code)} text blocks")
+
+
+def test_the_api_name_table_lists_every_exported_name():
+    """docs/api.md's table of names is nbnumba.__all__, no more and no less."""
+    import nbnumba
+    text = (ROOT / "docs" / "api.md").read_text()
+    start = text.index("| name | what it is |")
+    table = text[start:text.index("\n\n", start)].splitlines()[2:]
+    listed = set()
+    for row in table:
+        listed |= set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", row.split("|")[1]))
+    assert listed == set(nbnumba.__all__), (
+        f"missing from docs/api.md: {sorted(set(nbnumba.__all__) - listed)}; "
+        f"not exported: {sorted(listed - set(nbnumba.__all__))}")

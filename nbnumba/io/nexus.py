@@ -36,11 +36,12 @@ import os
 
 import numpy as np
 
-from ..config import ConfigError
+from ..config import ConfigError, check_number
+from ..images import check_pixels
 from ..experiment import (MAX_TRUSTED_COUNT, ExperimentError, NumberedName,
                           check_describable, describe, lab_frame, to_frame)
 from . import bitshuffle
-from .atomic import check_writable, write_atomic
+from .atomic import check_path, check_writable, write_atomic
 
 #: what installs the HDF5 support
 INSTALL = "pip install 'nbnumba[hdf5]'"
@@ -399,6 +400,53 @@ def frame_records(setups, adc=40.0, option="-nexus"):
     return records
 
 
+def _checked_arguments(path, results, images, adc, start_time, end_time):
+    """(results, images) of :func:`write_nexus` as lists, every argument checked first:
+    :class:`~nbnumba.ConfigError` saying what is expected."""
+    check_path(path, "write_nexus: path")
+    results = list(results) if isinstance(results, (list, tuple)) else [results]
+    for i, result in enumerate(results):
+        if not (hasattr(result, "image") and hasattr(getattr(result, "setup", None),
+                                                       "geometry")):
+            raise ConfigError(f"write_nexus: results[{i}] must be a Result (from "
+                              f"nbnumba.simulate or nbnumba.render), got "
+                              f"{type(result).__name__}")
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        images = [images]
+    if images is None or isinstance(images, (str, bytes, dict)) or not hasattr(images,
+                                                                              "__iter__"):
+        raise ConfigError(f"write_nexus: images must be one 2-D array per result, got "
+                          f"{type(images).__name__}")
+    images = list(images)
+    if not results or len(images) != len(results):
+        raise ConfigError(f"write_nexus: {len(results)} results and {len(images)} images: "
+                          "give one image per result")
+    shape = (results[0].setup.spixels, results[0].setup.fpixels)
+    checked = []
+    for i, (result, image) in enumerate(zip(results, images)):
+        own = (result.setup.spixels, result.setup.fpixels)
+        if own != shape:
+            raise ConfigError(f"write_nexus: the frames of one file share one detector, but "
+                              f"results[{i}] has {own[1]}x{own[0]} pixels and results[0] "
+                              f"{shape[1]}x{shape[0]}")
+        pixels = check_pixels(image, shape, f"write_nexus: images[{i}]", np.uint16,
+                              also=(np.float32,), hint="give photons as float32 "
+                              "(result.image) or counts as uint16")
+        checked.append(pixels.reshape(shape))
+    check_number("write_nexus: adc", "counts", adc)
+    for name, moment in (("start_time", start_time), ("end_time", end_time)):
+        if moment is None:
+            continue
+        if not isinstance(moment, datetime.datetime):
+            check_number(f"write_nexus: {name}", "POSIX seconds or a datetime", moment)
+        try:
+            _iso(moment)
+        except (OverflowError, OSError, ValueError):
+            raise ConfigError(f"write_nexus: {name} = {moment!r} is not a date this machine "
+                              "can write (give a datetime, or seconds since 1970)") from None
+    return results, checked
+
+
 def write_nexus(path, results, images, adc=40.0, start_time=None, end_time=None):
     """Write rendered frames as one NXmx file (frames stored in it, compressed).
 
@@ -412,14 +460,7 @@ def write_nexus(path, results, images, adc=40.0, start_time=None, end_time=None)
     :class:`~nbnumba.io.atomic.OutputError` (the file cannot be written).
     """
     require_h5py("write_nexus")
-    if not isinstance(results, (list, tuple)):
-        results = [results]
-    if isinstance(images, np.ndarray) and images.ndim == 2:
-        images = [images]
-    images = list(images)
-    if not results or len(images) != len(results):
-        raise ConfigError(f"write_nexus: {len(results)} results and {len(images)} images: "
-                          "give one image per result")
+    results, images = _checked_arguments(path, results, images, adc, start_time, end_time)
     if len({np.asarray(im).dtype for im in images}) != 1:
         raise ConfigError("write_nexus: the images must share one dtype")
     check_writable(path)

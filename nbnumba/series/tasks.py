@@ -234,7 +234,9 @@ def run_frame(task, payload=None, progress=None):
     base, outputs = _shared(task.job, payload)
     _fault(task, "start")
     cfg = apply_overrides(base, task.overrides)
-    setup = engine.prepare(cfg)
+    with warnings.catch_warnings():  # the series said it once, for its first frame
+        warnings.filterwarnings("ignore", message="the region of interest", category=UserWarning)
+        setup = engine.prepare(cfg)
     t1 = time.perf_counter()
     result = engine.render(setup, device=task.device, threads=task.threads,
                            progress=progress if progress is not None else _ignore_rows)
