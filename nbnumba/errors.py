@@ -39,6 +39,29 @@ class DeviceError(NbnumbaError, RuntimeError):
     """The requested compute device is not available."""
 
 
+def check_callback(function, what, arguments):
+    """ConfigError unless ``function`` can be called with the names in ``arguments``
+    (a tuple of parameter names, e.g. ``("line",)``), found before any work rather than
+    in the middle of it. ``what`` names the parameter in the message (``"noisify: say"``).
+    A class is refused (``say=int`` would turn the text into an error); a built-in
+    function whose signature cannot be read is accepted and called as documented."""
+    import inspect
+    wanted = "(%s)" % ", ".join(arguments)
+    if not callable(function) or isinstance(function, type):
+        kind = "a class" if isinstance(function, type) else type(function).__name__
+        raise ConfigError(f"{what} must be None or a function {wanted}, got {kind}")
+    try:
+        inspect.signature(function).bind(*range(len(arguments)))
+    except TypeError:
+        count = {1: "one argument", 2: "two arguments"}.get(len(arguments),
+                                                             f"{len(arguments)} arguments")
+        raise ConfigError(f"{what}: a function taking {count} {wanted} is needed; "
+                          f"{getattr(function, '__qualname__', function)!r} does not take "
+                          "them") from None
+    except ValueError:  # no signature to read (some built-ins): called as documented
+        pass
+
+
 def _caller_frame():
     """The innermost frame outside nbnumba (and outside the ``contextlib`` and
     ``functools`` wrappers of its entry points), or None."""

@@ -8,6 +8,8 @@ command and the series runner.
 import sys
 import time
 
+from .errors import check_callback
+
 
 def clock(seconds):
     """``seconds`` (s, float) as ``h:mm:ss`` or ``m:ss``; ``?`` when it is not a number."""
@@ -189,27 +191,8 @@ def reporter(progress, expected=None):
     if callable(getattr(progress, "update", None)) and hasattr(progress, "total"):
         return Reporter(progress, "bar")
     if callable(progress):
-        _check_two_arguments(progress)
+        check_callback(progress, "progress", ("rows_done", "rows_total"))
         return Reporter(progress, "call")
     from .config import ConfigError, shown
     raise ConfigError("progress must be None, False, True, a callable (rows_done, rows_total) "
                       "or a tqdm-like object with update() and total; got %s" % shown(progress))
-
-
-def _check_two_arguments(function):
-    """ConfigError unless ``function`` can be called as ``function(rows_done,
-    rows_total)`` (found now, not in the middle of a render)."""
-    import inspect
-    if isinstance(function, type):
-        from .config import ConfigError
-        raise ConfigError(f"progress: {function.__name__} is a class; give a function "
-                          "(rows_done, rows_total) or an object such as a tqdm bar")
-    try:
-        inspect.signature(function).bind(0, 0)
-    except TypeError:
-        from .config import ConfigError
-        raise ConfigError("progress: a callable must take two arguments (rows_done, "
-                          f"rows_total); {getattr(function, '__qualname__', function)!r} "
-                          "does not") from None
-    except ValueError:  # no signature to read (some built-ins): called as documented
-        pass

@@ -20,6 +20,7 @@ from typing import List, Optional
 import numpy as np
 
 from .. import _jit, vec
+from ..errors import check_callback
 from ..config import (RANGES, ConfigError, Fields, Plausible, check_number, check_plausible,
                       no_field_message, shown, unfit_dtype)
 from ..constants import RTD
@@ -583,8 +584,8 @@ def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, *
                 raise ConfigError("nonbragg: " + no_field_message(NonBraggConfig, name))
         cfg = dataclasses.replace(cfg, **fields)
     _check(cfg)
-    if say is not None and not callable(say):
-        raise ConfigError(f"nonbragg: say must be a callable or None, got {type(say).__name__}")
+    if say is not None:
+        check_callback(say, "nonbragg: say", ("line",))
     check_number("adc", "counts", adc)
     ignore = _ignored_values(ignore)
     lines = []

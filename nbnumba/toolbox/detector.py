@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from .. import _jit, rng
+from ..errors import check_callback
 from ..config import (RANGES, SEED_LIMIT, ConfigError, Plausible, check_number, check_plausible,
                       shown, unfit_dtype)
 from . import psf as psf_module
@@ -308,8 +309,8 @@ def _check_arguments(numbers, seed, calib_seed, noise, psf, psf_radius, psf_meth
         raise ConfigError(f"noisify: unknown PSF type {shown(psf)} (use gauss or fiber)")
     if not isinstance(psf_method, str) or psf_method not in ("auto", "direct", "fft"):
         raise ConfigError(f"noisify: psf_method {shown(psf_method)} is not auto, direct or fft")
-    if say is not None and not callable(say):
-        raise ConfigError(f"noisify: say must be a callable or None, got {type(say).__name__}")
+    if say is not None:
+        check_callback(say, "noisify: say", ("line",))
     if not isinstance(name, str):
         raise ConfigError(f"noisify: name must be a string, got {type(name).__name__}")
 
