@@ -23,7 +23,7 @@ from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client, q
                         _executor_name, _executor_threads, _executor_width, _Shipment)
 from .frames import SeriesError, apply_overrides, degrees
 from .names import check_names
-from .tasks import (Frame, FrameInfo, FrameTask, Staging, _clean_stages, _drop_written_since,
+from .tasks import (Frame, FrameInfo, FrameStopped, FrameTask, Staging, _clean_stages, _drop_written_since,
                     check_template, frame_paths, run_frame, warm_up)
 
 
@@ -279,7 +279,7 @@ def _outcome(future):
     dask_future = getattr(future, "dask", None)
     if dask_future is None:
         try:
-            return "done", future.result()
+            return _stopped_or_done(future.result())
         except BaseException as exc:  # noqa: B036 - the run loop decides
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -287,12 +287,18 @@ def _outcome(future):
     status = dask_future.status
     try:
         if status == "finished":
-            return "done", dask_future.result(timeout=30)
+            return _stopped_or_done(dask_future.result(timeout=30))
         if status == "error":
             return "failed", dask_future.exception(timeout=30)
     except Exception:  # noqa: BLE001 - unreachable now: render it again
         pass
     return "lost", None
+
+
+def _stopped_or_done(value):
+    if isinstance(value, FrameStopped):
+        return "failed", OutputError(value.error)
+    return "done", value
 
 
 def _confirm(info, seconds, stop):

@@ -334,6 +334,16 @@ class FrameInfo:
 
 
 @dataclass
+class FrameStopped:
+    """What a task returns, instead of raising, when its run's staging directory is gone:
+    the run was stopped (nobody waits for the answer: a worker must not log a failure
+    then), or the worker does not see the directory (the run reports ``error``). Nothing
+    of the frame was written."""
+    index: int
+    error: str
+
+
+@dataclass
 class Frame:
     """A frame returned by :func:`render_series`."""
     info: FrameInfo
@@ -413,6 +423,17 @@ def run_frame(task, payload=None, progress=None):
     progress: optional callable(rows_done, rows_total) handed to :func:`engine.render`
     (the frame is one kernel call: no blocks of rows).
     """
+    try:
+        return _run_frame(task, payload, progress)
+    except OSError as exc:
+        if task.run and task.paths:
+            directory = os.path.dirname(task.paths[0][1])
+            if not os.path.isdir(stage_directory(directory, task.run)):
+                return FrameStopped(task.index, str(_missing_stage(directory, exc)))
+        raise
+
+
+def _run_frame(task, payload, progress):
     t0 = time.perf_counter()
     attempt = _count_attempt(task) if task.run and task.paths else task.attempt
     base, outputs = _shared(task.job, payload)
