@@ -183,16 +183,32 @@ class _Interrupt:
 INTERRUPT = _Interrupt()
 
 
-def quiet_shutdown():
-    """Silence dask's logging while a cluster is stopped early (interrupt or error):
-    its workers' cancelled tasks and lost data are expected then, not news."""
+def _dask_logging(level):
+    """Raise the level of dask's loggers (and those it runs on) to at least ``level``."""
     import logging
     # distributed's logging configuration gives some of their children levels of their
     # own ("tornado.application": ERROR), so every logger under them is set
     roots = ("distributed", "tornado", "asyncio")
     names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in roots]
     for name in set(roots).union(names):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < level:
+            logger.setLevel(level)
+
+
+def quiet_shutdown():
+    """Silence dask's logging while a cluster is stopped early (interrupt or error):
+    its workers' cancelled tasks and lost data are expected then, not news."""
+    import logging
+    _dask_logging(logging.CRITICAL + 1)
+
+
+def quiet_warnings():
+    """Keep dask's warnings in this process off the terminal while a series runs: lost
+    workers, results fetched again, a scheduler reconnecting are what the series
+    handles itself (and says in its own words when it cannot)."""
+    import logging
+    _dask_logging(logging.ERROR)
 
 
 class DaskExecutor(Executor):
@@ -242,6 +258,7 @@ class DaskExecutor(Executor):
         import time
         t0 = time.perf_counter()
         self._client = self._start()
+        quiet_warnings()
         self._executor = self._client.get_executor(pure=False)
         self.started = True
         self.start_seconds = time.perf_counter() - t0

@@ -387,9 +387,10 @@ def _shared(key, payload):
 
 def _fault(task, stage):
     """Fault injection for the tests: ``NBNUMBA_SERIES_FAULT`` holds JSON
-    ``{"frames": [..], "stage": "start"|"write", "mode": "raise"|"exit", "times": n,
-    "marker": dir}``; the first ``n`` attempts (all processes together, counted with
-    files in ``marker``; no ``times``: every attempt) of those frames fail."""
+    ``{"frames": [..], "stage": "start"|"write", "mode": "raise"|"exit"|"sleep", "times": n,
+    "marker": dir, "seconds": s}``; the first ``n`` attempts (all processes together,
+    counted with files in ``marker``; no ``times``: every attempt) of those frames fail
+    (or, with "sleep", pause ``s`` seconds there: a slow frame)."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
@@ -408,6 +409,9 @@ def _fault(task, stage):
             break
         else:
             return
+    if spec.get("mode") == "sleep":
+        time.sleep(float(spec.get("seconds", 1.0)))
+        return
     if spec.get("mode") == "exit":
         os._exit(70)
     raise RuntimeError(f"injected fault in frame {task.index} ({stage})")
