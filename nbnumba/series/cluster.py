@@ -155,8 +155,8 @@ def _check_greeting(sock, address, where, deadline, timeout):
                           f"dashboard? it listens on {DASHBOARD_PORT}, the scheduler on "
                           f"{SCHEDULER_PORT} unless told otherwise)")
     if not head:
-        raise SeriesError(f"{where}: it closed the connection at once: not a Dask scheduler "
-                          "(or one that refuses this machine)")
+        raise SeriesError(f"{where}: it closed the connection without a word: not a Dask "
+                          "scheduler (or one that refuses this machine)")
     if not _looks_like_dask(head):
         shown = head[:24].decode("ascii", "replace").encode("unicode_escape").decode()
         raise SeriesError(f"{where}: it answers, but not as a Dask scheduler (it sent "
