@@ -139,7 +139,7 @@ def _finish(proc, timeout=240):
     return proc.returncode, err
 
 
-def _run_args(template="s/f_{:02d}", frames=FRAMES):
+def _run_args(template="s/f_{:03d}", frames=FRAMES):
     return SMALL + ["--frames", str(frames), "--template", template]
 
 
@@ -163,7 +163,7 @@ def _record_is_the_disk(directory):
         for name, digest in entry["files"].items():
             assert hashlib.sha256((Path(directory) / name).read_bytes()).hexdigest() == digest
     recorded = {int(i) for i in data["frames"]}
-    on_disk = {int(n[2:4]) for n in _frame_files(directory)}
+    on_disk = {int(n[2:5]) for n in _frame_files(directory)}
     assert on_disk == recorded, (sorted(on_disk - recorded), sorted(recorded - on_disk))
     return recorded
 
@@ -371,6 +371,27 @@ def test_a_worker_that_does_not_share_the_output_directory_is_refused(
     assert _frame_files(out) == []
 
 
+def test_a_worker_joining_later_is_probed_before_it_gets_frames(cluster, tmp_path):
+    prefix = _unshare('mount -t tmpfs tmpfs "$0"')
+    if prefix is None:
+        pytest.skip("unshare -m is not allowed here")
+    out = tmp_path / "s"
+    out.mkdir()
+    cluster.scheduler()
+    cluster.worker(nanny=False, env=_slow(tmp_path, frames=range(400)))
+    cluster.wait_for_workers(1)
+    # long enough (0.3 s a frame) to be running when the second worker has started
+    proc = _series(_run_args(frames=400) + ["--scheduler", cluster.address], tmp_path)
+    _wait_for_frames(out, 2, proc)
+    cluster.worker(nanny=False, env=_env(), prefix=prefix + [str(out)])
+    code, err = _finish(proc)
+    assert code == 9, err
+    assert _one_line(err).startswith(f"{PROG}: error: worker tcp://127.0.0.1:"), err
+    assert f"does not see {out} as the command does" in err
+    _nothing_lands(out, 3.0)
+    assert len(_record_is_the_disk(out)) < 400
+
+
 # ------------------------------------------------------------------- faults mid-run
 
 def test_scheduler_killed_is_one_line_and_resume_completes(cluster, tmp_path, serial):
@@ -440,7 +461,7 @@ def test_all_workers_killed_without_restart_is_one_line(cluster, tmp_path, seria
         data = h5["/entry/data/data"]
         assert data.shape[0] == FRAMES
         for i in range(FRAMES):
-            smv = read_smv(str(tmp_path / "s" / ("f_%02d_noise.img" % i)))
+            smv = read_smv(str(tmp_path / "s" / ("f_%03d_noise.img" % i)))
             assert np.array_equal(data[i].ravel(), smv.data) and data[i].sum() > 0
 
 
@@ -464,7 +485,7 @@ def test_sigterm_of_the_driver_lands_no_frame_afterwards(cluster, tmp_path):
 # ------------------------------------------------------------------ one record of all
 
 def test_manifest_after_a_resume_lists_every_frame(tmp_path, monkeypatch):
-    args = SMALL + ["--frames", "4", "--template", "s/f_{:02d}", "--manifest", "m.json"]
+    args = SMALL + ["--frames", "4", "--template", "s/f_{:03d}", "--manifest", "m.json"]
     marker = tmp_path / "markers"
     marker.mkdir()
     monkeypatch.setenv(series.FAULT_ENV, json.dumps({"frames": [2], "stage": "start",

@@ -7,7 +7,8 @@ when the process ends, however it ends. A second run on that directory is refuse
 The run record (``.nbnumba-series-<hash of the template's file name>.json``, replaced
 atomically) says what the run is: the nbnumba version, the noise seed, the output kinds,
 the flags (when the command line gave them), a SHA-256 of the base configuration and,
-per finished frame, a key of its per-frame values and the SHA-256 of each of its files.
+per finished frame, a key of its per-frame values, the SHA-256 of each of its files and
+(``info``) its statistics, which a later run's manifest lists.
 ``--resume`` keeps a frame only when its key and every file's checksum match the record,
 and refuses to continue a run that would render any frame differently.
 

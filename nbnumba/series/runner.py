@@ -287,9 +287,9 @@ def _outcome(future):
     status = dask_future.status
     try:
         if status == "finished":
-            return _stopped_or_done(dask_future.result(timeout=30))
+            return _stopped_or_done(dask_future.result(timeout=5))
         if status == "error":
-            return "failed", dask_future.exception(timeout=30)
+            return "failed", dask_future.exception(timeout=5)
     except Exception:  # noqa: BLE001 - unreachable now: render it again
         pass
     return "lost", None
