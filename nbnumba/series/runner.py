@@ -23,8 +23,8 @@ from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client, q
                         _executor_name, _executor_threads, _executor_width, _Shipment)
 from .frames import SeriesError, apply_overrides, degrees
 from .names import check_names
-from .tasks import (Frame, FrameInfo, FrameStopped, FrameTask, Staging, _clean_stages, _drop_written_since,
-                    check_template, frame_paths, run_frame, warm_up)
+from .tasks import (Frame, FrameInfo, FrameStopped, FrameTask, Staging, _clean_stages,
+                    _drop_written_since, check_template, frame_paths, run_frame, warm_up)
 
 
 # ---------------------------------------------------------------------------------------

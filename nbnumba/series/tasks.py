@@ -498,7 +498,8 @@ def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
             output.make_pgm(result, outputs.pgm_scale, ints.scale)
         if outputs.noise:
             output.make_noise_image(result, 1, outputs.adc)
-    return {"worker": worker_name(), "seconds": time.perf_counter() - t0, "compiled": bool(watch.compiled)}
+    return {"worker": worker_name(), "seconds": time.perf_counter() - t0,
+            "compiled": bool(watch.compiled)}
 
 
 def _frame_bytes(outputs, result, ints, pgm, noise):
