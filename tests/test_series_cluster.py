@@ -6,6 +6,7 @@ Whatever happens, the run ends in one line, never exits 0 with a frame missing, 
 record agrees with the files on disk, no file lands after it ends, and --resume completes
 the series byte for byte as a serial run.
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -479,10 +480,52 @@ def test_sigterm_of_the_driver_lands_no_frame_afterwards(cluster, tmp_path):
     assert code == 143, err
     assert err == f"{PROG}: terminated (rerun with --resume to complete)\n"
     _nothing_lands(tmp_path / "s", 10.0)
-    assert len(_record_is_the_disk(tmp_path / "s")) >= 2
+    done = _record_is_the_disk(tmp_path / "s")
+    assert len(done) >= 2
+    # the manifest of the resumed run lists every frame, those kept with their checksums
+    code, err = _finish(_series(_run_args() + ["--scheduler", cluster.address, "--resume",
+                                               "--manifest", "m.json"], tmp_path))
+    assert code == 0, err
+    frames = json.loads((tmp_path / "m.json").read_text())["frames"]
+    assert [f["index"] for f in frames] == list(range(FRAMES))
+    assert {f["index"] for f in frames if f["kept"]} == done
+    for f in frames:
+        assert [p for p, _ in f["checksums"]] == f["files"] and len(f["files"]) == 3
+        for path, digest in f["checksums"]:
+            assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+        assert f["seed"] == series.frame_seed(7, f["index"])
 
 
 # ------------------------------------------------------------------ one record of all
+
+class _Vanishing(concurrent.futures.Executor):
+    """Runs frames in this process, then removes one file of frame 1 (as a worker that
+    writes where this machine does not see): the files are read back before a frame is
+    recorded."""
+
+    def submit(self, fn, *args, **kwargs):
+        future = concurrent.futures.Future()
+        value = fn(*args, **kwargs)
+        if value.index == 1:
+            os.unlink(value.files[1])
+        future.set_result(value)
+        return future
+
+
+def test_a_frame_not_on_disk_as_its_worker_wrote_it_stops_the_run(tmp_path):
+    cfg, out = nbnumba.config_from_args(SMALL[:-2])   # without --frame-osc
+    frames = series.rotation_series(cfg, 4, 0.2, seed=7, outputs=series.OutputSpec.from_cli(out))
+    with pytest.raises(series.SeriesError) as caught:
+        series.write_series(frames, str(tmp_path / "s" / "f_{:03d}"), executor=_Vanishing(),
+                            progress=False)
+    message = str(caught.value)
+    assert message.startswith("frame 1 is not on disk as worker %s:%d wrote it: %s: No such "
+                              "file or directory here; every worker must see the output "
+                              "directories at the same path" % (
+                                  socket.gethostname(), os.getpid(),
+                                  tmp_path / "s" / "f_001.img"))
+    assert 1 not in _record_is_the_disk(tmp_path / "s")   # nothing of frame 1 is left
+
 
 def test_manifest_after_a_resume_lists_every_frame(tmp_path, monkeypatch):
     args = SMALL + ["--frames", "4", "--template", "s/f_{:03d}", "--manifest", "m.json"]

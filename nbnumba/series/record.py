@@ -341,20 +341,24 @@ class RunRecord:
         except OSError:
             return time.time_ns()
 
-    def adopt(self, index, key, paths, since):
+    def adopt(self, index, key, paths, since, info=None):
         """Record frame ``index`` if every file in ``paths`` was modified after ``since``
         (:meth:`written_at` when the run started, so that the file system's own clock
         decides): a frame finished by a run that was stopped before the frame's result
         came back. Files are only ever renamed into place complete, so such a set is the
-        whole frame. Returns whether it was recorded."""
+        whole frame. ``info``: its statistics, when its worker reported them. Returns
+        whether it was recorded."""
         try:
             if not all(os.stat(p).st_mtime_ns > since for p in paths):
                 return False
             checksums = [(p, file_sha256(p)) for p in paths]
         except OSError:
             return False
-        self.data["frames"][str(index)] = {
-            "key": key, "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        entry = {"key": key,
+                 "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        if info is not None:
+            entry["info"] = info
+        self.data["frames"][str(index)] = entry
         return True
 
     def add(self, index, key, checksums, info=None):

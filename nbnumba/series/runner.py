@@ -328,7 +328,11 @@ def _confirm(info, seconds, stop):
 
 
 def _run(frameset, paths_of, executor, threads, device, skip, progress, retries, staging,
-         describe, on_result=None, seed=None, base=None, cluster_timeout=None):
+         describe, on_result=None, seed=None, base=None, cluster_timeout=None,
+         on_arrival=None):
+    """The run loop of :func:`write_series` and :func:`render_series`. on_result: called
+    with each frame's value once it is accepted (its files confirmed); on_arrival: with
+    each frame's :class:`FrameInfo` as soon as its worker reports it."""
     t0 = time.perf_counter()
     seed = _resolve_seed(frameset) if seed is None else seed
     base = _fixed_base(frameset.base) if base is None else base
@@ -502,6 +506,8 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                     again(i, attempt, value)
                 elif checker is not None:
                     info = value.info if isinstance(value, Frame) else value
+                    if on_arrival is not None:
+                        on_arrival(info)
                     checking[checker.submit(_confirm, info, seconds, stop)] = (i, value)
                 else:
                     accept(i, value)
@@ -613,11 +619,13 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
                 staging.forget_attempts(info.index, info.files[0], info.attempt)
 
         started = run.written_at()
+        reported = {}   # index -> FrameInfo of the frames reported, not yet confirmed
         try:
             staging = Staging.create(run.data["run"], directories)
             report = _run(frameset, paths_of, executor, threads, device, skip, progress,
                           retries, staging, describe, on_result=finished, seed=seed,
-                          base=base, cluster_timeout=cluster_timeout)
+                          base=base, cluster_timeout=cluster_timeout,
+                          on_arrival=lambda info: reported.__setitem__(info.index, info))
         except BaseException:
             if staging is not None:
                 staging.withdraw()
@@ -627,7 +635,9 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
             for i in range(len(frameset)):
                 if str(i) not in run.data["frames"]:
                     paths = [p for _, p in paths_of(i)]
-                    if not run.adopt(i, key_of(i), paths, started):
+                    info = reported.get(i)
+                    if not run.adopt(i, key_of(i), paths, started, info and {
+                            name: getattr(info, name) for name in _RECORDED_INFO}):
                         _drop_newer(paths, started)
             raise
         finally:
