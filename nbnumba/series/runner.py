@@ -244,12 +244,14 @@ def _warm_up(executor, client, watch, shipment, device, threads, overrides, mete
             if w in watch.admitted and f.status == "finished":
                 with contextlib.suppress(Exception):   # a frame on it will say what fails
                     results.append(f.result(timeout=10))
+        results = [r for r in results if "error" not in r]
         return len(results), any(r["compiled"] for r in results)
     if isinstance(executor, (SerialExecutor, ThreadPoolExecutor)):
         if cold:
             _show(meter, "compiling")
-        with contextlib.suppress(Exception):   # the first frame will say what fails
-            return 1, warm_up(shipment.key, None, device, threads, overrides)["compiled"]
+        result = warm_up(shipment.key, None, device, threads, overrides)
+        if "error" not in result:   # (else the first frame will say what fails)
+            return 1, result["compiled"]
     return 0, False
 
 

@@ -482,8 +482,17 @@ def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
     making its integer, PGM and noise images (nothing is written).
 
     Returns {"worker": host:pid, "seconds": wall time (s), "compiled": whether numba
-    compiled anything (False: everything came from its cache)}.
+    compiled anything (False: everything came from its cache)}, or {"error": what
+    failed} (the first frame says it again; a worker whose run was stopped meanwhile
+    must not log a failed task).
     """
+    try:
+        return _warm_up(job, payload, device, threads, overrides)
+    except Exception as exc:  # noqa: BLE001 - reported as data, see above
+        return {"error": "%s: %s" % (type(exc).__name__, exc)}
+
+
+def _warm_up(job, payload, device, threads, overrides):
     from ..compilecache import CompileWarning, CompileWatch
     t0 = time.perf_counter()
     base, outputs = _shared(job, payload)
