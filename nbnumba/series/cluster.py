@@ -35,6 +35,8 @@ LIST_INTERVAL = 1.0
 #: at most this many output directories are probed (the others are checked by every
 #: frame: a worker writes only into staging directories the command made)
 PROBED_DIRECTORIES = 8
+#: seconds the first frame waits for the other workers' admission once one is admitted
+ADMISSION_WAIT = 30.0
 #: versions a worker must share with the command (the same images)
 COMPARED = ("nbnumba", "numba", "numpy")
 _NAMES = {"nbnumba": "nbnumba", "numba": "numba", "numpy": "NumPy"}
@@ -306,14 +308,20 @@ class ClusterWatch:
     # -- admission
 
     def admit_all(self, waiting=None, check=None):
-        """Admit the workers the scheduler has now (at least one) before the first frame.
+        """Admit the workers the scheduler has now (at least one) before the first frame;
+        a worker still busy answering :data:`ADMISSION_WAIT` seconds after the first was
+        admitted (another client's long task ahead of the question) is admitted, or
+        refused, while frames run on the others.
 
         waiting: optional callable(text) showing what is waited for; check: optional
         callable run every 0.05 s (a Ctrl-C check)."""
+        first = None
         while True:
             self.poll()
-            if self.admitted and not self.pending and self._listed:
-                return
+            if self.admitted and self._listed:
+                first = time.monotonic() if first is None else first
+                if not self.pending or time.monotonic() - first > ADMISSION_WAIT:
+                    return
             if waiting is not None:
                 n = len(self.known)
                 waiting("checking %d dask worker%s" % (n, "" if n == 1 else "s") if n
