@@ -397,7 +397,9 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
         not isinstance(executor, (SerialExecutor, ThreadPoolExecutor))
     checker = ThreadPoolExecutor(2, thread_name_prefix="nbnumba-confirm") if confirm else None
     stop = threading.Event()
-    seconds = watch.timeout if watch is not None else 10.0
+    # how long a file may take to show here: another machine's writes over a network
+    # file system (the cluster timeout), or this machine's own
+    seconds = watch.timeout if watch is not None else 2.0
 
     def submit(i, attempt):
         task = FrameTask(index=i, overrides=tuple(frameset.overrides[i].items()),
