@@ -218,7 +218,7 @@ def run(argv, stdout=None):
         nexus_path = opts.nexus or out.nexus
         _check_other_outputs(opts, fs, expt, xds_inp, nexus_path)
         experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
-        nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
+        nexus_frames = truth.series_nexus(fs, nexus_path)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if osc is not None:
             first = series.degrees(state.config.crystal.phi0)

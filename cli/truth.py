@@ -101,34 +101,35 @@ def sampling_note(setup):
             "samples the midpoints of the steps (offset 0)")
 
 
-def nexus_records(setups, path, adc, option):
-    """(the frames' records, the sources' spectrum) for an NXmx file at ``path`` (None:
-    not asked for): h5py, the path and the geometry are checked here, before any
-    rendering."""
+def nexus_frames(setups, path, option):
+    """The frames' :class:`~nbnumba.io.nexus.FrameDescription` for an NXmx file at
+    ``path`` (None: not asked for): h5py, the path and the geometry are checked here,
+    before any rendering."""
     if not path:
         return None
     nexus.require_h5py(option)
     check_paths(path)
-    return nexus.frame_records(setups, adc, option), nexus.spectrum(setups[0])
+    return nexus.describe_frames(setups, option)
 
 
-def series_nexus(frameset, path, adc):
+def series_nexus(frameset, path):
     """The frames' records of ``--nexus`` (None: not asked for), checked before
     rendering."""
     if not path:
         return None
     nexus.require_h5py("--nexus")
     _make_directory(path)
-    return nexus_records([engine.prepare(frameset.config(i)) for i in range(len(frameset))],
-                         path, adc, "--nexus")
+    return nexus_frames([engine.prepare(frameset.config(i)) for i in range(len(frameset))],
+                        path, "--nexus")
 
 
-def series_master(records, frameset, template, path, started):
+def series_master(frames_of, frameset, template, path, started):
     """The ``--nexus`` master file's content: the frames' ``.h5`` files joined
-    (records: what :func:`series_nexus` returned)."""
+    (frames_of: what :func:`series_nexus` returned)."""
     from nbnumba.series import frame_paths
     sources = [frame_paths(template, i, ["nexus"])[0][1] for i in range(len(frameset))]
     dtype = "float32" if frameset.outputs.nexus == "float" else "uint16"
-    return nexus.master_bytes(records[0], sources=nexus.relative_sources(sources, path),
-                              dtype=dtype, start_time=started, spectrum=records[1],
-                              option="--nexus")
+    return nexus.master_bytes(frames_of.records,
+                              sources=nexus.relative_sources(sources, path),
+                              dtype=dtype, start_time=started, spectrum=frames_of.spectrum,
+                              option="--nexus", pixel_mask=frames_of.pixel_mask)
