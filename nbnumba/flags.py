@@ -658,7 +658,8 @@ flag("-expt_images", "nbnumba", "the images -expt and -xds_inp describe: int (th
      metavar=["WHICH"])
 flag("-nexus", "nbnumba", "also write an NXmx (NeXus/HDF5) file of the frame, as DIALS and "
      "XDS read an Eiger's: the noise image's counts (the -intfile image's with -nonoise) "
-     "with the beam, detector and goniometer geometry; needs h5py (pip install "
+     "without the -adc offset, with the beam, detector and goniometer geometry and the "
+     "polarization; needs h5py (pip install "
      "'nbnumba[hdf5]') [default: none]", _out("nexus"), kind=str, metavar=["FILE"])
 flag("-nexus_float", "nbnumba", "the -nexus file holds the float image (photons, float32) "
      "instead of counts", _out_switch(nexus_float=True), nargs=0)
