@@ -1,14 +1,18 @@
 """NeXus/NXmx HDF5 files: simulated frames with their whole geometry, as DIALS reads them.
 
-An NXmx master file holds one sweep (or a set of stills): ``/entry`` (``definition =
-NXmx``, start and end time), the instrument (``/entry/instrument``: an NXbeam with the
-wavelength and flux, an NXdetector with its pixel size, sensor, trusted range and
-module), the sample with its rotation axis and per-frame angles, and the frames as
-``/entry/data/data``, a ``(frames, slow, fast)`` dataset of counts (uint16) or photons
-(float32). Frames are stored in the master itself (:func:`master_bytes` with arrays) or
-in one data file per frame joined by a virtual dataset (:func:`master_bytes` with the
-data files' paths, which :func:`frame_file_bytes` writes), so that the process that
-rendered a frame writes it.
+An NXmx master file holds one sweep (or a set of stills) as the NXmx application
+definition asks (``nxvalidate -a NXmx`` reports no error): ``/entry`` (``version``
+1.0, ``definition = NXmx``, UTC times with ``Z``), the source (``/entry/source``), the
+instrument (``/entry/instrument``: ``time_zone``, an NXdetector_group, an NXbeam with the
+wavelength, flux, beam size and profile and the polarization as Stokes vectors, an
+NXdetector with its pixel size, sensor, trusted range, ``pixel_mask`` (the pixels not
+rendered), ``distance`` and module), the sample with its rotation axis and per-frame
+angles, and the frames as ``/entry/data/data`` (linked as the detector's ``data``), a
+``(frames, slow, fast)`` dataset of counts (uint16: what a counting detector reads,
+without the SMV images' ``-adc`` offset) or photons (float32). Frames are stored in the
+master itself (:func:`master_bytes` with arrays) or in one data file per frame joined by
+a virtual dataset (:func:`master_bytes` with the data files' paths, which
+:func:`frame_file_bytes` writes), so that the process that rendered a frame writes it.
 
 Geometry: vectors are in the NeXus (McStas) frame (the beam travels along +z, y is
 the DIALS y and x completes a right-handed frame: DIALS' frame turned by 180 degrees
