@@ -3,7 +3,10 @@
 
 Both commands build the files' content from the prepared set-ups before rendering (so
 a name DIALS cannot read, a curved detector or a still for XDS is an error before any
-work) and stage them with the images, through the same atomic writing.
+work) and stage them with the images, through the same atomic writing. The files name
+the images ``-expt_images``/``--expt-images`` chooses: the int images (default), the
+noise images, the frames of the NXmx file (``-nexus``: one file, its frames numbered
+from 1, counts without an offset) or files the user names.
 """
 import os
 
@@ -17,10 +20,6 @@ from nbnumba.io.expt import expt_bytes
 from nbnumba.io.xds_inp import xds_inp_bytes
 
 from .parse import CliError
-
-
-#: the images the experiment files can describe besides a file the user names
-KINDS = ("int", "noise", "nexus")
 
 
 def _files(images, expt, xds_inp, expt_option, xds_option, container=None):
