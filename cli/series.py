@@ -48,6 +48,7 @@ MAX_FRAMES = 100_000
 _RUNNER_OPTIONS = {"--resume": 0, "--workers": 1, "--scheduler": 1, "--manifest": 1,
                    "--connect-timeout": 1, "--cluster-timeout": 1,
                    "--expt": 1, "--xds-inp": 1, "-expt": 1, "-xds_inp": 1,
+                   "--expt-images": 1, "-expt_images": 1,
                    "-nthreads": 1, "-noprogress": 0, "-progress": 0}
 
 
@@ -156,6 +157,13 @@ def add_series_options(parser):
                    help="also write a DIALS experiment list of the .img frames: one sweep "
                    "(beam, detector, goniometer, scan) with the true crystal; the template "
                    "must end in the frame number (sim_{:05d})")
+    g.add_argument("--expt-images", default=None, metavar="WHICH",
+                   help="the frames --expt and --xds-inp describe: int (the .img frames), "
+                   "noise (the _noise.img frames; --xds-inp only: DIALS needs the number "
+                   "at the end of an SMV name), nexus (the --nexus file's frames: the noise "
+                   "counts, no renaming; --expt only) or a template of other files with the "
+                   "frame number at the end of the name (noisy/sim_{:05d}.img) "
+                   "[default: int]")
     g.add_argument("--xds-inp", default=None, metavar="FILE",
                    help="also write an XDS.INP for the .img frames (a rotation series) with "
                    "the true cell")
@@ -246,8 +254,9 @@ def run(argv, stdout=None):
         xds_inp = opts.xds_inp or out.xds_inp
         nexus_path = opts.nexus or out.nexus
         _check_other_outputs(opts, fs, expt, xds_inp, nexus_path)
-        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
-        nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
+        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp,
+                                              opts.expt_images or out.expt_images, nexus_path)
+        nexus_frames = truth.series_nexus(fs, nexus_path)
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if sf_source in FILE_SOURCES:   # --mtz, --sf-cif, --model
             say(structure_factor_line(state.config.crystal.structure_factors)

@@ -513,16 +513,25 @@ def _warm_up(job, payload, device, threads, overrides):
             "compiled": bool(watch.compiled)}
 
 
-def _frame_bytes(outputs, result, ints, pgm, noise):
+def _nexus_pixels(outputs, result, ints, seed):
+    """A frame's NXmx data: the float image, or the counts of the noise image (of the
+    int image without noise) without the ``adc`` offset of the SMV files (the same
+    deviates, the same scale): NXmx counts are what a counting detector reads."""
+    if outputs.nexus == "float":
+        return result.image
+    if outputs.noise:
+        return output.make_noise_image(result, seed, 0.0).pixels
+    return output.make_int_image(result, ints.scale, 0.0).pixels
+
+
+def _frame_bytes(outputs, result, ints, pgm, noise, seed=None):
     """{kind: the file's content as byte chunks} of a frame (nothing is copied)."""
     return {
         "float": lambda: [output.float_bytes(result)],
         "int": lambda: output.smv_image_bytes(result, ints.pixels),
         "pgm": lambda: output.pgm_bytes(result, pgm),
         "noise": lambda: output.smv_image_bytes(result, noise.pixels),
-        "nexus": lambda: [nexus.frame_file_bytes(
-            result.image if outputs.nexus == "float"
-            else ints.pixels if noise is None else noise.pixels)],
+        "nexus": lambda: [nexus.frame_file_bytes(_nexus_pixels(outputs, result, ints, seed))],
     }
 
 
@@ -554,7 +563,7 @@ def _write_frame(task, outputs, result, ints, pgm, noise):
     temporary of its own, no look for stale temporaries in a directory that may hold
     many thousand frames); the checksums come from the bytes in memory.
     """
-    contents = _frame_bytes(outputs, result, ints, pgm, noise)
+    contents = _frame_bytes(outputs, result, ints, pgm, noise, task.seed)
     staged, renamed, checksums = [], [], []
     try:
         for kind, path in task.paths:
