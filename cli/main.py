@@ -15,7 +15,7 @@ import numpy as np
 from nbnumba import _jit, engine, output
 from nbnumba.errors import NbnumbaError
 from nbnumba.progress import ProgressMeter
-from nbnumba.io import fdump, nexus, nexus_panels, smv
+from nbnumba.io import fdump, nexus, smv
 from nbnumba.io.atomic import FileSet, OutputError, check_distinct
 
 from . import report, truth
@@ -107,7 +107,7 @@ def _run(argv, stdout):
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
         experiment_files = truth.image_files(setup, out)
-        nexus_frames = truth.nexus_records([setup], out.nexus, out.adc, "-nexus")
+        nexus_frames = truth.nexus_frames([setup], out.nexus, "-nexus")
         started = time.time()
         for note in notes:
             say_error("nbnumba: " + note + "\n")
@@ -136,22 +136,16 @@ def _run(argv, stdout):
         say()
         say(report.solid_angle_line(result))
         with files:
-            counts = _write_outputs(result, out, files, say)
+            int_scale = _write_outputs(result, out, files, say)
             for path, data, what in experiment_files:
                 say("writing %s (%s)" % (path, what))
                 files.stage(path, data)
             if nexus_frames:
                 say("writing %s (NXmx HDF5)" % out.nexus)
-                records, spectrum = nexus_frames
-                frames = (result.image if out.nexus_float else counts)[None]
-                if nexus_panels.is_multi_panel(records):   # one module per panel
-                    data = nexus_panels.master_bytes(
-                        records, frames=frames, start_time=started, spectrum=spectrum,
-                        rendered=nexus_panels.rendered_pixels(setup))
-                else:
-                    data = nexus.master_bytes(records, frames=frames, start_time=started,
-                                              spectrum=spectrum)
-                files.stage(out.nexus, data)
+                files.stage(out.nexus, nexus.master_bytes(
+                    nexus_frames.records, frames=_nexus_pixels(result, out, int_scale)[None],
+                    start_time=started, spectrum=nexus_frames.spectrum,
+                    pixel_mask=nexus_frames.pixel_mask))
             offset_note = truth.sampling_note(setup) if experiment_files or nexus_frames else None
             if offset_note:
                 say(offset_note)
@@ -178,8 +172,9 @@ def _large_grid_note(text, hkl_file):
 
 
 def _write_outputs(result, out, files, say):
-    """Stage the float, SMV, PGM and noise images in the C's order, with its lines;
-    returns the counts of the last SMV image (noise, or the int image with -nonoise)."""
+    """Stage the float, SMV, PGM and noise images in the C's order, with its lines (with
+    ``--panel-files``, each image one file per panel); returns the int image's scale
+    (counts per photon)."""
     setup = result.setup
     per_panel = _PanelFiles(result, files) if out.panel_files else None
     say("writing %s as %d 4-byte floats" % (_named(out.floatfile, per_panel),
@@ -218,8 +213,7 @@ def _write_outputs(result, out, files, say):
             files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels,
                                                               adc_header))
         _warn_overloads(result, out.noisefile, noise.overloads)
-        return noise.pixels
-    return ints.pixels
+    return ints.scale
 
 
 def _named(path, per_panel):
@@ -260,6 +254,18 @@ class _PanelFiles:
             header = ("P5\n%d %d\n# pixels scaled by %g\n255\n"
                       % (part.shape[1], part.shape[0], pgm.scale)).encode("ascii")
             self.files.stage(name, [header, memoryview(part).cast("B")])
+
+
+def _nexus_pixels(result, out, int_scale):
+    """What the -nexus file holds: the float image (-nexus_float), or the counts of the
+    noise image (of the int image with -nonoise) without the -adc offset that the SMV
+    files carry: NXmx counts are what a counting detector reads (the same Poisson
+    deviates, the same scale)."""
+    if out.nexus_float:
+        return result.image
+    if out.write_noise:
+        return output.make_noise_image(result, out.seed, adc=0.0).pixels
+    return output.make_int_image(result, int_scale, adc=0.0).pixels
 
 
 def _warn_overloads(result, path, overloaded):

@@ -34,7 +34,7 @@ from .compilecache import CompileWarning
 from .engine import Result, Setup, prepare, render, simulate
 from .errors import (ConfigError, DeviceError, FlagError, InputFileError, NbnumbaError,
                      OutputError)
-from .io.nexus_panels import write_nexus
+from .io.nexus import write_nexus
 from .output import (IntegerImage, NoiseImage, PGMImage, make_int_image, make_noise_image,
                      make_pgm, smv_header, write_float_image, write_pgm, write_smv_image)
 from .toolbox import NonBraggConfig, StolTable, nonbragg, noisify

@@ -24,7 +24,7 @@ import re
 
 from ._version import __version__
 from .errors import FlagError
-from .config import StructureFactors, check_units
+from .config import VECTOR_FIELDS, StructureFactors, check_units, shown
 from . import experiment_input
 from .flags import FLAG_UNITS, FLAGS, GROUPS, PRESET_FLAGS, OutputOptions, ParseState, all_names
 from .io import fdump, hkl, matrix, smv, sourcefile
@@ -143,7 +143,10 @@ def parse_arguments(argv, add_options=None, add_general=None):
     add_options, add_general: see :func:`build_parser`; the values of the options they
     add are left on ``state.options`` (the argparse namespace).
     """
-    argv = list(argv) if not isinstance(argv, str) else None
+    try:
+        argv = list(argv) if not isinstance(argv, (str, bytes)) else None
+    except TypeError:  # not iterable (None, a number)
+        argv = None
     if argv is None or not all(isinstance(a, str) for a in argv):
         raise FlagError("the arguments must be a list of strings, as on a command line "
                         "(e.g. ['-distance', '100'])")
@@ -180,6 +183,10 @@ def parse_arguments(argv, add_options=None, add_general=None):
             raise FlagError(f"argument {option}: {exc}") from None
     if header_close is not None:
         _note_header_close_distance(state, ordered, *header_close)
+    det = state.config.detector
+    if det.convention != "CUSTOM":  # a convention flag after a vector flag: the C's
+        for name in VECTOR_FIELDS:  # named convention replaces every vector given
+            setattr(det, name, None)
     if state.config.detector.preset is not None:
         for name in given:
             if name in PRESET_FLAGS:
@@ -339,6 +346,15 @@ def config_from_args(argv, cwd=".", read_fdump=False):
     Raises :class:`~nbnumba.errors.FlagError` (a ``ConfigError``) for a bad flag and
     :class:`~nbnumba.errors.InputFileError` for a bad file.
     """
+    try:
+        folder = os.fspath(cwd) if isinstance(cwd, (str, os.PathLike)) else None
+    except TypeError:  # an os.PathLike whose __fspath__ gives no name
+        folder = None
+    if not isinstance(folder, str):
+        raise FlagError(f"cwd must be a folder name (str or os.PathLike), got "
+                        f"{type(cwd).__name__}")
+    if not isinstance(read_fdump, bool):
+        raise FlagError(f"read_fdump must be True or False, got {shown(read_fdump)}")
     for token in argv if isinstance(argv, (list, tuple)) else ():
         if token in ("-h", "--help", "--version"):
             raise FlagError(f"{token} is an option of the nbnumba command (it prints and "

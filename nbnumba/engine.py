@@ -16,9 +16,10 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from . import _jit, compilecache, crystal, geometry, images, panel_geometry, pixel, rng, sampling
-from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors, check_types,
-                     check_units)
+from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors,
+                     check_custom_vectors, check_types, check_units, shown)
 from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
+from .errors import warn_caller
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
 
@@ -152,6 +153,7 @@ def _check_finite(section, name):
 
 def _validate(config: SimulationConfig):
     check_types(config)
+    check_custom_vectors(config.detector)
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
         _check_finite(section, name)
@@ -243,6 +245,18 @@ def _roi(roi, fpixels, spixels):
     if roi is None:
         return defaults
     return tuple(int(v) if v >= 0 else d for v, d in zip(roi, defaults))
+
+
+def empty_region_note(setup):
+    """One line when the region of interest holds no pixel of the detector (the image
+    is then all zeros), else None."""
+    row0, row1, col0, col1 = region_rows(setup)
+    if row1 > row0 and col1 > col0:
+        return None
+    xmin, xmax, ymin, ymax = setup.roi
+    return (f"the region of interest (-roi, RenderConfig.roi; inclusive pixel bounds) x "
+            f"{xmin}..{xmax}, y {ymin}..{ymax} holds no pixel of the {setup.fpixels}x"
+            f"{setup.spixels} detector: the image is all zeros")
 
 
 #: largest value of the C's int (the automatic oversampling count is converted to one)
@@ -362,7 +376,7 @@ def prepare(config: SimulationConfig) -> Setup:
     if panels is not None:   # the gaps between panels are never rendered
         cover = panels.coverage()
         mask = cover if mask is None else np.where(mask != 0, cover, 0).astype(np.uint16)
-    return Setup(
+    setup = Setup(
         config=config, geometry=geom, lattice=lattice, cells_per_axis=counts,
         sample_size=sample_size, oversample=int(oversample),
         recommended_oversample=recommended, interpolate=bool(interpolate),
@@ -373,6 +387,10 @@ def prepare(config: SimulationConfig) -> Setup:
         roi=_roi(rd.roi, geom.fpixels, geom.spixels), mask=mask, steps=steps,
         background=background, cells=cells.reshape(-1, 9), rng_table=table,
         messages=messages, panels=panels)
+    note = empty_region_note(setup)
+    if note is not None:
+        warn_caller(note)
+    return setup
 
 
 def _recommended_oversample(extent, wavelength, geom, panels):
@@ -539,7 +557,7 @@ def _thread_count(threads):
     if threads is None:
         return numba.get_num_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ConfigError(f"threads must be None or a positive integer, got {threads!r}")
+        raise ConfigError(f"threads must be None or a positive integer, got {shown(threads)}")
     return min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
 
@@ -584,6 +602,11 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, libm_sine=Fa
     from . import running
     from .kernels import get_backend, rowqueue
     from .progress import reporter
+    if not isinstance(setup, Setup):
+        hint = (": use nbnumba.simulate(config), or render(nbnumba.prepare(config))"
+                if isinstance(setup, SimulationConfig) else "")
+        raise ConfigError(f"render takes a prepared Setup (from nbnumba.prepare), got "
+                          f"{type(setup).__name__}{hint}")
     n_threads = _thread_count(threads)
     report = reporter(progress, expected=(planned_seconds(setup, n_threads)
                                           if progress is True else None))

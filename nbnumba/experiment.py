@@ -204,6 +204,7 @@ class SimulatedImage:
     b: Vector3
     c: Vector3
     cell: Tuple[float, ...]  #: a, b, c (Angstrom), alpha, beta, gamma (rad)
+    beam_size: float = 0.0   #: side of the square beam (-beamsize), m; 0 or less: not given
     #: the panels of a detector of several (None: one panel, pix0 .. spixels above)
     panels: Optional[Tuple["PanelRecord", ...]] = None
     trusted_range: Tuple[float, float] = (0.0, float(MAX_TRUSTED_COUNT))
@@ -302,8 +303,8 @@ def describe(setup, name, adc):
         slow=g.sdet, pixel_size=g.pixel_size, fpixels=g.fpixels, spixels=g.spixels,
         thickness=thick, mu=mu, adc=float(adc), spindle=g.frame.spindle,
         phi0=cfg.crystal.phi0, osc=setup.osc,
-        a=lat.a, b=lat.b, c=lat.c, cell=lat.cell, exact=configuration_record(setup),
-        **extra)
+        a=lat.a, b=lat.b, c=lat.c, cell=lat.cell, beam_size=cfg.beam.beam_size,
+        exact=configuration_record(setup), **extra)
 
 
 #: detector fields that are flags of the render, not of the detector the files describe

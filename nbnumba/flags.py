@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Tuple
 
-from .config import SimulationConfig
+from .config import Fields, SimulationConfig
 from .errors import ConfigError, FlagError
 from .io import reflections
 from .io.model_sf import MIN_D_MIN
@@ -105,7 +105,7 @@ device_name.__name__ = "device"
 
 
 @dataclass
-class OutputOptions:
+class OutputOptions(Fields):
     """Output files and image options of one CLI run."""
     floatfile: str = "floatimage.bin"
     intfile: str = "intimage.img"
@@ -125,6 +125,8 @@ class OutputOptions:
     xds_inp: Optional[str] = None     #: -xds_inp: XDS.INP of the int image
     nexus: Optional[str] = None       #: -nexus: NXmx HDF5 file of the noise image
     nexus_float: bool = False         #: -nexus_float: ... of the float image instead
+    #: -expt_images: the images -expt/-xds_inp describe: "int", "noise", "nexus" or a name
+    expt_images: str = "int"
     panel_files: bool = False         #: --panel-files: float, SMV, PGM files per panel
 
 
@@ -674,15 +676,22 @@ flag("-smv_extended", "nbnumba", "SMV headers for every reader: add ADC_OFFSET (
      "C program's) [default: the C's header]", _out_switch(smv_extended=True), nargs=0)
 
 flag("-expt", "nbnumba", "also write a DIALS experiment list (JSON, as dials.import writes) "
-     "of the -intfile image: beam, detector, goniometer and scan, and the true crystal at "
-     "phi = 0; the image name must end in its number (-intfile sim_00001.img) "
+     "of the -intfile image (see -expt_images): beam, detector, goniometer and scan, and the "
+     "true crystal at phi = 0; the image name must end in its number (-intfile "
+     "sim_00001.img) "
      "[default: none]", _out("expt"), kind=str, metavar=["FILE"])
 flag("-xds_inp", "nbnumba", "also write an XDS.INP for the -intfile image (a rotation: needs "
      "-osc) with the true cell as UNIT_CELL_CONSTANTS; numbered name as for -expt "
      "[default: none]", _out("xds_inp"), kind=str, metavar=["FILE"])
+flag("-expt_images", "nbnumba", "the images -expt and -xds_inp describe: int (the -intfile "
+     "image), noise (the -noisefile image), nexus (the -nexus file; -expt only) or the name "
+     "of another image file; a series takes a template with the frame number "
+     "(noisy/sim_{:05d}.img) [default: int]", _out("expt_images"), kind=str,
+     metavar=["WHICH"])
 flag("-nexus", "nbnumba", "also write an NXmx (NeXus/HDF5) file of the frame, as DIALS and "
      "XDS read an Eiger's: the noise image's counts (the -intfile image's with -nonoise) "
-     "with the beam, detector and goniometer geometry; needs h5py (pip install "
+     "without the -adc offset, with the beam, detector and goniometer geometry and the "
+     "polarization; needs h5py (pip install "
      "'nbnumba[hdf5]') [default: none]", _out("nexus"), kind=str, metavar=["FILE"])
 flag("-nexus_float", "nbnumba", "the -nexus file holds the float image (photons, float32) "
      "instead of counts", _out_switch(nexus_float=True), nargs=0)

@@ -9,12 +9,14 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli"}
+PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli",
+            "nbnumba_dxtbx": ROOT / "dxtbx_plugin"}
 
 #: layers from the top (0) down; a module may import its own layer and those below.
 #: A name ending in "." covers a package and everything in it, except its modules named
 #: in another layer.
 LAYERS = (
+    ("dxtbx format class", ("nbnumba_dxtbx",)),
     ("front ends", ("nbnumba_cli.",)),
     ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags", "nbnumba.precompile",
                            "nbnumba.experiment_input")),
@@ -114,6 +116,12 @@ def test_the_library_never_imports_the_command_line_package():
     bad = sorted((a, b) for a, b in _edges()
                  if not a.startswith("nbnumba_cli") and b.startswith("nbnumba_cli"))
     assert bad == []
+
+
+def test_the_dxtbx_format_class_imports_nothing_of_nbnumba():
+    """It runs in DIALS' Python, where nbnumba is installed without its dependencies."""
+    assert GRAPH["nbnumba_dxtbx"] == set()
+    assert all("nbnumba_dxtbx" not in targets for targets in GRAPH.values())
 
 
 def test_every_module_has_a_layer_and_imports_none_above_it():

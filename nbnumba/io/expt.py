@@ -112,14 +112,9 @@ def _goniometer(image, rows):
             "setting_rotation": identity}
 
 
-def _scan(sweep, first_index=None):
-    """The scan of a sweep; first_index: the sweep's first frame in an NXmx file (its
-    images are then numbered from first_index + 1, with no batch offset, as dxtbx reads
-    them from the file), None for numbered image files."""
+def _scan(sweep):
     first, last = sweep.image_range
     n = last - first + 1
-    if first_index is not None:
-        first, last = first_index + 1, first_index + n
     start, width = degrees(sweep.first.phi0), degrees(sweep.first.osc)
     properties = {
         "epochs": [0.0] * n,
@@ -131,8 +126,7 @@ def _scan(sweep, first_index=None):
     # dxtbx's import of a template sets the batch offset to the first image number - 1
     # (dxtbx.imageset.ImageSetFactory: array_range[0]); the same here, so that the scan
     # equals the one dxtbx reads from the images (-1 for frames numbered from 0)
-    return {"image_range": [first, last],
-            "batch_offset": 0 if first_index is not None else first - 1,
+    return {"image_range": [first, last], "batch_offset": first - 1,
             "properties": properties, "valid_image_ranges": {}}
 
 
@@ -150,14 +144,17 @@ def _relative(path, directory):
     return os.path.relpath(os.path.abspath(path), directory)
 
 
-def _imageset(sweep, directory, nexus=None, first_index=0):
+def _imageset(sweep, directory, container=None):
     extra = {"mask": None, "gain": None, "pedestal": None, "dx": None, "dy": None,
              "params": {}}
     image = sweep.first
-    if nexus is not None:   # the frames of an NXmx file, as dials.import names them
-        indices = list(range(first_index, first_index + len(sweep.images)))
-        kind = "ImageSequence" if image.is_rotation else "ImageSet"
-        return {"__id__": kind, "template": _relative(nexus, directory),
+    if container is not None:   # the images are frames 1, 2 ... of one (NXmx) file
+        path = _relative(container, directory)
+        indices = [im.name.number - 1 for im in sweep.images]
+        if image.is_rotation:
+            return {"__id__": "ImageSequence", "template": path,
+                    "single_file_indices": indices, **extra}
+        return {"__id__": "ImageSet", "images": [path] * len(indices),
                 "single_file_indices": indices, **extra}
     if image.is_rotation:
         template = _relative(image.name.template("#"), directory)
@@ -175,16 +172,16 @@ def _index(table, item):
     return len(table) - 1
 
 
-def experiment_list(images, expt_path, nexus=None):
+def experiment_list(images, expt_path, container=None):
     """The experiment list (a dict) of the images written, for a file at ``expt_path``.
 
     images: :class:`~nbnumba.experiment.SimulatedImage` records in frame order. Frames
     that form one rotation sweep become one experiment with an ``ImageSequence``; other
     frames (stills, or frames with different crystals) one experiment each.
+    container: None (each image is the file its name gives) or the path of the one file
+    that holds them all, an NXmx file, where an image numbered n is frame n - 1.
     Identifiers are UUIDs derived from the image paths (the same run gives the same
-    file). nexus: the NXmx file that holds the frames (in order), which the image sets
-    then name (a detector of several panels: SMV images hold one panel); None: the SMV
-    images.
+    file).
     """
     directory = os.path.dirname(os.path.abspath(expt_path))
     tables = {k: [] for k in ("beam", "detector", "goniometer", "scan", "crystal",
@@ -195,16 +192,16 @@ def experiment_list(images, expt_path, nexus=None):
         rows = _frame(image)
         entry = {"__id__": "Experiment"}
         path = os.path.abspath(image.name.prefix + image.name.digits + image.name.ext)
+        if container is not None:
+            path = "%s#%s" % (os.path.abspath(container), image.name.digits)
         entry["identifier"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "nbnumba:" + path))
         entry["beam"] = _index(tables["beam"], _beam(image, rows))
         entry["detector"] = _index(tables["detector"], _detector(image, rows))
         if image.is_rotation:
             entry["goniometer"] = _index(tables["goniometer"], _goniometer(image, rows))
-            entry["scan"] = _index(tables["scan"], _scan(
-                sweep, _position(images, sweep.first) if nexus is not None else None))
+            entry["scan"] = _index(tables["scan"], _scan(sweep))
         entry["crystal"] = _index(tables["crystal"], _crystal(image, rows))
-        entry["imageset"] = _index(tables["imageset"], _imageset(
-            sweep, directory, nexus, _position(images, sweep.first)))
+        entry["imageset"] = _index(tables["imageset"], _imageset(sweep, directory, container))
         experiments.append(entry)
     result = {"__id__": "ExperimentList", "experiment": experiments}
     result.update(tables)
@@ -215,14 +212,7 @@ def experiment_list(images, expt_path, nexus=None):
     return result
 
 
-def _position(images, image):
-    for i, candidate in enumerate(images):
-        if candidate is image:
-            return i
-    return 0
-
-
-def expt_bytes(images, expt_path, nexus=None):
-    """The ``.expt`` file's content (UTF-8 JSON); nexus: see :func:`experiment_list`."""
-    return (json.dumps(experiment_list(images, expt_path, nexus), indent=2)
+def expt_bytes(images, expt_path, container=None):
+    """The ``.expt`` file's content (UTF-8 JSON); see :func:`experiment_list`."""
+    return (json.dumps(experiment_list(images, expt_path, container), indent=2)
             + "\n").encode("utf-8")
