@@ -1,0 +1,463 @@
+"""The resident renderer: a process that has imported NumPy, numba, nbnumba and every
+command and loaded nbnumba's compiled functions, and forks a child for each request.
+
+``nbnumba --server start`` (:mod:`nbnumba_cli.server`) starts it in a session of its own
+with the starter's environment and ``sys.path``; :func:`main` then
+
+1. takes the installation's lock (one renderer per user and installation) and notes
+   what it started with (:func:`nbnumba_cli.procstate.describe`, the source files'
+   fingerprint);
+2. warms up (:func:`warm_up`) without running any parallel region: numba's OpenMP
+   layer is not safe to fork once a parallel region ran, so the kernels are only
+   loaded here and each child sets the layer up for itself;
+3. listens on its UNIX socket and, for each connection from a process of the same
+   user, forks at once: the child answers it (:mod:`nbnumba_cli.renderchild`) and exits.
+   The renderer itself reads nothing from clients, so a slow client never holds it up.
+   It keeps its copy of each connection and, when it reaps the child, sends the child's
+   exit status, or the signal that killed it, to the client;
+4. exits after ``idle`` seconds without a run, on SIGTERM or ``nbnumba --server stop``,
+   or when a child found the source files changed; in each case it stops accepting at
+   once (socket removed, lock released) and leaves when the runs in progress have
+   finished.
+
+Between requests it waits in ``poll`` without a timeout other than the idle one, so it
+uses no CPU time. Children die with it (``PR_SET_PDEATHSIG``): a run whose status can
+no longer be reported is not left running.
+"""
+import gc
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from . import procstate, renderchild, rundir, wire
+
+_PR_SET_PDEATHSIG = 1
+
+
+class _NotCached(Exception):
+    """numba was about to compile: the function has no cache entry for this machine."""
+
+
+def _log(text):
+    try:
+        sys.stderr.write("%s nbnumba renderer %d: %s\n"
+                         % (time.strftime("%Y-%m-%d %H:%M:%S"), os.getpid(), text))
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def cached_signatures(dispatcher):
+    """The argument types of every entry in numba's cache index of ``dispatcher`` that
+    fits this CPU and the function's current code ([] when there is none)."""
+    try:
+        from numba.core.caching import FunctionCache
+        cache = dispatcher._cache
+        if not isinstance(cache, FunctionCache):
+            return []
+        wanted = cache._index_key(None, dispatcher.targetctx.codegen())[1:]
+        return [key[0] for key in cache._cache_file._load_index() if key[1:] == wanted]
+    except Exception:  # an unreadable or foreign index: nothing to load
+        return []
+
+
+def openmp_expected():
+    """True when numba will choose its OpenMP threading layer here (the only layer the
+    renderer sets up before forking; under TBB or workqueue each child loads the
+    kernels itself)."""
+    import numba
+    from .guard import _layer_loads
+    layer = str(numba.config.THREADING_LAYER).lower()
+    if layer == "omp":
+        return _layer_loads("omp")
+    if layer == "threadsafe":
+        return not _layer_loads("tbb") and _layer_loads("omp")
+    if layer == "default":
+        for name in numba.config.THREADING_LAYER_PRIORITY:
+            if name == "workqueue":
+                return False
+            if _layer_loads(name):
+                return name == "omp"
+    return False
+
+
+def load_compiled(kernels):
+    """Load every nbnumba function that numba's cache holds for this machine; never
+    compile (a function without a cache entry is compiled by the first child that
+    needs it, and cached). ``kernels``: load the parallel kernels too. Returns the
+    number of compiled functions loaded."""
+    from numba.core import event
+    from nbnumba import compilecache
+
+    class Refuse(event.Listener):
+        def on_start(self, ev):
+            raise _NotCached()
+
+        def on_end(self, ev):
+            pass
+
+    refuse = Refuse()
+    event.register("numba:compile", refuse)
+    loaded = 0
+    try:
+        for dispatcher in compilecache.nbnumba_functions():
+            if compilecache.is_kernel(dispatcher) and not kernels:
+                continue
+            for signature in cached_signatures(dispatcher):
+                try:
+                    dispatcher.compile(signature)
+                    loaded += 1
+                except _NotCached:
+                    pass
+    finally:
+        event.unregister("numba:compile", refuse)
+    return loaded
+
+
+def warm_up():
+    """Import what the commands import and load the compiled functions; returns (None,
+    facts) or (one line saying why the renderer cannot start, facts)."""
+    import warnings
+    from . import entry
+    from .guard import environment_problem, threading_layer_problem
+    facts = {"loaded": 0, "layer": None}
+    with warnings.catch_warnings():  # a warning shown here is shown again by a child
+        problem = environment_problem() or entry._import_numba() or threading_layer_problem()
+        if problem is not None:
+            return problem, facts
+        from . import main, noisify, nonbragg  # noqa: F401  (and all they import)
+        from nbnumba import _jit
+        from nbnumba.kernels import cpu_backend  # noqa: F401
+        from numba.np.ufunc import parallel
+        kernels = openmp_expected()
+        with _jit.no_blas_probe():
+            facts["loaded"] = load_compiled(kernels)
+    if parallel._is_initialized:
+        facts["layer"] = parallel.threading_layer()
+        if facts["layer"] != "omp":
+            return ("numba set up its %s threading layer while loading the kernels; the "
+                    "renderer forks only before OpenMP runs" % facts["layer"]), facts
+    return None, facts
+
+
+def _set_parent_death_signal():
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Zygote:
+    """The renderer's state: what it started with, its socket, its children."""
+
+    def __init__(self, socket_path, lock_fd, log_path, idle):
+        self.socket_path = socket_path
+        self.lock_fd = lock_fd
+        self.log_path = log_path
+        self.idle = idle
+        self.pid = os.getpid()
+        self.started = time.time()
+        self.description = procstate.describe()
+        directories = rundir.package_directories()
+        self.fingerprint = rundir.source_fingerprint(directories)
+        self.sources = (directories, ())
+        self.default_threads = None
+        self.warm = {}
+        self.ready_after = None
+        self.cpu_at_ready = None
+        self.listener = None
+        self.socket_inode = None
+        self.children = {}  # pid -> the connection of its client
+        self.served = 0
+        self.declined = 0
+        self.last_run = time.monotonic()
+        self.largest_rss_kib = 0
+        self.last_rss_kib = 0
+        self.stopping = None
+        self.wake = None
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def prepare(self):
+        """Warm up; None, or one line saying why the renderer cannot serve."""
+        problem, self.warm = warm_up()
+        if problem is not None:
+            return problem
+        import numba
+        import numpy
+        import llvmlite
+        modules = tuple(os.path.realpath(m.__file__) for m in (numpy, numba, llvmlite))
+        self.fingerprint += rundir.source_fingerprint((), modules)
+        self.sources = (self.sources[0], modules)
+        self.default_threads = numba.config.NUMBA_DEFAULT_NUM_THREADS
+        return None
+
+    def listen(self):
+        """Bind the socket under a temporary name and rename it into place."""
+        temporary = "%s.%d.tmp" % (self.socket_path, self.pid)
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(temporary)
+        os.chmod(temporary, 0o600)
+        listener.listen(64)
+        listener.setblocking(False)
+        os.replace(temporary, self.socket_path)
+        self.socket_inode = os.lstat(self.socket_path).st_ino
+        self.listener = listener
+
+    def ready(self):
+        self.ready_after = time.time() - self.started
+        times = os.times()
+        self.cpu_at_ready = times.user + times.system
+        gc.collect()
+        gc.freeze()  # children leave the renderer's objects alone: fewer copied pages
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _on_signal(self, signum, frame):
+        if signum != signal.SIGCHLD and self.stopping is None:
+            self.stopping = "signal %d" % signum
+
+    def serve(self):
+        """Accept, fork and reap until stopped and every child has been reaped."""
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake = (wake_r, wake_w)
+        signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        poller = select.poll()
+        poller.register(wake_r, select.POLLIN)
+        poller.register(self.listener, select.POLLIN)
+        while True:
+            if self.stopping is not None and self.listener is not None:
+                self.stop_accepting(poller)
+            if self.stopping is not None and not self.children:
+                break
+            timeout = None
+            if not self.children and self.stopping is None:
+                left = self.last_run + self.idle - time.monotonic()
+                if left <= 0:
+                    self.stopping = "idle for %g s" % self.idle
+                    continue
+                timeout = max(int(left * 1000) + 1, 1)
+            events = poller.poll(timeout)
+            for fd, _ in events:
+                if fd == wake_r:
+                    try:
+                        while os.read(wake_r, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+            self.reap()
+            if self.listener is not None and self.stopping is None and \
+                    any(fd == self.listener.fileno() for fd, _ in events):
+                self.accept()
+        _log("stopped (%s); %d runs served" % (self.stopping, self.served))
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                _log("accept failed: %s" % exc)
+                return
+            try:
+                uid = wire.peer_uid(conn)
+            except OSError:
+                uid = None
+            if uid != os.geteuid():
+                _log("refused a connection from uid %s" % uid)
+                conn.close()
+                continue
+            self.fork(conn)
+
+    def fork(self, conn):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            _log("fork failed: %s" % exc)
+            conn.close()
+            return
+        if pid == 0:
+            status = renderchild.FAILED
+            try:
+                self.enter_child(conn)
+                status = renderchild.serve(conn, self)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(status)
+        self.children[pid] = conn
+
+    def enter_child(self, conn):
+        """In a freshly forked child: die with the renderer, drop its descriptors and
+        signal handlers."""
+        _set_parent_death_signal()
+        if os.getppid() != self.pid:
+            os._exit(renderchild.FAILED)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        for fd in self.wake + (self.lock_fd,):
+            os.close(fd)
+        self.listener.close()
+        for other in self.children.values():
+            other.close()
+        self.children = {}
+        gc.unfreeze()
+        import random
+        random.seed()
+        if "numpy.random" in sys.modules:
+            sys.modules["numpy"].random.seed()
+
+    def reap(self):
+        while self.children:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            self.finished(conn, status, usage)
+            conn.close()
+
+    def finished(self, conn, status, usage):
+        """Report a reaped child's outcome to its client and count it."""
+        code = os.waitstatus_to_exitcode(status)
+        outcome = renderchild.OUTCOMES.get(code)
+        if outcome in ("declined", "stale"):
+            self.declined += 1
+        if outcome == "stale":
+            self.stopping = self.stopping or "nbnumba's files changed"
+        elif outcome == "stop":
+            self.stopping = self.stopping or "asked to stop"
+        if outcome is not None:
+            return
+        self.served += 1
+        self.last_run = time.monotonic()
+        self.last_rss_kib = usage.ru_maxrss
+        self.largest_rss_kib = max(self.largest_rss_kib, usage.ru_maxrss)
+        message = ("exit", code) if code >= 0 else ("killed", -code)
+        try:
+            conn.send(wire.encode(message), socket.MSG_DONTWAIT)
+        except OSError:  # the client is gone
+            pass
+
+    def stop_accepting(self, poller):
+        """No new requests: socket closed and removed (if still ours), lock released."""
+        poller.unregister(self.listener)
+        self.listener.close()
+        self.listener = None
+        try:
+            if os.lstat(self.socket_path).st_ino == self.socket_inode:
+                os.unlink(self.socket_path)
+        except OSError:
+            pass
+        os.close(self.lock_fd)
+        self.lock_fd = -1
+        _log("stopping (%s); %d runs in progress" % (self.stopping, len(self.children)))
+
+    # -- facts for `nbnumba --server status` (called in a forked child) ------------------
+
+    def facts(self):
+        """What ``nbnumba --server status`` shows (in a child: the renderer is the parent)."""
+        from nbnumba import __version__
+        parent = os.getppid()
+        rss = None
+        for line in _read_text("/proc/%d/status" % parent).splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+        fields = _read_text("/proc/%d/stat" % parent).rpartition(")")[2].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / ticks if len(fields) > 12 else None
+        return {"pid": parent, "version": __version__, "python": sys.version.split()[0],
+                "started": self.started, "ready_after": self.ready_after,
+                "served": self.served, "declined": self.declined,
+                "running": len(self.children), "idle_timeout": self.idle,
+                "idle_for": time.monotonic() - self.last_run,
+                "rss_kib": rss, "cpu_seconds": cpu, "cpu_at_ready": self.cpu_at_ready,
+                "largest_rss_kib": self.largest_rss_kib, "last_rss_kib": self.last_rss_kib,
+                "loaded": self.warm.get("loaded", 0), "layer": self.warm.get("layer"),
+                "socket": self.socket_path, "log": self.log_path}
+
+
+def _read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _take_lock(path):
+    """The lock file's descriptor, locked; or (None, pid of the holder)."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip()
+        os.close(fd)
+        return None, holder
+    os.ftruncate(fd, 0)
+    os.write(fd, b"%d\n" % os.getpid())
+    return fd, None
+
+
+def _tell_starter(fd, line):
+    if fd is None:
+        return
+    try:
+        os.write(fd, line.encode("utf-8", "backslashreplace") + b"\n")
+    except OSError:
+        pass
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def main(argv):
+    """Run the renderer: ``--socket PATH --lock PATH --log PATH --idle SECONDS
+    [--ready-fd FD]`` (as :mod:`nbnumba_cli.server` starts it)."""
+    options = dict(zip(argv[::2], argv[1::2]))
+    ready_fd = int(options["--ready-fd"]) if "--ready-fd" in options else None
+    os.umask(0o077)
+    os.chdir("/")
+    lock_fd, holder = _take_lock(options["--lock"])
+    if lock_fd is None:
+        _tell_starter(ready_fd, "running %s" % holder)
+        return 0
+    zygote = Zygote(options["--socket"], lock_fd, options["--log"], float(options["--idle"]))
+    _log("starting (nbnumba_cli in %s, Python %s)"
+         % (zygote.sources[0][0], sys.version.split()[0]))
+    problem = zygote.prepare()
+    if problem is not None:
+        _log("cannot serve: " + problem)
+        _tell_starter(ready_fd, "error " + problem)
+        return 9
+    zygote.listen()
+    zygote.ready()
+    _log("ready after %.2f s: %d compiled functions loaded, threading layer %s, %d threads"
+         % (zygote.ready_after, zygote.warm["loaded"], zygote.warm["layer"] or "not set up",
+            len(os.listdir("/proc/self/task"))))
+    _tell_starter(ready_fd, "ready %d" % os.getpid())
+    zygote.serve()
+    return 0
