@@ -240,10 +240,11 @@ class Session:
     def run(self):
         """The run's exit status, or None when it must render in-process."""
         from . import procstate, wire
+        request = procstate.describe(self.prog)  # before the signal handlers change
         self._catch_signals()
         try:
             try:
-                accepted = self._request(procstate, wire)
+                accepted = self._request(request, wire)
             except (OSError, wire.ProtocolError, TimeoutError):
                 accepted = False
             if not accepted:
@@ -263,11 +264,11 @@ class Session:
             self._release_signals()
             raise stopsignals.stop_exception(self.pending[0])
 
-    def _request(self, procstate, wire):
+    def _request(self, request, wire):
         fds, opened = _standard_fds()
         try:
             self.conn.settimeout(READY_SECONDS)
-            wire.send(self.conn, ("run", procstate.describe(self.prog)), fds)
+            wire.send(self.conn, ("run", request), fds)
         finally:
             for fd in opened:
                 os.close(fd)
@@ -278,7 +279,7 @@ class Session:
         if reply[0] == "declined":
             if os.environ.get("NBNUMBA_DEBUG"):
                 from .guard import say_error
-                say_error("%s: note: the resident renderer runs this elsewhere: %s\n"
+                say_error("%s: note: rendering in-process, not in the resident renderer: %s\n"
                           % (self.prog, reply[1]))
             return False
         if reply[0] != "ready" or self.pending:

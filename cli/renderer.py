@@ -24,6 +24,7 @@ Between requests it waits in ``poll`` without a timeout other than the idle one,
 uses no CPU time. Children die with it (``PR_SET_PDEATHSIG``): a run whose status can
 no longer be reported is not left running.
 """
+import contextlib
 import gc
 import os
 import select
@@ -84,13 +85,11 @@ def openmp_expected():
     return False
 
 
-def load_compiled(kernels):
-    """Load every nbnumba function that numba's cache holds for this machine; never
-    compile (a function without a cache entry is compiled by the first child that
-    needs it, and cached). ``kernels``: load the parallel kernels too. Returns the
-    number of compiled functions loaded."""
+@contextlib.contextmanager
+def compiles_refused():
+    """Inside the block, a compile that numba is about to start raises
+    :class:`_NotCached` instead (a cache hit raises nothing)."""
     from numba.core import event
-    from nbnumba import compilecache
 
     class Refuse(event.Listener):
         def on_start(self, ev):
@@ -101,20 +100,107 @@ def load_compiled(kernels):
 
     refuse = Refuse()
     event.register("numba:compile", refuse)
-    loaded = 0
     try:
-        for dispatcher in compilecache.nbnumba_functions():
-            if compilecache.is_kernel(dispatcher) and not kernels:
-                continue
-            for signature in cached_signatures(dispatcher):
-                try:
-                    dispatcher.compile(signature)
-                    loaded += 1
-                except _NotCached:
-                    pass
+        yield
     finally:
         event.unregister("numba:compile", refuse)
+
+
+def load_compiled(kernels):
+    """Load every nbnumba function that numba's cache holds for this machine (inside
+    :func:`compiles_refused`: a function without a cache entry is compiled by the first
+    child that needs it, and cached). ``kernels``: the parallel kernels too. Returns
+    the number of compiled functions loaded."""
+    from nbnumba import compilecache
+    loaded = 0
+    for dispatcher in compilecache.nbnumba_functions():
+        if compilecache.is_kernel(dispatcher) and not kernels:
+            continue
+        for signature in cached_signatures(dispatcher):
+            try:
+                dispatcher.compile(signature)
+                loaded += 1
+            except _NotCached:
+                pass
     return loaded
+
+
+def _stand_in(kernel):
+    def load_only(*args):
+        try:
+            kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+        except _NotCached:
+            pass
+    return load_only
+
+
+@contextlib.contextmanager
+def kernels_stood_in():
+    """Inside the block, every parallel kernel of nbnumba (wherever a module holds it)
+    is replaced by a stand-in that loads the kernel compiled for its arguments' types
+    from numba's cache and returns None without running it: no parallel region runs,
+    and the image stays zero."""
+    from numba.core.dispatcher import Dispatcher
+    from nbnumba import compilecache
+    replaced = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "nbnumba" or name.startswith("nbnumba.")):
+            continue
+        for attribute, value in list(vars(module).items()):
+            if isinstance(value, Dispatcher) and compilecache.is_kernel(value):
+                replaced.append((module, attribute, value))
+                setattr(module, attribute, _stand_in(value))
+    try:
+        yield
+    finally:
+        for module, attribute, value in replaced:
+            setattr(module, attribute, value)
+
+
+#: a structure-factor table of nb-nonbragg's rehearsal (sin(theta)/lambda, F)
+_STOL = "0 2.0\n0.2 3.0\n0.5 1.0\n1.0 0.5\n"
+
+
+def _rehearsals():
+    """(command module name, arguments) of :func:`rehearse`, in order: the ``nbnumba``
+    runs write the float image that ``nb-noisify`` reads."""
+    from nbnumba.kernels import cpu_backend
+    images = ["-floatfile", "float.bin", "-intfile", "int.img", "-pgmfile", "image.pgm",
+              "-noisefile", "noise.img", "-seed", "1", "-noprogress"]
+    runs = [("main", list(flags) + images) for _, flags in cpu_backend.VARIANTS.values()]
+    runs.append(("nonbragg", ["-stol", "water.stol", "-detpixels", "8", "-distance", "100",
+                              "-floatfile", "water.bin", "-intfile", "water.img",
+                              "-pgmfile", "water.pgm", "-noisefile", "water-noise.img",
+                              "-seed", "1"]))
+    runs.append(("noisify", ["-floatfile", "float.bin", "-detpixels", "8", "-seed", "1",
+                             "-intfile", "ideal.img", "-noisefile", "real.img",
+                             "-pgmfile", "real.pgm"]))
+    return runs
+
+
+def rehearse():
+    """Run each command on a tiny image in a scratch folder, as a client's run would,
+    with the kernels stood in (:func:`kernels_stood_in`): everything a run imports on
+    its way, every helper it calls and the kernels it loads are ready in the renderer.
+    Returns {"command arguments": exit status}."""
+    import importlib
+    import io
+    import tempfile
+    statuses = {}
+    with tempfile.TemporaryDirectory(prefix="nbnumba-renderer-") as folder:
+        with open(os.path.join(folder, "water.stol"), "w") as f:
+            f.write(_STOL)
+        os.chdir(folder)
+        try:
+            with kernels_stood_in():
+                for module, argv in _rehearsals():
+                    command = importlib.import_module("nbnumba_cli." + module)
+                    text = io.StringIO()
+                    with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                        statuses["%s %s" % (module, " ".join(argv))] = command.main(argv)
+        finally:
+            os.chdir("/")
+    return statuses
 
 
 def warm_up():
@@ -123,7 +209,7 @@ def warm_up():
     import warnings
     from . import entry
     from .guard import environment_problem, threading_layer_problem
-    facts = {"loaded": 0, "layer": None}
+    facts = {"loaded": 0, "layer": None, "rehearsals": {}}
     with warnings.catch_warnings():  # a warning shown here is shown again by a child
         problem = environment_problem() or entry._import_numba() or threading_layer_problem()
         if problem is not None:
@@ -133,7 +219,9 @@ def warm_up():
         from nbnumba.kernels import cpu_backend  # noqa: F401
         from numba.np.ufunc import parallel
         kernels = openmp_expected()
-        with _jit.no_blas_probe():
+        with _jit.no_blas_probe(), compiles_refused():
+            if kernels:  # a rehearsal sets numba's threading layer up: OpenMP only
+                facts["rehearsals"] = rehearse()
             facts["loaded"] = load_compiled(kernels)
     if parallel._is_initialized:
         facts["layer"] = parallel.threading_layer()
@@ -212,11 +300,11 @@ class Zygote:
         self.listener = listener
 
     def ready(self):
+        gc.collect()
+        gc.freeze()  # children leave the renderer's objects alone: fewer copied pages
         self.ready_after = time.time() - self.started
         times = os.times()
         self.cpu_at_ready = times.user + times.system
-        gc.collect()
-        gc.freeze()  # children leave the renderer's objects alone: fewer copied pages
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -313,7 +401,8 @@ class Zygote:
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         for fd in self.wake + (self.lock_fd,):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         self.listener.close()
         for other in self.children.values():
             other.close()
@@ -418,6 +507,10 @@ def _take_lock(path):
         return None, holder
     os.ftruncate(fd, 0)
     os.write(fd, b"%d\n" % os.getpid())
+    try:
+        os.ftruncate(2, 0)  # the log (stderr) starts with this renderer
+    except OSError:
+        pass
     return fd, None
 
 
@@ -453,6 +546,10 @@ def main(argv):
         _log("cannot serve: " + problem)
         _tell_starter(ready_fd, "error " + problem)
         return 9
+    for run, status in zygote.warm["rehearsals"].items():
+        if status != 0:
+            _log("rehearsal %r ended with status %d (its remaining steps are left to the "
+                 "first run that needs them)" % (run, status))
     zygote.listen()
     zygote.ready()
     _log("ready after %.2f s: %d compiled functions loaded, threading layer %s, %d threads"
