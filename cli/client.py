@@ -94,36 +94,14 @@ def _through_renderer(prog):
         return EXIT_ERROR
     if mode == "off" or os.path.lexists(".numba_config.yaml"):
         return None  # numba reads that file at import: only a process started here sees it
-    conn = connect_renderer()
+    from . import wire
+    conn = wire.connect_renderer()
     if conn is None:
         if mode == "auto":
             from . import server
             return server.start_in_background(prog)
         return None
     return Session(conn, prog).run()
-
-
-def connect_renderer(timeout=1.0):
-    """A connection to this installation's renderer, or None (none running, or its
-    directory or process is not this user's own)."""
-    from . import rundir, wire
-    directory = rundir.base_directory()
-    if rundir.check_private(directory) is not None:
-        return None
-    path = rundir.paths(directory)["socket"]
-    if len(os.fsencode(path)) > rundir.SOCKET_PATH_MAX:
-        return None
-    conn = wire.connect(path, timeout)
-    if conn is None:
-        return None
-    try:
-        uid = wire.peer_uid(conn)
-    except OSError:
-        uid = None
-    if uid != os.geteuid():
-        conn.close()
-        return None
-    return conn
 
 
 def _standard_fds():

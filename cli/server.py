@@ -99,9 +99,8 @@ def _files(create):
 
 def _ask(message, timeout=10.0):
     """The renderer's answer to ``message``, or None when none is running."""
-    from .client import connect_renderer
     from . import wire
-    conn = connect_renderer(timeout)
+    conn = wire.connect_renderer(timeout)
     if conn is None:
         return None
     try:
@@ -187,8 +186,7 @@ def start(idle):
 
 
 def _note_mode():
-    from .client import server_mode
-    if server_mode(PROG) == "off":
+    if os.environ.get("NBNUMBA_SERVER", "").strip().lower() == "off":
         _say("nbnumba: note: NBNUMBA_SERVER=off: commands run in-process and do not use it")
 
 

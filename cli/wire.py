@@ -47,6 +47,29 @@ def connect(path, timeout):
     return sock
 
 
+def connect_renderer(timeout=1.0):
+    """A connection to this installation's renderer (:mod:`nbnumba_cli.rundir`), or
+    None: none running, or its directory or its process is not this user's own."""
+    from . import rundir
+    directory = rundir.base_directory()
+    if rundir.check_private(directory) is not None:
+        return None
+    path = rundir.paths(directory)["socket"]
+    if len(os.fsencode(path)) > rundir.SOCKET_PATH_MAX:
+        return None
+    sock = connect(path, timeout)
+    if sock is None:
+        return None
+    try:
+        uid = peer_uid(sock)
+    except OSError:
+        uid = None
+    if uid != os.geteuid():
+        sock.close()
+        return None
+    return sock
+
+
 def peer_uid(sock):
     """The effective uid of the process at the other end of the UNIX socket ``sock``."""
     data = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 3 * _INT)
