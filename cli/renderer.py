@@ -187,19 +187,27 @@ def rehearse():
     import io
     import tempfile
     statuses = {}
-    with tempfile.TemporaryDirectory(prefix="nbnumba-renderer-") as folder:
-        with open(os.path.join(folder, "water.stol"), "w") as f:
-            f.write(_STOL)
-        os.chdir(folder)
-        try:
+    # nbnumba's own run-time variables (a test pause, tracebacks) are the clients' business
+    own = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("NBNUMBA_")}
+    try:
+        with tempfile.TemporaryDirectory(prefix="nbnumba-renderer-") as folder:
+            with open(os.path.join(folder, "water.stol"), "w") as f:
+                f.write(_STOL)
+            os.chdir(folder)
             with kernels_stood_in():
                 for module, argv in _rehearsals():
                     command = importlib.import_module("nbnumba_cli." + module)
                     text = io.StringIO()
-                    with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
-                        statuses["%s %s" % (module, " ".join(argv))] = command.main(argv)
-        finally:
-            os.chdir("/")
+                    try:
+                        with contextlib.redirect_stdout(text), \
+                                contextlib.redirect_stderr(text):
+                            status = command.main(argv)
+                    except Exception as exc:  # a rehearsal only warms up: never fatal
+                        status = "%s: %s" % (type(exc).__name__, exc)
+                    statuses["%s %s" % (module, " ".join(argv))] = status
+    finally:
+        os.chdir("/")
+        os.environ.update(own)
     return statuses
 
 
@@ -542,14 +550,17 @@ def main(argv):
     _log("starting (nbnumba_cli in %s, Python %s)"
          % (zygote.sources[0][0], sys.version.split()[0]))
     problem = zygote.prepare()
+    from . import stopsignals
+    if problem is None and stopsignals.received() is not None:
+        problem = "stopped by signal %d while warming up" % stopsignals.received()
     if problem is not None:
         _log("cannot serve: " + problem)
         _tell_starter(ready_fd, "error " + problem)
         return 9
     for run, status in zygote.warm["rehearsals"].items():
         if status != 0:
-            _log("rehearsal %r ended with status %d (its remaining steps are left to the "
-                 "first run that needs them)" % (run, status))
+            _log("rehearsal %r ended with %s (its remaining steps are left to the first "
+                 "run that needs them)" % (run, status))
     zygote.listen()
     zygote.ready()
     _log("ready after %.2f s: %d compiled functions loaded, threading layer %s, %d threads"
