@@ -51,10 +51,10 @@ def _main(prog, entry_name):
     stopsignals.install()
     try:
         status = _through_renderer(prog)
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt as exc:  # stopped before the run began: as in-process
+        stopsignals.ignore()
         from .guard import say_stopped
         status = say_stopped(prog, getattr(exc, "signum", None))
-        stopsignals.ignore()
     if status is not None:
         _leave(status)
     from . import entry
@@ -62,6 +62,8 @@ def _main(prog, entry_name):
 
 
 def _leave(status):
+    """Leave with ``status`` at once (the run is over; a late stop signal is ignored)."""
+    stopsignals.ignore()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

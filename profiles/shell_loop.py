@@ -152,6 +152,7 @@ def measure(name, programs, opts):
     kinds = (["c"] if opts.c_bin else []) + ["cold", "served"]
     times = {k: [] for k in kinds + ["c_alone", "unserved"]}
     folders = {}
+    programs.server("start")                              # (a no-op when it runs)
     for kind in kinds:                                   # warm-up (caches, page cache)
         programs.run(kind, name)
     served_before = programs.served()
@@ -169,7 +170,6 @@ def measure(name, programs, opts):
         for kind in (["c"] if opts.c_bin else []) + ["unserved"]:
             seconds, folder = programs.run(kind, name)
             times["c_alone" if kind == "c" else kind].append(seconds)
-    programs.server("start")
     floatfile = cases.FLOATFILE
     same = images.compare_files(os.path.join(folders["served"], floatfile),
                                 os.path.join(folders["cold"], floatfile))
