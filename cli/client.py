@@ -146,7 +146,7 @@ class Session:
 
     def _suspend(self, signum, frame):
         """Ctrl-Z: suspend the run's process, then this one; resume both."""
-        import signal
+        import _signal as signal
         self._to_child(signal.SIGSTOP)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)
@@ -156,23 +156,23 @@ class Session:
     def _to_child(self, signum):
         if self.pidfd is None:
             return
-        import signal
+        import _signal as signal
         try:
             signal.pidfd_send_signal(self.pidfd, signum)
         except OSError:
             pass
 
     def _catch_signals(self):
-        import signal
+        import _signal as signal
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake = (r, w)
         signal.set_wakeup_fd(w)
         for signum in stopsignals.STOP_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
+            if signal.getsignal(signum) != signal.SIG_IGN:
                 self.previous[signum] = signal.signal(signum, self._note)
 
     def _release_signals(self):
-        import signal
+        import _signal as signal
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous = {}
@@ -271,8 +271,8 @@ class Session:
         self.conn.setblocking(True)
         wire.send(self.conn, ("go",))
         self.conn.setblocking(False)
-        import signal
-        if signal.getsignal(signal.SIGTSTP) is signal.SIG_DFL:
+        import _signal as signal
+        if signal.getsignal(signal.SIGTSTP) == signal.SIG_DFL:
             self.previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._suspend)
         return True
 

@@ -23,8 +23,8 @@ Two kinds of state:
   job's cgroup owned by root, the request runs in-process, so that a job's CPU and
   memory limits hold), the arguments, and whether SIGINT is ignored.
 """
+import _signal as signal  # (the signal module's enums cost the client start-up time)
 import os
-import signal
 import sys
 
 #: environment variables (names, and prefixes ending in "_" or a letter run) whose value
@@ -124,7 +124,7 @@ def describe(prog=None):
                    list(sys.warnoptions), dict(sys._xoptions)),
         "installation": rundir.installation(),
         "stdio": [_stream(s) for s in (sys.stdin, sys.stdout, sys.stderr)],
-        "sigint_ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+        "sigint_ignored": signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
     }
 
 

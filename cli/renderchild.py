@@ -8,8 +8,9 @@ child reads the request (:mod:`nbnumba_cli.wire`) and:
   it started), takes on the client's state (:func:`nbnumba_cli.procstate.apply`), says
   "ready", waits for "go" and calls the command's console function: the very function
   the console script calls in-process (:mod:`nbnumba_cli.entry`), which leaves with
-  ``os._exit(status)``. The renderer reports that status, or the signal that killed the
-  child, to the client. Meanwhile a thread watches the connection: a stop signal the
+  ``os._exit(status)``; the child sends that status to the client as it leaves
+  (:func:`_report_exit`), and the renderer reports the signal of a child that died
+  otherwise. Meanwhile a thread watches the connection: a stop signal the
   client received is raised here (same line, same status as in-process); the end of the
   connection (the client was killed) sends the output to ``/dev/null`` and stops the run
   as SIGTERM does (temporary files removed). The names of the temporary files are sent
@@ -118,6 +119,7 @@ def _run(conn, reader, request, zygote):
         return CONTROL
     conn.settimeout(None)
     _own_thread_pool()
+    _report_exit(conn)
     _watch_temporaries(conn)
     threading.Thread(target=_watch_client, args=(reader,), name="nbnumba-client",
                      daemon=True).start()
@@ -145,6 +147,27 @@ def _own_thread_pool():
     import ctypes
     from numba.np.ufunc import omppool
     ctypes.CFUNCTYPE(None, ctypes.c_int)(omppool.launch_threads)(parallel.NUM_THREADS)
+
+
+def _report_exit(conn):
+    """Tell the client the exit status as the command leaves: ``os._exit`` (through which
+    every command leaves) is wrapped, in this child only, so that the client's
+    descriptors are let go and the status is sent first; the kernel then takes a few
+    milliseconds to tear the process down, which the client need not wait for. (A child
+    that dies otherwise is reported by the renderer.)"""
+    real_exit = os._exit
+
+    def leave(status):
+        try:
+            stopsignals.ignore()  # the client may be gone already: its end means SIGTERM
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            wire.send(conn, ("exit", int(status) & 0xFF))
+        except (OSError, TypeError, ValueError):
+            pass
+        real_exit(status)
+    os._exit = leave
 
 
 def _watch_temporaries(conn):

@@ -276,6 +276,8 @@ class Zygote:
         self.last_rss_kib = 0
         self.stopping = None
         self.wake = None
+        self.spare = None  # (pid, socket) of the child forked for the next connection
+        self.handed_counts = None  # in a spare child: counts() when it got its connection
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -330,6 +332,7 @@ class Zygote:
         poller = select.poll()
         poller.register(wake_r, select.POLLIN)
         poller.register(self.listener, select.POLLIN)
+        self.fork_spare()
         while True:
             if self.stopping is not None and self.listener is not None:
                 self.stop_accepting(poller)
@@ -354,6 +357,8 @@ class Zygote:
             if self.listener is not None and self.stopping is None and \
                     any(fd == self.listener.fileno() for fd, _ in events):
                 self.accept()
+            elif self.spare is None and not self.children:
+                self.fork_spare()  # between runs: forking then holds up no one
         _log("stopped (%s); %d runs served" % (self.stopping, self.served))
 
     def accept(self):
@@ -361,10 +366,10 @@ class Zygote:
             try:
                 conn, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:
                 _log("accept failed: %s" % exc)
-                return
+                break
             try:
                 uid = wire.peer_uid(conn)
             except OSError:
@@ -373,14 +378,39 @@ class Zygote:
                 _log("refused a connection from uid %s" % uid)
                 conn.close()
                 continue
-            self.fork(conn)
+            if not self.hand_over(conn):
+                self.fork(conn)
 
-    def fork(self, conn):
+    # -- children ---------------------------------------------------------------------
+
+    def _flush(self):
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (OSError, ValueError, AttributeError):
                 pass
+
+    def _child(self, conn, spare_end=None):
+        """The life of a forked child: serve ``conn`` (or, for the spare, the connection
+        the renderer hands over on ``spare_end``) and exit."""
+        status = renderchild.FAILED
+        try:
+            self.enter_child(keep=spare_end)
+            if spare_end is not None:
+                conn = self.wait_for_connection(spare_end)
+            if conn is None:
+                status = renderchild.CONTROL
+            else:
+                status = renderchild.serve(conn, self)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+
+    def fork(self, conn):
+        """A child for ``conn``, forked now."""
+        self._flush()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -388,33 +418,81 @@ class Zygote:
             conn.close()
             return
         if pid == 0:
-            status = renderchild.FAILED
-            try:
-                self.enter_child(conn)
-                status = renderchild.serve(conn, self)
-            except BaseException:
-                import traceback
-                traceback.print_exc()
-            finally:
-                os._exit(status)
+            self._child(conn)
         self.children[pid] = conn
 
-    def enter_child(self, conn):
-        """In a freshly forked child: die with the renderer, drop its descriptors and
-        signal handlers."""
+    def fork_spare(self):
+        """Fork the child that will take the next connection, so that the next client
+        does not wait for a fork (1 to 6 ms for a process of this size). It is forked
+        when no run is in progress: a fork slows the page faults of a running child."""
+        if self.listener is None or self.stopping is not None:
+            return
+        self._flush()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            _log("fork failed: %s" % exc)
+            ours.close()
+            theirs.close()
+            return
+        if pid == 0:
+            ours.close()
+            self._child(None, theirs)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def hand_over(self, conn):
+        """Give ``conn`` to the spare child, with the renderer's counts as they are now;
+        False when there is no spare."""
+        if self.spare is None:
+            return False
+        pid, ours = self.spare
+        self.spare = None
+        try:
+            wire.send(ours, ("connection", self.counts()), [conn.fileno()])
+        except OSError:
+            ours.close()
+            return False
+        ours.close()
+        self.children[pid] = conn
+        return True
+
+    def wait_for_connection(self, spare_end):
+        """In the spare child: the connection the renderer hands over (a socket), or
+        None when the renderer stops first."""
+        reader = wire.Reader(spare_end)
+        try:
+            message = reader.receive()
+        except (OSError, wire.ProtocolError):
+            message = None
+        fds = reader.take_fds()
+        spare_end.close()
+        if message is None or message[0] != "connection" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return None
+        self.handed_counts = dict(message[1])
+        return socket.socket(fileno=fds[0])
+
+    def enter_child(self, keep=None):
+        """In a freshly forked child: die with the renderer, drop its descriptors (all
+        but ``keep``) and signal handlers."""
         _set_parent_death_signal()
         if os.getppid() != self.pid:
             os._exit(renderchild.FAILED)
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
-        for fd in self.wake + (self.lock_fd,):
+        for fd in (self.wake or ()) + (self.lock_fd,):
             if fd >= 0:
                 os.close(fd)
         self.listener.close()
         for other in self.children.values():
             other.close()
-        self.children = {}
+        if self.spare is not None:
+            self.spare[1].close()
+        self.children, self.spare = {}, None
         gc.unfreeze()
         import random
         random.seed()
@@ -422,13 +500,17 @@ class Zygote:
             sys.modules["numpy"].random.seed()
 
     def reap(self):
-        while self.children:
+        while True:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and pid == self.spare[0]:
+                self.spare[1].close()   # the spare died unused: the next accept forks
+                self.spare = None
+                continue
             conn = self.children.pop(pid, None)
             if conn is None:
                 continue
@@ -436,7 +518,8 @@ class Zygote:
             conn.close()
 
     def finished(self, conn, status, usage):
-        """Report a reaped child's outcome to its client and count it."""
+        """Count a reaped child's outcome and report it to its client (a child that
+        left normally has reported its status already; a second report is ignored)."""
         code = os.waitstatus_to_exitcode(status)
         outcome = renderchild.OUTCOMES.get(code)
         if outcome in ("declined", "stale"):
@@ -454,7 +537,7 @@ class Zygote:
         message = ("exit", code) if code >= 0 else ("killed", -code)
         try:
             conn.send(wire.encode(message), socket.MSG_DONTWAIT)
-        except OSError:  # the client is gone
+        except OSError:  # the client is gone (or has left with the child's own report)
             pass
 
     def stop_accepting(self, poller):
@@ -469,6 +552,9 @@ class Zygote:
             pass
         os.close(self.lock_fd)
         self.lock_fd = -1
+        if self.spare is not None:  # it reads the end of its pipe and leaves
+            self.spare[1].close()
+            self.spare = None
         _log("stopping (%s); %d runs in progress" % (self.stopping, len(self.children)))
 
     # -- facts for `nbnumba --server status` (called in a forked child) ------------------
@@ -484,15 +570,25 @@ class Zygote:
         fields = _read_text("/proc/%d/stat" % parent).rpartition(")")[2].split()
         ticks = os.sysconf("SC_CLK_TCK")
         cpu = (int(fields[11]) + int(fields[12])) / ticks if len(fields) > 12 else None
-        return {"pid": parent, "version": __version__, "python": sys.version.split()[0],
-                "started": self.started, "ready_after": self.ready_after,
-                "served": self.served, "declined": self.declined,
-                "running": len(self.children), "idle_timeout": self.idle,
-                "idle_for": time.monotonic() - self.last_run,
-                "rss_kib": rss, "cpu_seconds": cpu, "cpu_at_ready": self.cpu_at_ready,
-                "largest_rss_kib": self.largest_rss_kib, "last_rss_kib": self.last_rss_kib,
-                "loaded": self.warm.get("loaded", 0), "layer": self.warm.get("layer"),
-                "socket": self.socket_path, "log": self.log_path}
+        facts = {"pid": parent, "version": __version__, "python": sys.version.split()[0],
+                 "started": self.started, "ready_after": self.ready_after,
+                 "idle_timeout": self.idle, "rss_kib": rss, "cpu_seconds": cpu,
+                 "cpu_at_ready": self.cpu_at_ready, "loaded": self.warm.get("loaded", 0),
+                 "layer": self.warm.get("layer"), "socket": self.socket_path,
+                 "log": self.log_path}
+        facts.update(self.counts())
+        facts["idle_for"] = time.monotonic() - facts.pop("last_run")
+        return facts
+
+    def counts(self):
+        """The renderer's changing state, as the child that answers a request needs it
+        (a spare child was forked earlier: the renderer hands them over with the
+        connection)."""
+        if self.handed_counts is not None:
+            return dict(self.handed_counts)
+        return {"served": self.served, "declined": self.declined,
+                "running": len(self.children), "last_run": self.last_run,
+                "largest_rss_kib": self.largest_rss_kib, "last_rss_kib": self.last_rss_kib}
 
 
 def _read_text(path):
