@@ -62,6 +62,10 @@ def parse_args(argv):
                    "profiles/results/shell-loop-DATE.json)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds after which a run "
                    "is killed (default 600)")
+    p.add_argument("--realtime", action="store_true",
+                   help="run every process (the renderer too) under 'chrt -f 50': on a "
+                   "loaded machine, an approximation of a quiet one (needs root; the runs "
+                   "then pre-empt every other process, keep them few)")
     opts = p.parse_args(argv)
     if opts.repeats < 1 or opts.threads < 1:
         p.error("--repeats and --threads must be at least 1")
@@ -94,6 +98,7 @@ class Programs:
             self.env.pop(name, None)
         self.scratch = tempfile.mkdtemp(prefix="shell-loop-")
         self.count = 0
+        self.prefix = ["chrt", "-f", "50"] if opts.realtime else []
 
     def command(self, kind, name):
         if kind == "c":
@@ -110,7 +115,8 @@ class Programs:
         folder = os.path.join(self.scratch, "%s-%s-%d" % (name, kind, self.count))
         os.mkdir(folder)
         t0 = time.perf_counter()
-        done = subprocess.run(self.command(kind, name), cwd=folder, env=self.environment(kind),
+        done = subprocess.run(self.prefix + self.command(kind, name), cwd=folder,
+                              env=self.environment(kind),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               timeout=self.opts.timeout)
         seconds = time.perf_counter() - t0
@@ -120,7 +126,8 @@ class Programs:
         return seconds, folder
 
     def server(self, *args):
-        done = subprocess.run([self.opts.nbnumba, "--server"] + list(args), env=self.env,
+        done = subprocess.run(self.prefix + [self.opts.nbnumba, "--server"] + list(args),
+                              env=self.env,
                               capture_output=True, text=True, timeout=self.opts.timeout)
         if done.returncode not in (0, 3):
             raise RuntimeError("nbnumba --server %s: %s" % (" ".join(args), done.stderr))
@@ -211,9 +218,10 @@ def markdown(report):
             fmt(m.get("c_alone")), fmt(m["unserved"]), image))
     meta = report["meta"]
     lines.append("")
-    lines.append("threads %d, repeats %d (medians), interleaved; load average %s -> %s; %s"
+    lines.append("threads %d, repeats %d (medians), interleaved; load average %s -> %s; %s%s"
                  % (meta["threads"], meta["repeats"], meta["load_start"], meta["load_end"],
-                    meta["cpu"]))
+                    meta["cpu"], "; every process under chrt -f 50" if meta.get("realtime")
+                    else ""))
     return "\n".join(lines)
 
 
@@ -226,6 +234,7 @@ def main(argv=None):
                        "c_bin": opts.c_bin, "nbnumba": opts.nbnumba, "commit": git_commit(),
                        "cpu": platform.processor() or platform.machine(),
                        "python": platform.python_version(), "load_start": load(),
+                       "realtime": opts.realtime,
                        "date": datetime.datetime.now().isoformat(timespec="seconds")},
               "cases": {}}
     failed = False
