@@ -493,9 +493,8 @@ class Zygote:
         if self.spare is not None:
             self.spare[1].close()
         self.children, self.spare = {}, None
-        gc.unfreeze()
-        import random
-        random.seed()
+        # the renderer's objects stay frozen (never collected: a collection would copy
+        # every page they are on); Python reseeds `random` after a fork, NumPy does not
         if "numpy.random" in sys.modules:
             sys.modules["numpy"].random.seed()
 
