@@ -562,16 +562,19 @@ class Zygote:
         """What ``nbnumba --server status`` shows (in a child: the renderer is the parent)."""
         from nbnumba import __version__
         parent = os.getppid()
-        rss = None
+        rss = threads = None
         for line in _read_text("/proc/%d/status" % parent).splitlines():
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
         fields = _read_text("/proc/%d/stat" % parent).rpartition(")")[2].split()
         ticks = os.sysconf("SC_CLK_TCK")
         cpu = (int(fields[11]) + int(fields[12])) / ticks if len(fields) > 12 else None
         facts = {"pid": parent, "version": __version__, "python": sys.version.split()[0],
                  "started": self.started, "ready_after": self.ready_after,
-                 "idle_timeout": self.idle, "rss_kib": rss, "cpu_seconds": cpu,
+                 "idle_timeout": self.idle, "rss_kib": rss, "threads": threads,
+                 "cpu_seconds": cpu,
                  "cpu_at_ready": self.cpu_at_ready, "loaded": self.warm.get("loaded", 0),
                  "layer": self.warm.get("layer"), "socket": self.socket_path,
                  "log": self.log_path}

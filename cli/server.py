@@ -277,7 +277,8 @@ def describe(facts):
             _mib(facts["rss_kib"]), _mib(facts["largest_rss_kib"] or None),
             _mib(facts["last_rss_kib"] or None)),
         "  CPU time: %s%s" % ("?" if cpu is None else "%.2f s" % cpu, since),
-        "  %d compiled functions loaded; numba threading layer: %s" % (
+        "  %s thread%s; %d compiled functions loaded; numba threading layer: %s" % (
+            facts.get("threads") or "?", "" if facts.get("threads") == 1 else "s",
             facts["loaded"], facts["layer"] or "set up by each run"),
         "  socket %s, log %s" % (facts["socket"], facts["log"]),
     ]

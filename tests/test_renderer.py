@@ -539,3 +539,5 @@ def test_idle_renderer_uses_no_cpu_and_keeps_its_memory_after_a_large_render(ren
     ticks = _cpu_ticks(renderer.pid)
     time.sleep(3.0)
     assert _cpu_ticks(renderer.pid) - ticks <= 1               # at most one clock tick
+    # no thread pool (OpenMP, numba's, the BLAS's) waits in the renderer: it forks alone
+    assert "\n  1 thread; " in renderer.status().stdout.decode()
