@@ -4,11 +4,15 @@ An expected failure (bad flag, unreadable input, unwritable output) is one line
 ``PROG: error: ...`` on stderr; an unexpected one is one line ``PROG: internal error: ...``
 unless ``NBNUMBA_DEBUG`` is set, when the traceback is shown. Both exit with
 :data:`EXIT_ERROR`; an interrupt exits with 130 (128 + the signal number for SIGTERM
-handled as an interrupt: 143). A console that cannot take these lines is ignored.
+handled as an interrupt: 143). A console that cannot take these lines is ignored. A
+warning of the library (a ``UserWarning``: an empty region of interest ...) is one line
+``PROG: note: ...``.
 """
+import contextlib
 import os
 import signal
 import sys
+import warnings
 
 EXIT_ERROR = 9
 EXIT_INTERRUPTED = 130
@@ -122,6 +126,23 @@ def threading_layer_problem(environ=None):
     return None
 
 
+@contextlib.contextmanager
+def warnings_as_notes(prog):
+    """While active, a ``UserWarning`` shown under Python's filters is written as one line
+    ``PROG: note: MESSAGE`` on stderr (the library points its warnings at the caller's
+    line, which means nothing to a command's user); other warnings are shown as usual."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, UserWarning):
+                say_error("%s: note: %s\n" % (prog, one_line(str(message))))
+            else:
+                shown(message, category, filename, lineno, file, line)
+        warnings.showwarning = show
+        yield
+
+
 def run_guarded(run, argv, prog, interrupted="interrupted", numba=False):
     """``run(argv)``'s exit status; an interrupt or an internal error becomes one line.
 
@@ -130,14 +151,15 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False):
     a function that is not in its cache (:func:`nbnumba.compilecache.announce_compiles`).
     """
     try:
-        if not numba:
-            return run(argv)
-        problem = environment_problem() or threading_layer_problem()
-        if problem is not None:
-            return error(prog, problem)
-        from nbnumba.compilecache import announce_compiles
-        with announce_compiles(prog):
-            return run(argv)
+        with warnings_as_notes(prog):
+            if not numba:
+                return run(argv)
+            problem = environment_problem() or threading_layer_problem()
+            if problem is not None:
+                return error(prog, problem)
+            from nbnumba.compilecache import announce_compiles
+            with announce_compiles(prog):
+                return run(argv)
     except KeyboardInterrupt as exc:
         return say_stopped(prog, getattr(exc, "signum", None), interrupted)
     except Exception as exc:  # an internal error: report it in one line

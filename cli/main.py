@@ -59,7 +59,8 @@ def _run(argv, stdout):
             return compile_all("nbnumba")
         notes = state.notes
         # ./Fdump.bin is read without -hkl, as the C reads it
-        sf_source = load_inputs(state, read_fdump=True, say=_large_grid_note)
+        sf_source = load_inputs(state, read_fdump=True,
+                                say=lambda text: _large_grid_note(text, state.hkl_file))
         out = state.out
         outputs = _outputs(out, sf_source)
         check_distinct(outputs)  # two outputs that are one file: refused, not overwritten
@@ -70,12 +71,13 @@ def _run(argv, stdout):
             out.seed = int(time.time())
         setup = engine.prepare(state.config)
         experiment_files = truth.image_files(setup, out)
-        nexus_frames = truth.nexus_records([setup], out.nexus, out.adc, "-nexus")
+        nexus_frames = truth.nexus_frames([setup], out.nexus, "-nexus")
         started = time.time()
         for note in notes:
             say_error("nbnumba: " + note + "\n")
         say("nbnumba %s - nanoBragg-compatible diffraction simulator" % version())
-        for line in report.setup_lines(setup, out, sf_source, state.hkl_file):
+        for line in report.setup_lines(setup, out, sf_source, state.hkl_file,
+                                       cell_from=state.cell_from):
             say(line)
         if sf_source == "hkl":
             try:
@@ -98,16 +100,16 @@ def _run(argv, stdout):
         say()
         say(report.solid_angle_line(result))
         with files:
-            counts = _write_outputs(result, out, files, say)
+            int_scale = _write_outputs(result, out, files, say)
             for path, data, what in experiment_files:
                 say("writing %s (%s)" % (path, what))
                 files.stage(path, data)
             if nexus_frames:
                 say("writing %s (NXmx HDF5)" % out.nexus)
-                records, spectrum = nexus_frames
                 files.stage(out.nexus, nexus.master_bytes(
-                    records, frames=(result.image if out.nexus_float else counts)[None],
-                    start_time=started, spectrum=spectrum))
+                    nexus_frames.records, frames=_nexus_pixels(result, out, int_scale)[None],
+                    start_time=started, spectrum=nexus_frames.spectrum,
+                    pixel_mask=nexus_frames.pixel_mask))
             offset_note = truth.sampling_note(setup) if experiment_files or nexus_frames else None
             if offset_note:
                 say(offset_note)
@@ -126,15 +128,16 @@ def _run(argv, stdout):
         files.discard()
 
 
-def _large_grid_note(text):
-    """Say before allocating it that an HKL file asks for a large grid (which the C also
-    writes to Fdump.bin)."""
-    say_error("nbnumba: note: %s, and written to %s as the C does\n" % (text, fdump.DUMP_NAME))
+def _large_grid_note(text, hkl_file):
+    """Say before allocating it that the structure factors ask for a large grid (which
+    the C also writes to Fdump.bin when they come from an HKL file)."""
+    dump = ", and written to %s as the C does" % fdump.DUMP_NAME if hkl_file else ""
+    say_error("nbnumba: note: %s%s\n" % (text, dump))
 
 
 def _write_outputs(result, out, files, say):
     """Stage the float, SMV, PGM and noise images in the C's order, with its lines;
-    returns the counts of the last SMV image (noise, or the int image with -nonoise)."""
+    returns the int image's scale (counts per photon)."""
     setup = result.setup
     say("writing %s as %d 4-byte floats" % (out.floatfile, setup.fpixels * setup.spixels))
     files.stage(out.floatfile, output.float_bytes(result))
@@ -158,8 +161,19 @@ def _write_outputs(result, out, files, say):
         say("writing %s as 2-byte integers" % out.noisefile)
         files.stage(out.noisefile, output.smv_image_bytes(result, noise.pixels, adc_header))
         _warn_overloads(result, out.noisefile, noise.overloads)
-        return noise.pixels
-    return ints.pixels
+    return ints.scale
+
+
+def _nexus_pixels(result, out, int_scale):
+    """What the -nexus file holds: the float image (-nexus_float), or the counts of the
+    noise image (of the int image with -nonoise) without the -adc offset that the SMV
+    files carry: NXmx counts are what a counting detector reads (the same Poisson
+    deviates, the same scale)."""
+    if out.nexus_float:
+        return result.image
+    if out.write_noise:
+        return output.make_noise_image(result, out.seed, adc=0.0).pixels
+    return output.make_int_image(result, int_scale, adc=0.0).pixels
 
 
 def _warn_overloads(result, path, overloaded):

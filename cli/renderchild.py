@@ -134,19 +134,11 @@ def _signals(sigint_ignored):
 
 
 def _own_thread_pool():
-    """Set numba's OpenMP layer up again for this process.
-
-    The renderer loaded the kernels, which set the layer up (no OpenMP thread starts
-    until a parallel region runs, and none ran there). numba's OpenMP layer remembers
-    the pid that set it up and refuses to run a parallel region in a child of that
-    process ("fork() called from a process already using GNU OpenMP"); setting it up
-    again records this child's pid, as numba's own set-up call does."""
-    from numba.np.ufunc import parallel
-    if not parallel._is_initialized or parallel.threading_layer() != "omp":
-        return
-    import ctypes
-    from numba.np.ufunc import omppool
-    ctypes.CFUNCTYPE(None, ctypes.c_int)(omppool.launch_threads)(parallel.NUM_THREADS)
+    """numba's threading layer set up for this child (:func:`nbnumba._jit.own_threading_layer`):
+    the renderer loaded the kernels, which set the layer up, but never ran parallel code,
+    so no OpenMP thread exists; the child's runs render on every thread, as in-process."""
+    from nbnumba import _jit
+    _jit.own_threading_layer()
 
 
 def _report_exit(conn):

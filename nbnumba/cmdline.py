@@ -9,7 +9,8 @@
 3. the flags are applied in command-line order (later ones override earlier ones);
 4. input files are read: ``-hkl`` (or, when asked, ``Fdump.bin`` in the current
    directory when ``-hkl`` is absent, as the C does), ``-mat``, ``-sourcefile``,
-   ``-stol``.
+   ``-stol``; or, instead of ``-hkl``, nbnumba's ``--mtz``, ``--sf-cif`` or ``--model``
+   (through gemmi; no ``Fdump.bin`` is read or written then).
 
 A flag problem is raised as :class:`~nbnumba.errors.FlagError` (a ``ConfigError``), a
 file problem as :class:`~nbnumba.errors.InputFileError`; both are one line, in the
@@ -22,7 +23,7 @@ import re
 
 from ._version import __version__
 from .errors import FlagError
-from .config import check_units
+from .config import VECTOR_FIELDS, StructureFactors, check_units, shown
 from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
 from .io import fdump, hkl, matrix, smv, sourcefile
 from .io.errors import read_text
@@ -139,7 +140,10 @@ def parse_arguments(argv, add_options=None, add_general=None):
     add_options, add_general: see :func:`build_parser`; the values of the options they
     add are left on ``state.options`` (the argparse namespace).
     """
-    argv = list(argv) if not isinstance(argv, str) else None
+    try:
+        argv = list(argv) if not isinstance(argv, (str, bytes)) else None
+    except TypeError:  # not iterable (None, a number)
+        argv = None
     if argv is None or not all(isinstance(a, str) for a in argv):
         raise FlagError("the arguments must be a list of strings, as on a command line "
                         "(e.g. ['-distance', '100'])")
@@ -168,6 +172,10 @@ def parse_arguments(argv, add_options=None, add_general=None):
             raise FlagError(f"argument {option}: {exc}") from None
     if header_close is not None:
         _note_header_close_distance(state, ordered, *header_close)
+    det = state.config.detector
+    if det.convention != "CUSTOM":  # a convention flag after a vector flag: the C's
+        for name in VECTOR_FIELDS:  # named convention replaces every vector given
+            setattr(det, name, None)
     return state
 
 
@@ -191,14 +199,19 @@ def load_inputs(state, cwd=".", read_fdump=False, say=None):
     call never depends on a file left in the working directory.
     say: callable(text) told before a large structure-factor grid is allocated
     (default: a ``warnings.warn``).
-    Returns the structure-factor source used: "hkl", "fdump", or "default".
+    Returns the structure-factor source used: "hkl", "mtz", "sf-cif", "model", "fdump",
+    or "default". With ``--mtz``, ``--sf-cif`` or ``--model`` and neither ``-cell`` nor
+    ``-mat``, the file's cell is simulated (``state.cell_from`` names the file).
     """
     cfg = state.config
     xtal = cfg.crystal
     if state.user_cell:
         xtal.cell = tuple(state.cell)
-    if state.mat_file is None and (xtal.cell is None or xtal.cell[0] == 0.0):
-        raise FlagError("no unit cell: give -cell a b c alpha beta gamma or -mat FILE")
+    sf_file = structure_factor_file(state)
+    no_cell = state.mat_file is None and (xtal.cell is None or xtal.cell[0] == 0.0)
+    if no_cell and sf_file is None:
+        raise FlagError("no unit cell: give -cell a b c alpha beta gamma or -mat FILE "
+                        "(or --mtz, --sf-cif or --model, whose cell is then used)")
     # implausible values said in the flags' units (the library's own check speaks SI)
     check_units(cfg, FLAG_UNITS)
     if state.mat_file is not None:
@@ -209,6 +222,12 @@ def load_inputs(state, cwd=".", read_fdump=False, say=None):
         sourcefile.parse_sources(read_text(state.stol_file, "scattering table",
                                            sourcefile.MAX_FILE_BYTES), name=state.stol_file,
                                  empty="the scattering table (-stol) holds no line of numbers")
+    if sf_file is not None:
+        xtal.structure_factors = read_structure_factor_file(state, sf_file, xtal.default_F, say)
+        if no_cell:
+            xtal.cell = tuple(xtal.structure_factors.cell)
+            state.cell_from = sf_file[1]
+        return sf_file[0].lstrip("-")
     if state.hkl_file is not None:
         xtal.structure_factors = hkl.read_hkl(state.hkl_file, xtal.default_F, say)
         return "hkl"
@@ -222,6 +241,47 @@ def load_inputs(state, cwd=".", read_fdump=False, say=None):
                  "nbnumba command does")
         raise FlagError(f"no structure factors: give -hkl FILE or -default_F F ({where})")
     return "default"
+
+
+#: flags of the files that give structure factors (at most one of them): flag -> attribute
+SF_FILE_FLAGS = {"-hkl": "hkl_file", "--mtz": "mtz_file", "--sf-cif": "sf_cif_file",
+                 "--model": "model_file"}
+
+#: flags that only make sense with another: flag -> (attribute, the flag it needs)
+_NEEDS = {"--mtz-column": ("mtz_column", "--mtz"), "--sf-cif-column": ("sf_cif_column", "--sf-cif"),
+          "--d-min": ("model_d_min", "--model"), "--b-add": ("model_b_add", "--model"),
+          "--bulk-solvent": ("model_solvent", "--model")}
+
+
+def structure_factor_file(state):
+    """(flag, path) of the --mtz, --sf-cif or --model file, or None; refuses two sources
+    of structure factors (-hkl among them) and options without their file."""
+    given = [(flag, getattr(state, attr)) for flag, attr in SF_FILE_FLAGS.items()
+             if getattr(state, attr) is not None]
+    if len(given) > 1:
+        raise FlagError("give one source of structure factors, not "
+                        + " and ".join(flag for flag, _ in given))
+    flags = {flag for flag, _ in given}
+    for option, (attr, needed) in _NEEDS.items():
+        if getattr(state, attr) is not None and needed not in flags:
+            raise FlagError(f"{option} is an option of {needed}, which is not given")
+    if "--model" in flags and state.model_d_min is None:
+        raise FlagError("--model needs --d-min A: the resolution of the structure factors "
+                        "to compute (e.g. --d-min 2.0)")
+    return given[0] if given and given[0][0] != "-hkl" else None
+
+
+def read_structure_factor_file(state, sf_file, default_F, say=None):
+    """:class:`~nbnumba.StructureFactors` of the --mtz, --sf-cif or --model file."""
+    flag, path = sf_file
+    if flag == "--mtz":
+        return StructureFactors.from_mtz(path, state.mtz_column, default_F, say)
+    if flag == "--sf-cif":
+        return StructureFactors.from_sf_cif(path, state.sf_cif_column, default_F, say)
+    k_sol, b_sol = state.model_solvent or (0.0, 46.0)
+    return StructureFactors.from_model(path, state.model_d_min, default_F,
+                                       b_add=state.model_b_add or 0.0, k_sol=k_sol,
+                                       b_sol=b_sol, say=say)
 
 
 def config_from_args(argv, cwd=".", read_fdump=False):
@@ -238,6 +298,15 @@ def config_from_args(argv, cwd=".", read_fdump=False):
     Raises :class:`~nbnumba.errors.FlagError` (a ``ConfigError``) for a bad flag and
     :class:`~nbnumba.errors.InputFileError` for a bad file.
     """
+    try:
+        folder = os.fspath(cwd) if isinstance(cwd, (str, os.PathLike)) else None
+    except TypeError:  # an os.PathLike whose __fspath__ gives no name
+        folder = None
+    if not isinstance(folder, str):
+        raise FlagError(f"cwd must be a folder name (str or os.PathLike), got "
+                        f"{type(cwd).__name__}")
+    if not isinstance(read_fdump, bool):
+        raise FlagError(f"read_fdump must be True or False, got {shown(read_fdump)}")
     for token in argv if isinstance(argv, (list, tuple)) else ():
         if token in ("-h", "--help", "--version"):
             raise FlagError(f"{token} is an option of the nbnumba command (it prints and "

@@ -135,6 +135,10 @@ def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
         a_star, b_star, c_star, user = reciprocal_from_cell(cr.cell, messages)
     if cr.a_matrix is not None:
         a_star, b_star, c_star = reciprocal_from_matrix(cr.a_matrix, wavelength)
+        if vec.dot(a_star, vec.cross(b_star, c_star)) == 0.0:
+            raise CrystalError("the orientation matrix (-mat, CrystalConfig.a_matrix) is "
+                               "singular: its columns a*, b*, c* do not span a cell "
+                               "(determinant 0)")
     if cr.cell is None and cr.a_matrix is None:
         raise CrystalError("no unit cell: give a cell (-cell) or an orientation matrix (-mat)")
 

@@ -16,9 +16,10 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from . import _jit, compilecache, crystal, geometry, images, pixel, rng, sampling
-from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors, check_types,
-                     check_units)
+from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors,
+                     check_custom_vectors, check_types, check_units, shown)
 from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
+from .errors import warn_caller
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
 
@@ -148,6 +149,7 @@ def _check_finite(section, name):
 
 def _validate(config: SimulationConfig):
     check_types(config)
+    check_custom_vectors(config.detector)
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
         _check_finite(section, name)
@@ -241,6 +243,18 @@ def _roi(roi, fpixels, spixels):
     return tuple(int(v) if v >= 0 else d for v, d in zip(roi, defaults))
 
 
+def empty_region_note(setup):
+    """One line when the region of interest holds no pixel of the detector (the image
+    is then all zeros), else None."""
+    row0, row1, col0, col1 = region_rows(setup)
+    if row1 > row0 and col1 > col0:
+        return None
+    xmin, xmax, ymin, ymax = setup.roi
+    return (f"the region of interest (-roi, RenderConfig.roi; inclusive pixel bounds) x "
+            f"{xmin}..{xmax}, y {ymin}..{ymax} holds no pixel of the {setup.fpixels}x"
+            f"{setup.spixels} detector: the image is all zeros")
+
+
 #: largest value of the C's int (the automatic oversampling count is converted to one)
 C_INT_MAX = 2 ** 31 - 1
 
@@ -258,6 +272,15 @@ def _oversample_refusal(count, extent, geom):
 
 
 @_entry_point
+def _with_file_cell(cr):
+    """The crystal configuration, with the cell of its structure-factor file (MTZ,
+    model ...) when it gives neither a cell nor an orientation matrix."""
+    sf = cr.structure_factors
+    if cr.cell is None and cr.a_matrix is None and sf is not None and sf.cell is not None:
+        return dataclasses.replace(cr, cell=tuple(sf.cell))
+    return cr
+
+
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
     _validate(config)
@@ -303,9 +326,13 @@ def prepare(config: SimulationConfig) -> Setup:
 
     fluence, flux, sample_size = _fluence_and_sample(beam, cr.sample_size, messages)
     try:
-        lattice = crystal.build_lattice(cr, beam.wavelength, table)
+        lattice = crystal.build_lattice(_with_file_cell(cr), beam.wavelength, table)
     except crystal.CrystalError as exc:
         raise ConfigError(str(exc)) from None
+    if cr.structure_factors is not None:   # F read from a file with a cell: the same cell
+        cr.structure_factors.check_cell(lattice.cell, "the cell of the orientation matrix "
+                                        "(-mat)" if cr.a_matrix is not None else
+                                        "the cell given (-cell)")
     vectors = lattice.a + lattice.b + lattice.c + lattice.a_star + lattice.b_star + lattice.c_star
     # a left-handed A matrix (negative determinant, negative volume) renders as in the C
     if not all(math.isfinite(x) for x in vectors) or not 0.0 < abs(lattice.volume) < math.inf:
@@ -349,7 +376,7 @@ def prepare(config: SimulationConfig) -> Setup:
         if mask.size != geom.fpixels * geom.spixels:
             raise ConfigError(f"mask has {mask.size} pixels, detector has "
                               f"{geom.fpixels}x{geom.spixels}")
-    return Setup(
+    setup = Setup(
         config=config, geometry=geom, lattice=lattice, cells_per_axis=counts,
         sample_size=sample_size, oversample=int(oversample),
         recommended_oversample=recommended, interpolate=bool(interpolate),
@@ -360,6 +387,10 @@ def prepare(config: SimulationConfig) -> Setup:
         roi=_roi(rd.roi, geom.fpixels, geom.spixels), mask=mask, steps=steps,
         background=background, cells=cells.reshape(-1, 9), rng_table=table,
         messages=messages)
+    note = empty_region_note(setup)
+    if note is not None:
+        warn_caller(note)
+    return setup
 
 
 def fast_trig_allowed(setup: Setup):
@@ -489,7 +520,7 @@ def _thread_count(threads):
     if threads is None:
         return numba.get_num_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ConfigError(f"threads must be None or a positive integer, got {threads!r}")
+        raise ConfigError(f"threads must be None or a positive integer, got {shown(threads)}")
     return min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
 
@@ -529,6 +560,11 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, libm_sine=Fa
     from . import running
     from .kernels import get_backend, rowqueue
     from .progress import reporter
+    if not isinstance(setup, Setup):
+        hint = (": use nbnumba.simulate(config), or render(nbnumba.prepare(config))"
+                if isinstance(setup, SimulationConfig) else "")
+        raise ConfigError(f"render takes a prepared Setup (from nbnumba.prepare), got "
+                          f"{type(setup).__name__}{hint}")
     n_threads = _thread_count(threads)
     report = reporter(progress, expected=(planned_seconds(setup, n_threads)
                                           if progress is True else None))

@@ -201,6 +201,7 @@ class SimulatedImage:
     b: Vector3
     c: Vector3
     cell: Tuple[float, ...]  #: a, b, c (Angstrom), alpha, beta, gamma (rad)
+    beam_size: float = 0.0   #: side of the square beam (-beamsize), m; 0 or less: not given
 
     @property
     def is_rotation(self):
@@ -263,7 +264,7 @@ def describe(setup, name, adc):
         slow=g.sdet, pixel_size=g.pixel_size, fpixels=g.fpixels, spixels=g.spixels,
         thickness=thick, mu=mu, adc=float(adc), spindle=g.frame.spindle,
         phi0=cfg.crystal.phi0, osc=setup.osc,
-        a=lat.a, b=lat.b, c=lat.c, cell=lat.cell)
+        a=lat.a, b=lat.b, c=lat.c, cell=lat.cell, beam_size=cfg.beam.beam_size)
 
 
 def orientation_offset(setup):

@@ -38,7 +38,7 @@ import stat
 import threading
 import time
 
-from ..errors import OutputError  # noqa: F401  (re-exported)
+from ..errors import ConfigError, OutputError  # noqa: F401  (OutputError re-exported)
 
 
 def _default_mode():
@@ -349,6 +349,25 @@ def check_distinct(outputs):
             raise OutputError("cannot write %s: %s and %s%s are the same file"
                               % (os.fsdecode(path), label, first_label, same))
         seen[target.identity] = (label, path)
+
+
+def check_path(path, what="path"):
+    """ConfigError unless ``path`` can name a file: str or os.PathLike, not empty,
+    without a NUL character."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{what} must be a file name (str or os.PathLike), got "
+                          f"{type(path).__name__}")
+    try:
+        name = os.fspath(path)
+    except TypeError as exc:  # an os.PathLike whose __fspath__ gives no file name
+        raise ConfigError(f"{what} must be a file name: {exc}") from None
+    if not isinstance(name, str):
+        raise ConfigError(f"{what} must be a file name given as text (str or os.PathLike), "
+                          f"got {type(name).__name__}")
+    if len(name) == 0:
+        raise ConfigError(f"{what} must be a file name, got an empty one")
+    if "\0" in name:
+        raise ConfigError(f"{what} {name!r} holds a NUL character, which no file name can")
 
 
 def check_writable(path):

@@ -124,10 +124,18 @@ def _relative(path, directory):
     return os.path.relpath(os.path.abspath(path), directory)
 
 
-def _imageset(sweep, directory):
+def _imageset(sweep, directory, container=None):
     extra = {"mask": None, "gain": None, "pedestal": None, "dx": None, "dy": None,
              "params": {}}
     image = sweep.first
+    if container is not None:   # the images are frames 1, 2 ... of one (NXmx) file
+        path = _relative(container, directory)
+        indices = [im.name.number - 1 for im in sweep.images]
+        if image.is_rotation:
+            return {"__id__": "ImageSequence", "template": path,
+                    "single_file_indices": indices, **extra}
+        return {"__id__": "ImageSet", "images": [path] * len(indices),
+                "single_file_indices": indices, **extra}
     if image.is_rotation:
         template = _relative(image.name.template("#"), directory)
         return {"__id__": "ImageSequence", "template": template, **extra}
@@ -144,12 +152,14 @@ def _index(table, item):
     return len(table) - 1
 
 
-def experiment_list(images, expt_path):
+def experiment_list(images, expt_path, container=None):
     """The experiment list (a dict) of the images written, for a file at ``expt_path``.
 
     images: :class:`~nbnumba.experiment.SimulatedImage` records in frame order. Frames
     that form one rotation sweep become one experiment with an ``ImageSequence``; other
     frames (stills, or frames with different crystals) one experiment each.
+    container: None (each image is the file its name gives) or the path of the one file
+    that holds them all, an NXmx file, where an image numbered n is frame n - 1.
     Identifiers are UUIDs derived from the image paths (the same run gives the same
     file).
     """
@@ -162,6 +172,8 @@ def experiment_list(images, expt_path):
         rows = _frame(image)
         entry = {"__id__": "Experiment"}
         path = os.path.abspath(image.name.prefix + image.name.digits + image.name.ext)
+        if container is not None:
+            path = "%s#%s" % (os.path.abspath(container), image.name.digits)
         entry["identifier"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "nbnumba:" + path))
         entry["beam"] = _index(tables["beam"], _beam(image, rows))
         entry["detector"] = _index(tables["detector"], _detector(image, rows))
@@ -169,13 +181,14 @@ def experiment_list(images, expt_path):
             entry["goniometer"] = _index(tables["goniometer"], _goniometer(image, rows))
             entry["scan"] = _index(tables["scan"], _scan(sweep))
         entry["crystal"] = _index(tables["crystal"], _crystal(image, rows))
-        entry["imageset"] = _index(tables["imageset"], _imageset(sweep, directory))
+        entry["imageset"] = _index(tables["imageset"], _imageset(sweep, directory, container))
         experiments.append(entry)
     result = {"__id__": "ExperimentList", "experiment": experiments}
     result.update(tables)
     return result
 
 
-def expt_bytes(images, expt_path):
-    """The ``.expt`` file's content (UTF-8 JSON)."""
-    return (json.dumps(experiment_list(images, expt_path), indent=2) + "\n").encode("utf-8")
+def expt_bytes(images, expt_path, container=None):
+    """The ``.expt`` file's content (UTF-8 JSON); see :func:`experiment_list`."""
+    return (json.dumps(experiment_list(images, expt_path, container), indent=2)
+            + "\n").encode("utf-8")

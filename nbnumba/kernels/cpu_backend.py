@@ -6,6 +6,7 @@
 import numba
 import numpy as np
 
+from .. import _jit
 from . import rowqueue
 from .cpu import render_rows, render_rows_lanes
 
@@ -59,22 +60,37 @@ def render(region, row_start, row_stop, first_pixel, inputs, interpolate, thread
         return pixel_omega, row_switch_col, row_switch_hkl
     rows = (int(row_start), int(row_stop))
     cols = (int(col_start), int(col_stop))
+    call = (image, fpixels, rows, cols, first_pixel, mask, use_mask, pixel_omega,
+            row_switch_col, row_switch_hkl, control)
+    if _jit.one_thread_only():  # e.g. a fork of a process whose GNU OpenMP pool started
+        _run_kernel(interpolate, inputs, call, 1)
+        return pixel_omega, row_switch_col, row_switch_hkl
     previous = numba.get_num_threads()
     if threads:
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
-    workers = min(numba.get_num_threads(), n_rows)
     try:
-        if kernel_for(interpolate, inputs.det.curved) == "lanes":
-            render_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_mask,
-                              inputs.det, inputs.beam, inputs.incident_t, inputs.wavelengths,
-                              inputs.latt, inputs.cells_t, inputs.fgrid_flat, inputs.grid,
-                              inputs.sums, pixel_omega, control, workers)
-        else:
-            render_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask, inputs.det,
-                        inputs.beam, inputs.incident, inputs.wavelengths, inputs.latt,
-                        inputs.cells_t, inputs.fgrid, inputs.fgrid_flat, inputs.grid,
-                        inputs.sums, bool(interpolate), pixel_omega, row_switch_col,
-                        row_switch_hkl, control, workers)
+        _run_kernel(interpolate, inputs, call, min(numba.get_num_threads(), n_rows))
     finally:
         numba.set_num_threads(previous)
     return pixel_omega, row_switch_col, row_switch_hkl
+
+
+def _run_kernel(interpolate, inputs, call, workers):
+    """Call the kernel :func:`kernel_for` chooses with ``workers`` threads (its one-thread
+    twin where this process cannot run parallel code: :func:`nbnumba._jit.for_this_process`).
+    call: (image, fpixels, rows, cols, first_pixel, mask, use_mask, pixel_omega,
+    row_switch_col, row_switch_hkl, control), as :func:`render` passes them."""
+    (image, fpixels, rows, cols, first_pixel, mask, use_mask, pixel_omega, row_switch_col,
+     row_switch_hkl, control) = call
+    if kernel_for(interpolate, inputs.det.curved) == "lanes":
+        kernel = _jit.for_this_process(render_rows_lanes)
+        kernel(image, fpixels, rows, cols, first_pixel, mask, use_mask, inputs.det,
+               inputs.beam, inputs.incident_t, inputs.wavelengths, inputs.latt,
+               inputs.cells_t, inputs.fgrid_flat, inputs.grid, inputs.sums, pixel_omega,
+               control, workers)
+    else:
+        kernel = _jit.for_this_process(render_rows)
+        kernel(image, fpixels, rows, cols, first_pixel, mask, use_mask, inputs.det,
+               inputs.beam, inputs.incident, inputs.wavelengths, inputs.latt, inputs.cells_t,
+               inputs.fgrid, inputs.fgrid_flat, inputs.grid, inputs.sums, bool(interpolate),
+               pixel_omega, row_switch_col, row_switch_hkl, control, workers)
