@@ -14,10 +14,15 @@ import pytest
 # own or leave one running. Every process the tests start sees an empty runtime directory
 # of this session and NBNUMBA_SERVER=off, unless a test sets them; the renderers the tests
 # start are stopped by their fixtures, and any left in RENDERER_ROOTS at the end are killed.
-SESSION_RUNTIME = tempfile.mkdtemp(prefix="nbt", dir="/tmp")
-os.environ["XDG_RUNTIME_DIR"] = SESSION_RUNTIME
-os.environ["NBNUMBA_SERVER"] = "off"
-RENDERER_ROOTS = [SESSION_RUNTIME]
+RENDERER_ROOTS = []
+
+
+def pytest_configure(config):
+    """In the test session's own process (not in the processes that import this file)."""
+    runtime = tempfile.mkdtemp(prefix="nbt", dir="/tmp")
+    os.environ["XDG_RUNTIME_DIR"] = runtime
+    os.environ["NBNUMBA_SERVER"] = "off"
+    RENDERER_ROOTS.append(runtime)
 
 
 def renderer_pids(root):
