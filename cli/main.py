@@ -86,6 +86,9 @@ def _run(argv, stdout):
     files = FileSet()  # every output checked now, replaced at the end (all or none)
     try:
         state = parse_arguments(argv)
+        if state.options.server:
+            return error("nbnumba", "--server is a command of its own, given first and "
+                         "alone: nbnumba --server start|stop|status")
         if state.options.compile:
             from .precompile import compile_all
             return compile_all("nbnumba")

@@ -97,6 +97,24 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_note_fork)
 
 
+def own_threading_layer():
+    """Set numba's threading layer up again for this process, so that parallel code runs
+    here (not its one-thread twins): for a process forked from one whose layer was set
+    up but never ran parallel code, so that no OpenMP thread exists (nbnumba's resident
+    renderer loads the kernels so, and forks a process per run). numba's OpenMP layer
+    remembers the pid that set it up and refuses to run in a child of that process;
+    numba's own set-up call, made again, records this one."""
+    _forked_after_threads[0] = False
+    if "numba.np.ufunc.parallel" not in sys.modules or not _threading_layer_started():
+        return
+    from numba.np.ufunc import parallel as numba_parallel
+    if numba_parallel.threading_layer() != "omp":
+        return
+    import ctypes
+    from numba.np.ufunc import omppool
+    ctypes.CFUNCTYPE(None, ctypes.c_int)(omppool.launch_threads)(numba_parallel.NUM_THREADS)
+
+
 def fork_stranded():
     """True when this process cannot run parallel code: it was forked after numba's
     threading layer started, and that layer is GNU OpenMP (numba's ``omp`` on Linux;

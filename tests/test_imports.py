@@ -7,6 +7,8 @@ module imports one of a higher layer.
 """
 import ast
 import pathlib
+import subprocess
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli",
@@ -16,6 +18,7 @@ PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli",
 #: A name ending in "." covers a package and everything in it, except its modules named
 #: in another layer.
 LAYERS = (
+    ("renderer client (stdlib only)", ("nbnumba_cli.client", "nbnumba_cli.server")),
     ("dxtbx format class", ("nbnumba_dxtbx",)),
     ("front ends", ("nbnumba_cli.",)),
     ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags", "nbnumba.precompile",
@@ -149,3 +152,75 @@ def test_no_import_cycles():
         if module not in state:
             visit(module, [])
     assert cycles == [], "import cycles: %s" % [" -> ".join(c) for c in cycles]
+
+
+#: the modules a console script runs before it knows whether it renders in-process: they
+#: import the standard library and one another only (the client hands over to
+#: nbnumba_cli.entry, which imports numba, only to render in-process)
+STDLIB_ONLY = {"nbnumba_cli.client", "nbnumba_cli.server", "nbnumba_cli.rundir",
+               "nbnumba_cli.wire", "nbnumba_cli.procstate", "nbnumba_cli.stopsignals",
+               "nbnumba_cli.guard", "nbnumba_cli"}
+#: (module, import) allowed although outside STDLIB_ONLY: the hand-over to in-process
+HAND_OVER = {("nbnumba_cli.client", "nbnumba_cli.entry")}
+#: modules of STDLIB_ONLY whose functions import more, for the commands themselves
+#: (guard.version imports nbnumba): only their module-level imports are checked
+MODULE_LEVEL_ONLY = {"nbnumba_cli.guard"}
+
+
+def _all_imports(path, module_level_only):
+    """Top-level names of every module ``path`` imports (relative imports resolved
+    against nbnumba_cli)."""
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = tree.body if module_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = "nbnumba_cli" + ("." + node.module if node.module else "")
+                if node.module:
+                    found.add(base)
+                else:
+                    found.update(base + "." + alias.name for alias in node.names)
+            else:
+                found.add(node.module)
+    return found
+
+
+def test_the_client_imports_only_the_standard_library():
+    """Read from the source: what the console scripts' first modules import."""
+    bad = []
+    for module in sorted(STDLIB_ONLY):
+        imports = _all_imports(MODULES[module], module in MODULE_LEVEL_ONLY)
+        for name in sorted(imports):
+            top = name.split(".")[0]
+            ours = name if name in MODULES else None
+            if top in sys.stdlib_module_names or ours in STDLIB_ONLY or \
+                    (module, name) in HAND_OVER:
+                continue
+            bad.append((module, name))
+    assert bad == []
+
+
+def test_a_client_that_finds_no_renderer_has_imported_nothing_else():
+    """Run: the client's way to the in-process decision (no renderer, a request
+    described, server status asked) loads only the standard library and its modules."""
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import os, tempfile\n"
+        "os.environ['XDG_RUNTIME_DIR'] = tempfile.mkdtemp()\n"
+        "from nbnumba_cli import client, procstate, server, wire\n"
+        "assert wire.connect_renderer() is None\n"
+        "procstate.describe('nbnumba')\n"
+        "server._ask(('status',))\n"
+        "client.server_mode('nbnumba')\n"
+        "print(' '.join(sorted(m for m in set(sys.modules) - before\n"
+        "                      if m.split('.')[0] not in sys.stdlib_module_names)))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert loaded <= STDLIB_ONLY | {"nbnumba_cli.client"}, sorted(loaded - STDLIB_ONLY)
+    assert "nbnumba_cli.client" in loaded

@@ -49,6 +49,33 @@ def _default_mode():
 
 _MODE = _default_mode()
 
+#: called with (temporary path, "created" | "renamed" | "removed", final path or None) for
+#: every temporary file; see :func:`watch_temporaries`
+_temporary_watcher = [None]
+
+
+def follow_umask():
+    """Take the mode of new files from the process's umask again: for a process whose
+    umask changed after this module was imported (a child of the resident renderer,
+    which takes on its client's umask)."""
+    global _MODE
+    _MODE = _default_mode()
+
+
+def watch_temporaries(watcher):
+    """Call ``watcher(path, state, final)`` for every temporary file of this process:
+    when it is created ("created", before anything is written to it), renamed into
+    place ("renamed"; ``final`` is the path it now has, else None) or removed
+    ("removed"). The resident renderer tells its client, which removes what a killed run
+    left; None stops the calls. ``watcher`` must not raise."""
+    _temporary_watcher[0] = watcher
+
+
+def _tell(path, state, final=None):
+    watcher = _temporary_watcher[0]
+    if watcher is not None:
+        watcher(path, state, final)
+
 #: signals held back while renaming a set of files (delivered once the set is complete)
 DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -374,6 +401,7 @@ def _write_temp(target, chunks):
         tmp = os.path.join(target.directory, temp_name(target.real, name_max=name_max))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            _tell(tmp, "created")
             break
         except FileExistsError:
             continue
@@ -391,6 +419,7 @@ def _write_temp(target, chunks):
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _tell(tmp, "removed")
         if isinstance(exc, OSError):
             raise _error(target.path, _reason(exc)) from None
         raise
@@ -509,6 +538,7 @@ class FileSet:
                             os.replace(tmp, target.real)
                         except OSError as exc:
                             raise _error(target.path, _reason(exc)) from None
+                        _tell(tmp, "renamed", target.real)
                         if first:
                             _test_pause("renaming")
                             first = False
@@ -522,6 +552,7 @@ class FileSet:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+                _tell(tmp, "removed")
         self._staged = []
         for target in self._targets.values():
             target.close()

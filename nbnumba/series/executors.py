@@ -206,9 +206,12 @@ def quiet_shutdown():
 def quiet_warnings():
     """Keep dask's warnings in this process off the terminal while a series runs: lost
     workers, results fetched again, a scheduler reconnecting are what the series
-    handles itself (and says in its own words when it cannot)."""
+    handles itself (and says in its own words when it cannot). asyncio's own errors are
+    dask's client's internals ("Task exception was never retrieved" when a gather ends
+    because every worker left): never news to the user, so they are silenced whole."""
     import logging
     _dask_logging(logging.ERROR)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
 
 
 class DaskExecutor(Executor):
