@@ -17,6 +17,15 @@ def _vec(v, fmt="%g"):
     return " ".join(fmt % x for x in v)
 
 
+def panel_line(panels):
+    """The set-up line of a detector of several panels (nbnumba's own)."""
+    if panels.preset is not None:
+        return "  named detector %s: %d panels, gaps masked" % (panels.preset, len(panels))
+    ref = panels.panels[panels.reference]
+    return ("  %d panels from the experiment, gaps masked; the lines above describe panel "
+            "%d (%s)" % (len(panels), panels.reference, ref.name))
+
+
 #: the structure-factor sources that are crystallographic files read through gemmi
 FILE_SOURCES = ("mtz", "sf-cif", "model")
 
@@ -90,6 +99,8 @@ def setup_lines(setup, out, sf_source, hkl_file, cell_from=None):
     lines.append("  incident fluence: %g photons/m^2" % setup.fluence)
     lines.append("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)" % (
         g.distance, frame.size_f, frame.size_s, g.pixel_size, g.fpixels, g.spixels))
+    if setup.panels is not None:
+        lines.append(panel_line(setup.panels))
     lines.append("  sensor is %g m thick in %d layers with mu= %g" % (
         setup.thickness, setup.layers, setup.mu))
     lines.append("  Xbeam=%g Ybeam=%g" % (frame.xbeam, frame.ybeam))

@@ -121,8 +121,9 @@ def add_series_options(parser):
         if isinstance(action, argparse._VersionAction):
             action.version = f"{PROG} {version()}"
     g = parser.add_argument_group("Series (nbnumba-series)")
-    g.add_argument("--frames", type=_frame_count, default=1, metavar="N",
-                   help=f"number of frames, at most {MAX_FRAMES} [default: 1]")
+    g.add_argument("--frames", type=_frame_count, default=None, metavar="N",
+                   help=f"number of frames, at most {MAX_FRAMES} [default: the images of "
+                   "the --experiment scan, else 1]")
     g.add_argument("--frame-osc", type=c_float, default=None, metavar="DEG",
                    help="oscillation per frame (degrees): frame i starts at -phi + i x DEG and "
                    "covers DEG, with the base -phisteps/-phistep (and -phi_midpoints) inside "
@@ -179,6 +180,8 @@ def _frame_set(state, opts):
     if opts.nexus or out.nexus:   # each frame's counts in an .h5 file beside the others
         outputs = dataclasses.replace(outputs, nexus="float" if out.nexus_float else "counts")
     n = opts.frames
+    if n is None:   # an experiment's scan: all its images
+        n = state.experiment.frames if state.experiment is not None else 1
     osc = opts.frame_osc
     if osc is None and base.crystal.osc is not None:
         osc = series.degrees(base.crystal.osc)

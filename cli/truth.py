@@ -73,6 +73,24 @@ def _make_directory(path):
                           f"{exc.strerror or exc}") from None
 
 
+def _panels_described(setup, which, xds_inp, nexus_path, options):
+    """The images the experiment files describe for a detector of several panels: the
+    frames of the NXmx file (SMV images hold one panel), which must be written; XDS.INP
+    (one panel) is refused. ``which`` unchanged for one panel."""
+    if setup.panels is None or len(setup.panels) < 2:
+        return which
+    n = len(setup.panels)
+    expt_option, xds_option, nexus_option = options
+    if xds_inp:
+        raise CliError(f"{xds_option}: XDS.INP describes a detector of one panel; this one "
+                       f"has {n} ({expt_option} with {nexus_option} describes them all)")
+    if not nexus_path:
+        raise CliError(f"{expt_option}: a detector of {n} panels is described with its NXmx "
+                       "frames, which DIALS reads panel by panel (SMV images hold one "
+                       f"panel): add {nexus_option} FILE.nxs")
+    return "nexus"
+
+
 def image_files(setup, out):
     """[(path, bytes, what)] of the files ``-expt``/``-xds_inp`` ask for (maybe none),
     describing the image ``-expt_images`` names (the ``-intfile`` image by default) of a
@@ -80,7 +98,8 @@ def image_files(setup, out):
     if not (out.expt or out.xds_inp):
         return []
     option = "-expt" if out.expt else "-xds_inp"
-    which = out.expt_images
+    which = _panels_described(setup, out.expt_images, out.xds_inp, out.nexus,
+                              ("-expt", "-xds_inp", "-nexus"))
     container = _container(which, out.nexus, out.xds_inp, "-expt_images", "-xds_inp")
     adc = out.adc
     try:
@@ -138,6 +157,8 @@ def series_files(frameset, template, adc, expt, xds_inp, which="int", nexus_path
     if not (expt or xds_inp):
         return []
     option = "--expt" if expt else "--xds-inp"
+    which = _panels_described(engine.prepare(frameset.config(0)), which, xds_inp, nexus_path,
+                              ("--expt", "--xds-inp", "--nexus"))
     container = _container(which, nexus_path, xds_inp, "--expt-images", "--xds-inp")
     images = []
     try:

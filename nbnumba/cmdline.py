@@ -17,6 +17,7 @@ file problem as :class:`~nbnumba.errors.InputFileError`; both are one line, in t
 flags' units (mm, degrees, Angstrom).
 """
 import argparse
+import copy
 import difflib
 import os
 import re
@@ -24,8 +25,10 @@ import re
 from ._version import __version__
 from .errors import FlagError
 from .config import VECTOR_FIELDS, StructureFactors, check_units, shown
-from .flags import FLAG_UNITS, FLAGS, GROUPS, OutputOptions, ParseState, all_names
+from . import experiment_input
+from .flags import FLAG_UNITS, FLAGS, GROUPS, PRESET_FLAGS, OutputOptions, ParseState, all_names
 from .io import fdump, hkl, matrix, smv, sourcefile
+from .io.expt_read import read_experiment
 from .io.errors import read_text
 
 PROG = "nbnumba"
@@ -163,6 +166,14 @@ def parse_arguments(argv, add_options=None, add_general=None):
             _ingest_header(state, paths[-1], is_mask)
             if state.config.detector.close_distance is not None:
                 header_close = ("-mask" if is_mask else "-img", paths[-1])
+    given = [f.names[0] for f, _, _ in ordered]
+    experiments = [v[0] for f, v, _ in ordered if f.names[0] == "--experiment"]
+    if experiments:   # the experiment first, so that every other flag overrides it
+        experiment_input.refuse_flags(given, experiments[-1])
+        state.experiment_file = experiments[-1]
+        state.experiment = read_experiment(experiments[-1])
+        experiment_input.apply_models(state, state.experiment)
+        state.experiment_snapshot = copy.deepcopy(state.config)
     for f, values, option in ordered:
         try:
             f.apply(state, values)
@@ -176,6 +187,12 @@ def parse_arguments(argv, add_options=None, add_general=None):
     if det.convention != "CUSTOM":  # a convention flag after a vector flag: the C's
         for name in VECTOR_FIELDS:  # named convention replaces every vector given
             setattr(det, name, None)
+    if state.config.detector.preset is not None:
+        for name in given:
+            if name in PRESET_FLAGS:
+                raise FlagError(f"{name} cannot be combined with --detector "
+                                f"{state.config.detector.preset}: the named detector sets the "
+                                "pixel size and counts")
     return state
 
 
@@ -208,14 +225,21 @@ def load_inputs(state, cwd=".", read_fdump=False, say=None):
     if state.user_cell:
         xtal.cell = tuple(state.cell)
     sf_file = structure_factor_file(state)
-    no_cell = state.mat_file is None and (xtal.cell is None or xtal.cell[0] == 0.0)
+    no_cell = state.mat_file is None and xtal.a_matrix is None and (xtal.cell is None
+                                                                    or xtal.cell[0] == 0.0)
     if no_cell and sf_file is None:
+        where = (f"; the experiment {state.experiment_file} has no crystal"
+                 if state.experiment is not None else "")
         raise FlagError("no unit cell: give -cell a b c alpha beta gamma or -mat FILE "
-                        "(or --mtz, --sf-cif or --model, whose cell is then used)")
+                        "(or --mtz, --sf-cif or --model, whose cell is then used)" + where)
     # implausible values said in the flags' units (the library's own check speaks SI)
     check_units(cfg, FLAG_UNITS)
     if state.mat_file is not None:
         xtal.a_matrix = matrix.read_matrix(state.mat_file)
+    if state.experiment is not None:
+        experiment_input.finish(state, state.experiment_snapshot, state.experiment)
+        cfg = state.config
+        xtal = cfg.crystal
     if state.source_file is not None:
         cfg.beam.sources = sourcefile.read_sources(state.source_file)
     if state.stol_file is not None:
@@ -284,6 +308,30 @@ def read_structure_factor_file(state, sf_file, default_F, say=None):
                                        b_sol=b_sol, say=say)
 
 
+def config_from_experiment(path, argv=(), cwd=".", read_fdump=False):
+    """(SimulationConfig, OutputOptions) of what the DIALS experiment list ``path``
+    describes, with the C program's flags ``argv`` applied on top: the same as
+    ``config_from_args(["--experiment", path, *argv])``.
+
+    The experiment gives the beam (wavelength, direction, polarization), every detector
+    panel (``DetectorConfig.panels``), the goniometer and the scan's first image
+    (``CrystalConfig.phi0``, ``osc``) and the crystal (``CrystalConfig.a_matrix``), in
+    its laboratory frame; flags override what they name, flags that place the detector
+    raise :class:`FlagError`; the pedestal becomes ``OutputOptions.adc``. A file
+    nbnumba wrote renders bit for bit as the command that wrote it
+    (:mod:`nbnumba.experiment_input`). Structure factors come from the flags
+    (``-hkl``, ``-default_F``). Raises :class:`~nbnumba.errors.InputFileError` for a
+    file that cannot be read or holds what nbnumba cannot render, in one line.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise FlagError(f"the experiment list must be a path, got {type(path).__name__}")
+    if isinstance(argv, str) or not isinstance(argv, (list, tuple)):
+        raise FlagError("the flags must be a list of strings, as on a command line "
+                        "(e.g. ['-N', '5'])")
+    return config_from_args(["--experiment", os.fspath(path)] + list(argv), cwd=cwd,
+                            read_fdump=read_fdump)
+
+
 def config_from_args(argv, cwd=".", read_fdump=False):
     """(SimulationConfig, OutputOptions) from the C program's command-line flags.
 
@@ -317,4 +365,5 @@ def config_from_args(argv, cwd=".", read_fdump=False):
 
 
 __all__ = ["FlagError", "build_parser", "parse_arguments", "load_inputs", "config_from_args",
+           "config_from_experiment",
            "OutputOptions", "ParseState", "PROG", "DESCRIPTION", "EPILOG"]

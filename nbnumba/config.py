@@ -31,6 +31,7 @@ import numpy as np
 from . import memory
 from .constants import DEFAULT_FLUENCE
 from .errors import ConfigError, InputFileError, warn_caller  # noqa: F401  (ConfigError re-exported)
+from .panels import DetectorPanels
 
 Vector3 = Tuple[float, float, float]
 
@@ -393,6 +394,17 @@ class DetectorConfig(Fields):
                                             flag="-detector_thicksteps")
     attenuation_mu: Optional[float] = _field(None, "1/m", "sensor attenuation coefficient",
                                              flag="-detector_abs")
+    preset: Optional[str] = _field(None, "name", "a named detector of several modules "
+                                   "(nbnumba.presets.PRESETS: pilatus6m, eiger2-16m ...), "
+                                   "placed like the C's detector; it sets the pixel size and "
+                                   "counts (leave pixel_size, fpixels, spixels, size_f and "
+                                   "size_s at their defaults or at its values)",
+                                   flag="--detector")
+    panels: Optional[DetectorPanels] = _field(
+        None, "DetectorPanels (m)", "explicit panels in the lab frame (a DIALS experiment's, "
+        "nbnumba.panels); they replace the C's placement (distance, beam centre, rotations, "
+        "pixel size and counts are not used); beam_vector, polar_vector and spindle_axis "
+        "give the beam and spindle (convention CUSTOM)", flag="--experiment")
 
 
 #: largest F grid (points, float64): 2 GB
@@ -950,6 +962,14 @@ def _check_field(section_name, f, value):
             _refuse(name, unit, "a SourceList (SourceList.from_directions or "
                     "SourceList.from_positions) or None", value)
         value.check()
+    elif f.name == "panels":
+        if not isinstance(value, DetectorPanels):
+            _refuse(name, unit, "a DetectorPanels (nbnumba.panels) or None", value)
+        value.check(name)
+    elif f.name == "preset":
+        from .presets import PRESETS
+        if not isinstance(value, str) or value not in PRESETS:
+            _refuse(name, unit, "one of " + ", ".join(sorted(PRESETS)), value)
     elif f.name == "structure_factors":
         if not isinstance(value, StructureFactors):
             _refuse(name, unit, "a StructureFactors (StructureFactors.from_miller) or None",

@@ -121,6 +121,7 @@ class Lattice:
     misset: Optional[Vector3]      #: applied missetting angles, rad
     random_misset: bool
     messages: List[str] = field(default_factory=list)
+    misset_seed: Optional[int] = None   #: the seed of a random misset (given or the clock's)
 
 
 def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
@@ -144,6 +145,7 @@ def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
 
     misset = None
     random_misset = False
+    seed = None
     if isinstance(cr.misset, str):
         if cr.misset != "random":
             raise CrystalError(f"misset must be three angles or 'random', got {cr.misset!r}")
@@ -191,7 +193,7 @@ def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
         a=vec.scale(a, 1e-10), b=vec.scale(b, 1e-10), c=vec.scale(c, 1e-10),
         a_star=a_star, b_star=b_star, c_star=c_star, volume=volume,
         cell=(la, lb, lc) + angles, reciprocal_cell=(las, lbs, lcs) + star_angles,
-        misset=misset, random_misset=random_misset, messages=messages)
+        misset=misset, random_misset=random_misset, messages=messages, misset_seed=seed)
 
 
 def cells_per_axis(cr: CrystalConfig, lattice: Lattice, sample_size):

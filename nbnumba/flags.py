@@ -8,10 +8,11 @@ ones), exactly like the C program, except that every flag is matched exactly.
 Unit conversions are written the way the C writes them (``/1000.0``, ``/1.0e10``,
 ``*1e-6``, ``/RTD`` ...) so that the values are bit-identical.
 """
+import argparse
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from .config import Fields, SimulationConfig
 from .errors import ConfigError, FlagError
@@ -19,6 +20,7 @@ from .io import reflections
 from .io.model_sf import MIN_D_MIN
 from .constants import HC_EV_ANGSTROM, RTD
 from .kernels import DEVICES
+from .presets import PRESETS
 
 # ---------------------------------------------------------------------------------------
 # value converters (argparse ``type=``): strict, with a clear message on bad input
@@ -79,6 +81,16 @@ def pivot_name(text):
 pivot_name.__name__ = "pivot"
 
 
+def detector_name(text):
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a named detector (use "
+                                         f"{', '.join(sorted(PRESETS))})")
+    return text
+
+
+detector_name.__name__ = "detector"
+
+
 def device_name(text):
     if text not in DEVICES:
         raise ValueError(f"{text!r} is not a device (use {', '.join(DEVICES)})")
@@ -115,6 +127,7 @@ class OutputOptions(Fields):
     nexus_float: bool = False         #: -nexus_float: ... of the float image instead
     #: -expt_images: the images -expt/-xds_inp describe: "int", "noise", "nexus" or a name
     expt_images: str = "int"
+    panel_files: bool = False         #: --panel-files: float, SMV, PGM files per panel
 
 
 @dataclass
@@ -143,6 +156,10 @@ class ParseState:
     model_solvent: Optional[Tuple[float, float]] = None   #: --bulk-solvent K_SOL B_SOL
     cell_from: Optional[str] = None          #: the file whose cell is simulated (no -cell/-mat)
     notes: list = field(default_factory=list)   #: one-line notes for stderr (header wins ...)
+    experiment_file: Optional[str] = None     #: --experiment FILE
+    experiment: Any = None                    #: its models (nbnumba.io.expt_read)
+    experiment_snapshot: Any = None           #: the configuration right after it
+    experiment_exact: bool = False            #: rendered from the file's nbnumba block
 
 
 @dataclass(frozen=True)
@@ -684,6 +701,39 @@ flag("-phi_midpoints", "nbnumba", "sample phi at the midpoints of the -phisteps 
      "x phistep: an orientation offset of -osc/(2 phisteps) about the spindle) [default: "
      "the C's sampling]", _switch(_xtal, "phi_midpoints", True), nargs=0)
 
+
+flag("--experiment", "nbnumba", "render what a DIALS experiment list (.expt) describes: "
+     "the beam (wavelength, direction, polarization), every detector panel, the "
+     "goniometer, the scan's first image (-phi, -osc) and the crystal; other flags "
+     "override what they name (-N, -hkl, -mosaic, -lambda, -phi ...), flags that place "
+     "the detector are refused; a file nbnumba wrote (-expt) renders bit for bit as "
+     "the command that wrote it [default: none]", _set_state("experiment_file"), kind=str,
+     metavar=["FILE"])
+
+
+def _preset(state, values):
+    det = _det(state)
+    p = PRESETS[values[0]]
+    det.preset = p.name
+    det.pixel_size = p.pixel_size
+    det.fpixels, det.spixels = p.raster
+    det.size_f, det.size_s = p.pixel_size * det.fpixels, p.pixel_size * det.spixels
+
+
+flag("--detector", "nbnumba", "a named detector of several modules with its gaps: "
+     + ", ".join(sorted(PRESETS)) + "; it sets the pixel size and counts and is placed by "
+     "-distance, the beam centre, rotations and -twotheta like the C's detector "
+     "[default: none]", _preset, kind=detector_name, metavar=["NAME"])
+
+flag("--panel-files", "nbnumba", "with a detector of several panels: write the float, "
+     "int, PGM and noise images one file per panel (NAME_p00.bin ..., or sim_p00_00001.img "
+     "for a numbered name), each SMV header stating its panel's geometry, instead of one "
+     "image holding every panel [default: one image]", _out_switch(panel_files=True),
+     nargs=0)
+
+#: flags that set what a named detector sets
+PRESET_FLAGS = ("-pixel", "-detpixels", "-detpixels_f", "-detpixels_s", "-detsize",
+                "-detsize_f", "-detsize_s", "-img")
 
 
 def _needs_gemmi(attr, name):

@@ -14,15 +14,29 @@ images show is rotated from it by :func:`nbnumba.experiment.orientation_offset`
 
 :func:`experiment_list` builds the dictionary from :class:`~nbnumba.experiment.SimulatedImage`
 records; :func:`expt_bytes` is the file's content.
+
+Beside dxtbx's models the file holds an ``"nbnumba"`` block, which dxtbx ignores: for
+each experiment, the configuration its images were rendered from
+(:func:`nbnumba.experiment.configuration_record`). The models are conversions of it
+(millimetres, Angstrom and degrees, DIALS' frame, real-space crystal vectors), which do
+not always convert back to the same doubles; with the block, ``nbnumba --experiment``
+renders a file nbnumba wrote bit for bit as the command that wrote it
+(:mod:`nbnumba.experiment_input`).
 """
 import json
 import os
 import uuid
 
-from ..experiment import MAX_TRUSTED_COUNT, degrees, lab_frame, sweeps, to_frame
+from ..experiment import degrees, lab_frame, sweeps, to_frame
 
 #: the Hall symbol of P1, as cctbx writes it
 P1_HALL = " P 1"
+
+#: version of the "nbnumba" block (the configuration the images were rendered from)
+EXACT_VERSION = 1
+
+EXACT_ABOUT = ("the nbnumba configuration these images were rendered from; nbnumba "
+               "--experiment uses it when the models above are exactly what it describes")
 
 
 def _frame(image):
@@ -56,18 +70,19 @@ def _panel_common(name, fast, slow, origin):
             "origin": origin}
 
 
-def _detector(image, rows):
-    px = image.pixel_size * 1000.0
+def _panel(image, rows, record):
+    px = record.pixel_size * 1000.0
     parallax = image.thickness > 0.0 and image.mu > 0.0
-    panel = _panel_common("Panel", _components(rows, image.fast),
-                          _components(rows, image.slow), _components(rows, image.pix0, 1000.0))
+    panel = _panel_common(record.name, _components(rows, record.fast),
+                          _components(rows, record.slow),
+                          _components(rows, record.origin, 1000.0))
     panel.update({
         "raw_image_offset": [0, 0],
-        "image_size": [image.fpixels, image.spixels],
+        "image_size": [record.fpixels, record.spixels],
         "pixel_size": [px, px],
-        "trusted_range": [0.0, float(MAX_TRUSTED_COUNT)],
+        "trusted_range": [float(x) for x in image.trusted_range],
         "thickness": image.thickness * 1000.0,
-        "material": "",
+        "material": image.material,
         "mu": image.mu / 1000.0,
         "identifier": "",
         "mask": [],
@@ -76,13 +91,18 @@ def _detector(image, rows):
         "px_mm_strategy": {"type": "ParallaxCorrectedPxMmStrategy" if parallax
                            else "SimplePxMmStrategy"},
     })
+    return panel
+
+
+def _detector(image, rows):
+    panels = [_panel(image, rows, record) for record in image.panel_list()]
     root = _panel_common("", [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0])
     root.update({"type": "", "raw_image_offset": [0, 0], "image_size": [0, 0],
                  "pixel_size": [0.0, 0.0], "trusted_range": [0.0, 0.0], "thickness": 0.0,
                  "material": "", "mu": 0.0, "identifier": "", "mask": [], "gain": 1.0,
                  "pedestal": 0.0, "px_mm_strategy": {"type": "SimplePxMmStrategy"},
-                 "children": [{"panel": 0}]})
-    return {"panels": [panel], "hierarchy": root}
+                 "children": [{"panel": i} for i in range(len(panels))]})
+    return {"panels": panels, "hierarchy": root}
 
 
 def _goniometer(image, rows):
@@ -185,6 +205,10 @@ def experiment_list(images, expt_path, container=None):
         experiments.append(entry)
     result = {"__id__": "ExperimentList", "experiment": experiments}
     result.update(tables)
+    exact = [sweep.first.exact for sweep in sweeps(images)]
+    if all(block is not None for block in exact):
+        result["nbnumba"] = {"version": EXACT_VERSION, "about": EXACT_ABOUT,
+                             "experiments": exact}
     return result
 
 

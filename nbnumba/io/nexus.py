@@ -164,10 +164,16 @@ def polarization_stokes(image):
     return np.array([1.0, degree * math.cos(2 * psi), degree * math.sin(2 * psi), 0.0]) + 0.0
 
 
+#: the NeXus pixel-mask bit of a pixel of the image that lies in no module (bit 0, "gap
+#: (pixel with no sensor)"): the gaps between the panels of a detector of several
+GAP_BIT = 1
+
+
 def pixel_mask(setups):
     """The NXmx ``pixel_mask`` of frames rendered from ``setups`` (prepared set-ups of
     one detector): int32 (slow, fast), :data:`USER_MASK_BIT` on every pixel some frame
-    did not render (outside its ROI or masked by ``-mask``), 0 elsewhere."""
+    did not render (outside its ROI or masked by ``-mask``), :data:`GAP_BIT` instead on
+    the pixels between the panels of a detector of several, 0 elsewhere."""
     first = setups[0]
     unused = np.zeros((first.spixels, first.fpixels), dtype=bool)
     for setup in setups:
@@ -177,7 +183,11 @@ def pixel_mask(setups):
         if setup.mask is not None:
             rendered &= np.asarray(setup.mask).reshape(unused.shape) != 0
         unused |= ~rendered
-    return np.where(unused, np.int32(USER_MASK_BIT), np.int32(0))
+    mask = np.where(unused, np.int32(USER_MASK_BIT), np.int32(0))
+    if first.panels is not None:
+        gaps = first.panels.coverage().reshape(unused.shape) == 0
+        mask[gaps] = GAP_BIT
+    return mask
 
 
 # ---------------------------------------------------------------------------------------
@@ -289,7 +299,7 @@ def _write_detector(instrument, image, chain, dtype, mask):
     _text(det, "type", "simulated")
     _number(det, "x_pixel_size", image.pixel_size, "m")
     _number(det, "y_pixel_size", image.pixel_size, "m")
-    _text(det, "sensor_material", "Si")
+    _text(det, "sensor_material", image.material or "Si")
     _number(det, "sensor_thickness", max(image.thickness, THINNEST_SENSOR), "m")
     if image.mu > 0.0:
         _number(det, "sensor_attenuation_length", 1.0 / image.mu, "m")
@@ -325,6 +335,30 @@ def _write_module(det, chain, shape, name="module", origin=(0, 0)):
     for direction in ("fast", "slow"):
         _transformation(module, direction + "_pixel_direction", chain["pixel"], "translation",
                         chain[direction], path + "/module_offset", "mm")
+
+
+def module_chains(image, chain):
+    """Per panel of a detector of several: its module's name, where its pixels lie in the
+    data (``origin``: row, column; ``size``: rows, columns) and its chain, as
+    :func:`detector_chain` gives the one module's: the corner of its pixel (0, 0) is
+    ``det_z`` (the detector's, the reference panel's plane) plus ``offset`` along
+    ``in_plane``, whatever the panel's orientation; ``fast``, ``slow`` (McStas), pixel
+    (mm)."""
+    rows = lab_frame(image.beam, image.spindle, -1)
+    base = chain["normal"] * chain["distance"]
+    modules, names = [], set()
+    for k, p in enumerate(image.panel_list()):
+        rest = _mcstas(rows, p.origin) * 1000.0 - base
+        length = float(np.linalg.norm(rest))
+        fast = _mcstas(rows, p.fast)
+        name = "".join(c if c.isalnum() or c == "_" else "_" for c in p.name) or "module"
+        if name in names or name in ("transformations", "pixel_mask", "data"):
+            name = "%s_%d" % (name, k)
+        names.add(name)
+        modules.append((name, p.raster_origin, (p.spixels, p.fpixels), {
+            "offset": length, "in_plane": rest / length if length > 0.0 else fast,
+            "fast": fast, "slow": _mcstas(rows, p.slow), "pixel": p.pixel_size * 1000.0}))
+    return modules
 
 
 def _write_sample(entry, images, chain):
@@ -367,7 +401,11 @@ def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spec
     _write_beam(instrument, image, len(images), spectrum)
     _write_detector_group(instrument, ["detector"])
     det = _write_detector(instrument, image, chain, dtype, mask)
-    _write_module(det, chain, shape[1:])
+    if image.panels is not None and len(image.panels) > 1:   # one module per panel
+        for name, origin, size, module in module_chains(image, chain):
+            _write_module(det, module, size, name, origin)
+    else:
+        _write_module(det, chain, shape[1:])
     _write_source(entry)
     _write_sample(entry, images, chain)
     det["data"] = _write_data(entry, frames, sources, shape, dtype)   # one dataset, linked

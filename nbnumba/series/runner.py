@@ -192,7 +192,9 @@ def _fixed_base(base):
 
 
 #: the CPU kernel functions of :func:`nbnumba.kernels.cpu_backend.kernel_for`'s names
-_KERNEL_FUNCTIONS = {"lanes": "render_rows_lanes", "one_at_a_time": "render_rows"}
+_KERNEL_FUNCTIONS = {"lanes": "render_rows_lanes", "one_at_a_time": "render_rows",
+                     "panels_lanes": "render_panel_rows_lanes",
+                     "panels_one_at_a_time": "render_panel_rows"}
 
 
 def _kernels_cold(device, setup):
@@ -206,7 +208,8 @@ def _kernels_cold(device, setup):
     backend = get_backend("cpu")
     kernels = [d for d in compilecache.nbnumba_functions() if compilecache.is_kernel(d)]
     try:
-        name = _KERNEL_FUNCTIONS[backend.kernel_for(setup.interpolate, setup.geometry.curved)]
+        name = _KERNEL_FUNCTIONS[backend.kernel_for(setup.interpolate, setup.geometry.curved,
+                                                    setup.panels is not None)]
         wanted = [d for d in kernels if d.py_func.__name__ == name] or kernels
     except (AttributeError, KeyError):   # another kernel table: any cold kernel counts
         wanted = kernels
