@@ -20,7 +20,6 @@ the rules live next to the physics that needs them (``geometry``, ``crystal``,
 :func:`nbnumba.config_from_args`.
 """
 import dataclasses
-import difflib
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 from . import memory
 from .constants import DEFAULT_FLUENCE
 from .errors import ConfigError, InputFileError, warn_caller  # noqa: F401  (ConfigError re-exported)
+from .fields import Fields, no_field_message  # noqa: F401  (re-exported)
 from .panels import DetectorPanels
 
 Vector3 = Tuple[float, float, float]
@@ -54,38 +54,6 @@ class Plausible(NamedTuple):
 
 _METRES = "lengths are in metres (1 mm = 1e-3 m)"
 _RADIANS = "angles are in radians (90 degrees = 1.5708 rad)"
-
-
-class Fields:
-    """Base of the configuration dataclasses: assigning a name that is not a field raises
-    :class:`ConfigError` naming the nearest field, as a typo (``distanse``) would
-    otherwise add an attribute that nothing reads. Construction, ``copy``, ``pickle`` and
-    ``dataclasses.replace`` assign fields only (or bypass ``__setattr__``)."""
-    __slots__ = ()
-
-    def __setattr__(self, name, value):
-        if name not in type(self).__dataclass_fields__:
-            raise ConfigError(no_field_message(type(self), name))
-        object.__setattr__(self, name, value)
-
-
-def no_field_message(cls, name):
-    """One line: ``name`` is not a field of ``cls``, with the nearest field (or, for a
-    configuration of sections, the section that has it)."""
-    fields = list(cls.__dataclass_fields__)
-    text = f"no field {name!r} in {cls.__name__}"
-    close = difflib.get_close_matches(str(name), fields, n=1, cutoff=0.6)
-    if close:
-        return f"{text}; did you mean {close[0]!r}?"
-    for section in fields:  # SimulationConfig: a field of one of its sections
-        kind = cls.__dataclass_fields__[section].default_factory
-        inner = getattr(kind, "__dataclass_fields__", None)
-        if inner is None:
-            continue
-        close = difflib.get_close_matches(str(name), list(inner), n=1, cutoff=0.6)
-        if close:
-            return f"{text}; did you mean '{section}.{close[0]}' (a field of {kind.__name__})?"
-    return f"{text} (its fields: {', '.join(fields)})"
 
 
 def _field(default, unit, doc, plausible=None, flag=None, factory=None):

@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .errors import ConfigError
+from .fields import Fields
 
 Vector3 = Tuple[float, float, float]
 
@@ -47,7 +48,7 @@ def _unit(v, what):
 
 
 @dataclass
-class Panel:
+class Panel(Fields):
     """One flat panel of square pixels.
 
     origin: sample -> outer corner of pixel (0, 0), m, in the render's lab frame;
@@ -71,7 +72,7 @@ class Panel:
 
 
 @dataclass
-class DetectorPanels:
+class DetectorPanels(Fields):
     """The panels of a detector and the image (raster) that holds their pixels.
 
     panels: the :class:`Panel` list (at least one). raster_shape: (rows, columns) of the

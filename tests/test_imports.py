@@ -31,7 +31,7 @@ LAYERS = (
                                "nbnumba.sources", "nbnumba.sampling", "nbnumba.rng",
                                "nbnumba.images", "nbnumba.experiment", "nbnumba.panel_geometry",
                                "nbnumba.io.")),
-    ("config, vec", ("nbnumba.config", "nbnumba.vec", "nbnumba.constants", "nbnumba.errors",
+    ("config, vec", ("nbnumba.config", "nbnumba.fields", "nbnumba.vec", "nbnumba.constants", "nbnumba.errors",
                      "nbnumba._version", "nbnumba.memory", "nbnumba.progress",
                      "nbnumba._jit", "nbnumba.compilecache", "nbnumba.panels",
                      "nbnumba.presets",
