@@ -385,6 +385,19 @@ MAX_INDEX = 10 ** 6
 LARGE_GRID_BYTES = 256 << 20
 
 
+#: The readers behind :meth:`StructureFactors.from_mtz`, ``from_sf_cif`` and ``from_model``
+#: ("mtz", "sf_cif", "model" -> a function giving :class:`nbnumba.io.reflections.Reflections`).
+#: They live in :mod:`nbnumba.io` (``reflection_files``, ``model_sf``), a layer above this
+#: one, and put themselves here when the package is imported (a table passed down, not an
+#: import that runs up).
+STRUCTURE_FACTOR_READERS = {}
+
+
+def _reader(kind):
+    """The registered reader of structure-factor files of ``kind``."""
+    return STRUCTURE_FACTOR_READERS[kind]
+
+
 @dataclass
 class StructureFactors(Fields):
     """A P1 structure-factor grid (nearest lookup or tricubic interpolation).
@@ -461,9 +474,8 @@ class StructureFactors(Fields):
         merged MTZ file or a column missing, ambiguous or of another kind.
         say: callable(text) told before a large grid is allocated (default: a warning).
         """
-        from .io import reflection_files
         check_number("default_F", "electrons", default_F)
-        found = reflection_files.read_mtz(path, column)
+        found = _reader("mtz")(path, column)
         return cls._from_reflections(found, default_F, say)
 
     @classmethod
@@ -475,9 +487,8 @@ class StructureFactors(Fields):
         as for :meth:`from_mtz`); the first data block with a ``_refln`` loop is read.
         Otherwise as :meth:`from_mtz`.
         """
-        from .io import reflection_files
         check_number("default_F", "electrons", default_F)
-        found = reflection_files.read_sf_cif(path, column)
+        found = _reader("sf_cif")(path, column)
         return cls._from_reflections(found, default_F, say)
 
     @classmethod
@@ -494,9 +505,8 @@ class StructureFactors(Fields):
         with its occupancy; systematic absences 0, F(000) left out); see
         :mod:`nbnumba.io.model_sf`.
         """
-        from .io import model_sf
         check_number("default_F", "electrons", default_F)
-        found = model_sf.calculate(model, d_min, b_add=b_add, k_sol=k_sol, b_sol=b_sol)
+        found = _reader("model")(model, d_min, b_add=b_add, k_sol=k_sol, b_sol=b_sol)
         return cls._from_reflections(found, default_F, say)
 
     @classmethod

@@ -34,11 +34,7 @@ LAYERS = (
     ("config, vec", ("nbnumba.config", "nbnumba.fields", "nbnumba.vec", "nbnumba.constants", "nbnumba.errors",
                      "nbnumba._version", "nbnumba.memory", "nbnumba.progress",
                      "nbnumba._jit", "nbnumba.compilecache", "nbnumba.panels",
-                     "nbnumba.presets",
-                     # the readers StructureFactors.from_mtz/from_sf_cif/from_model call
-                     # (gemmi); they import only errors, memory, constants, io.errors
-                     "nbnumba.io.reflections", "nbnumba.io.reflection_files",
-                     "nbnumba.io.model_sf", "nbnumba.io.errors")),
+                     "nbnumba.presets")),
 )
 
 #: upward imports allowed (none)
@@ -111,8 +107,6 @@ def test_the_walk_sees_the_imports():
     assert "nbnumba.kernels.cpu" in GRAPH["nbnumba.kernels.cpu_backend"]
     assert "nbnumba.vec" in GRAPH["nbnumba.crystal"]
     assert len(MODULES) > 50
-    # a module named in a lower layer than its package's entry is in that layer
-    assert _layer("nbnumba.io.reflections") > _layer("nbnumba.io.hkl")
 
 
 def test_the_library_never_imports_the_command_line_package():

@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 
 from .. import memory
+from ..config import STRUCTURE_FACTOR_READERS
 from ..errors import ConfigError, InputFileError
 from . import reflections
 from .reflections import Reflections
@@ -206,3 +207,6 @@ def _solvent(gemmi, structure, model, d_min, spacing, hkl, k_sol, b_sol, inv_d2)
 
 
 __all__ = ["calculate", "RATE", "MIN_D_MIN"]
+
+
+STRUCTURE_FACTOR_READERS["model"] = calculate

@@ -24,6 +24,7 @@ PDB's convention: the data set the model was refined against).
 import numpy as np
 
 from .. import memory
+from ..config import STRUCTURE_FACTOR_READERS
 from ..errors import InputFileError
 from . import reflections
 from .reflections import Reflections
@@ -194,3 +195,6 @@ def _one_line(exc):
 
 
 __all__ = ["read_mtz", "read_sf_cif", "CIF_AMPLITUDES", "CIF_INTENSITIES", "MAX_MTZ_BYTES"]
+
+
+STRUCTURE_FACTOR_READERS.update(mtz=read_mtz, sf_cif=read_sf_cif)
