@@ -12,7 +12,7 @@ from nbnumba import _jit, engine, output
 from nbnumba.errors import NbnumbaError
 from nbnumba.progress import ProgressMeter
 from nbnumba.io import fdump, nexus
-from nbnumba.io.atomic import FileSet, OutputError, check_distinct
+from nbnumba.io.atomic import FileSet, OutputError, check_distinct, check_names_given
 
 from . import report, truth
 from .console import (ConsoleStream, failure_note, flush_quietly, leave,
@@ -25,7 +25,7 @@ def _outputs(out, sf_source=None):
     """(flag, path) of every file the run writes; the dump file when ``-hkl`` is read."""
     paths = [("-floatfile", out.floatfile), ("-intfile", out.intfile)]
     paths += [(flag, p) for flag, p in (("-expt", out.expt), ("-xds_inp", out.xds_inp),
-                                         ("-nexus", out.nexus)) if p]
+                                         ("-nexus", out.nexus)) if p is not None]
     if out.write_pgm:
         paths.append(("-pgmfile", out.pgmfile))
     if out.write_noise:
@@ -59,6 +59,7 @@ def _run(argv, stdout):
         sf_source = load_inputs(state, read_fdump=True, say=_large_grid_note)
         out = state.out
         outputs = _outputs(out, sf_source)
+        check_names_given(outputs)
         check_distinct(outputs)  # two outputs that are one file: refused, not overwritten
         for flag, path in outputs:
             if flag.startswith("-"):

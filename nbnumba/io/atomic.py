@@ -324,12 +324,71 @@ def check_distinct(outputs):
         seen[target.identity] = (label, path)
 
 
+def check_names_given(outputs):
+    """Fail early if one of ``outputs`` ((label, path), e.g. ``("-nexus", "")``) is an
+    empty name (``-nexus ''``), which names no file: :class:`OutputError` naming the
+    option, never an option silently left out."""
+    for label, path in outputs:
+        if path is not None and not os.fspath(path):
+            raise OutputError(f"{label}: an empty file name names no file")
+
+
 def check_writable(path):
     """Fail early (before any rendering) if ``path`` cannot be written (see the module
     notes for what is refused); raises :class:`OutputError` naming the path. A device
     or FIFO is not opened here (opening and closing a FIFO would end its reader's
     input); :meth:`FileSet.reserve` opens them."""
     Target(path, open_streams=False).close()
+
+
+def check_renamable(path, directories=None):
+    """Fail (:class:`OutputError` naming ``path``) unless a complete new file can be
+    renamed over ``path`` itself, as a series renames each frame's staged files: the
+    directory must take a new name, and what is there must not be a directory, a
+    regular file with no write permission bit (mode 0444, refused as for any output, root
+    included), an immutable or append-only file, or another user's file in a sticky
+    directory. Anything else there (a symbolic link, a FIFO, a device) is replaced by the
+    rename, not written through. ``directories``: a dict that caches each directory's
+    check across many calls (every frame of a series)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    cache = {} if directories is None else directories
+    if directory not in cache:
+        cache[directory] = _renaming_problem(directory)
+    if cache[directory] is not None:
+        raise _error(path, cache[directory])
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _error(path, _reason(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _error(path, "it is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        return
+    reason = _may_replace(path, st, directory)
+    if reason:
+        raise _error(path, reason)
+    if not _may_write(path, st):
+        raise _error(path, "permission denied (the file is read-only)")
+
+
+def _renaming_problem(directory):
+    """Why no file can be renamed into ``directory`` (one phrase), or None."""
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        return f"directory {os.fsdecode(directory)} does not exist"
+    except OSError as exc:
+        return _reason(exc)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{os.fsdecode(directory)} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "no write permission in directory " + os.fsdecode(directory)
+    if _append_only(directory):
+        return ("the directory %s is append-only or immutable (chattr +a or +i): a file "
+                "cannot be renamed in it" % os.fsdecode(directory))
+    return None
 
 
 # ---------------------------------------------------------------------------------------

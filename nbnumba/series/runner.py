@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from .. import engine
-from ..io.atomic import OutputError, check_writable
+from ..io.atomic import OutputError
 from ..progress import StatusLine, clock
 from . import record
 from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client, quiet_shutdown,
                         _executor_name, _executor_threads, _executor_width, _is_client,
                         _Shipment)
 from .frames import SeriesError, apply_overrides
-from .names import check_names
+from .names import check_names, check_targets
 from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, _drop_written_since,
                     check_template, frame_paths, run_frame, warm_up)
 
@@ -295,7 +295,7 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
     report.executor = describe or _executor_name(executor, client)
 
     started = time.time()
-    done, failed = {}, []
+    done, failed, retried = {}, [], []
     shipment = _Shipment((base, frameset.outputs), executor, client, spool_dir)
     running = {}
     queue = deque((i, 1) for i in todo)
@@ -347,9 +347,11 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                         raise
                     broken = isinstance(exc, BrokenProcessPool)
                     if attempt <= retries and not broken:
-                        if meter:
-                            sys.stderr.write("frame %d failed (%s), retrying\n"
-                                             % (i, _describe(exc)))
+                        if meter and not retried:   # one note: a full disk fails them all
+                            sys.stderr.write("frame %d failed (%s), retrying (a frame that "
+                                             "fails is tried %d times in all)\n"
+                                             % (i, _describe(exc), retries + 1))
+                        retried.append(i)
                         queue.append((i, attempt + 1))
                     else:
                         failed.append(FrameFailure(i, _describe(exc), attempt))
@@ -406,6 +408,10 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
     flags: the command line of the run, kept in the run record (it names what differs
         when a resume is refused).
 
+    Before anything is rendered, every frame's files are checked (:func:`check_targets`):
+    one that cannot be replaced (a directory, mode 0444, ``chattr +i`` or ``+a``) raises
+    :class:`~nbnumba.io.atomic.OutputError` and nothing is rendered or changed.
+
     While it runs, the directory of frame 0 is locked (:func:`record.run_lock`): a second
     series writing there is refused with :class:`SeriesError`.
     """
@@ -419,14 +425,16 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
             os.makedirs(d, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create directory {d}: {exc.strerror or exc}") from None
-    for _, p in frame_paths(template, 0, kinds):
-        check_writable(p)
 
     def paths_of(i):
         return [(k, os.path.abspath(p)) for k, p in frame_paths(template, i, kinds)]
 
     with record.run_lock(record.run_directory(template)):
         run, seed, base, key_of = _open_record(frameset, template, resume, flags)
+        # every frame's files replaceable, before the record is touched: a frame that
+        # resume may keep is checked when it must be rendered after all (run_frame)
+        recorded = set((run.previous or {}).get("frames", {})) if resume else set()
+        check_targets(template, len(frameset), kinds, unless=lambda i: str(i) in recorded)
         skip = None
         if resume:   # the earlier run's frames stay recorded until checked
             run.carry(len(frameset))
