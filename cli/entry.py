@@ -9,8 +9,8 @@ import os
 import sys
 
 from . import stopsignals
-from .guard import (environment_problem, error, one_line, say_stopped,
-                    threading_layer_problem)
+from .guard import (environment_problem, error, one_line, raise_if_stopped, say_stopped,
+                    threading_layer_problem, warnings_as_lines)
 
 
 @contextlib.contextmanager
@@ -62,6 +62,7 @@ def _import_numba():
             with _lean_numba_import():
                 import numba  # noqa: F401
         except Exception as exc:  # numba reads .numba_config.yaml at import
+            raise_if_stopped()   # a stop signal cut the import short: not numba's fault
             first = one_line(str(exc).splitlines()[0] if str(exc) else "")
             if os.path.isfile(".numba_config.yaml"):
                 return ("numba cannot read .numba_config.yaml in the current directory "
@@ -100,7 +101,8 @@ def _launch(prog, load_console):
     stopsignals.install()
     try:
         _start(prog)
-        console = load_console()
+        with warnings_as_lines(prog):   # nbnumba's import may warn (a cache it cannot use)
+            console = load_console()
     except KeyboardInterrupt as exc:
         _stopped_at_start(prog, exc)
     console()
@@ -137,7 +139,8 @@ def nbnumba_series():
     stopsignals.install()
     try:
         _start("nbnumba-series")
-        from .series import main
+        with warnings_as_lines("nbnumba-series"):
+            from .series import main
     except KeyboardInterrupt as exc:
         _stopped_at_start("nbnumba-series", exc)
     sys.exit(main())
