@@ -4,11 +4,16 @@ An expected failure (bad flag, unreadable input, unwritable output) is one line
 ``PROG: error: ...`` on stderr; an unexpected one is one line ``PROG: internal error: ...``
 unless ``NBNUMBA_DEBUG`` is set, when the traceback is shown. Both exit with
 :data:`EXIT_ERROR`; an interrupt exits with 130 (128 + the signal number for SIGTERM
-handled as an interrupt: 143). A console that cannot take these lines is ignored.
+handled as an interrupt: 143). A Python warning raised while a command runs is one line
+``PROG: warning: ...``. A console that cannot take these lines is ignored.
 """
+import contextlib
 import os
 import signal
 import sys
+import warnings
+
+from . import stopsignals
 
 EXIT_ERROR = 9
 EXIT_INTERRUPTED = 130
@@ -122,25 +127,55 @@ def threading_layer_problem(environ=None):
     return None
 
 
-def run_guarded(run, argv, prog, interrupted="interrupted", numba=False):
-    """``run(argv)``'s exit status; an interrupt or an internal error becomes one line.
+@contextlib.contextmanager
+def warnings_as_lines(prog):
+    """Inside the block, a Python warning (a NumPy ``RuntimeWarning``, a library's
+    ``UserWarning``) is one line ``PROG: warning: MESSAGE`` on stderr, never Python's
+    file name, line number and source line."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).strip().splitlines()
+        say_error("%s: warning: %s\n" % (prog, one_line(text[0] if text else
+                                                         category.__name__)))
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def raise_if_stopped():
+    """Raise the stop exception of a stop signal received already: an error raised while
+    one was on its way (a library that turned the exception into another one, numba's
+    ``ImportError`` for a C module whose import it cut) is that stop, not a failure."""
+    signum = stopsignals.received()
+    if signum is not None:
+        raise stopsignals.stop_exception(signum)
+
+
+def run_guarded(run, argv, prog, interrupted="interrupted", numba=False,
+                terminated="terminated"):
+    """``run(argv)``'s exit status; an interrupt or an internal error becomes one line
+    (an internal error raised after a stop signal arrived is that stop: ``interrupted``
+    or ``terminated``).
 
     numba: the command compiles or runs nbnumba's kernels: check the environment first
     (:func:`environment_problem`) and say so in one line on stderr before numba compiles
     a function that is not in its cache (:func:`nbnumba.compilecache.announce_compiles`).
     """
     try:
-        if not numba:
-            return run(argv)
-        problem = environment_problem() or threading_layer_problem()
-        if problem is not None:
-            return error(prog, problem)
-        from nbnumba.compilecache import announce_compiles
-        with announce_compiles(prog):
-            return run(argv)
+        with warnings_as_lines(prog):
+            if not numba:
+                return run(argv)
+            problem = environment_problem() or threading_layer_problem()
+            if problem is not None:
+                return error(prog, problem)
+            from nbnumba.compilecache import announce_compiles
+            with announce_compiles(prog):
+                return run(argv)
     except KeyboardInterrupt as exc:
-        return say_stopped(prog, getattr(exc, "signum", None), interrupted)
+        return say_stopped(prog, getattr(exc, "signum", None), interrupted, terminated)
     except Exception as exc:  # an internal error: report it in one line
+        if stopsignals.received() is not None:
+            return say_stopped(prog, stopsignals.received(), interrupted, terminated)
         if os.environ.get("NBNUMBA_DEBUG"):
             raise
         say_error("%s: internal error: %s: %s (set NBNUMBA_DEBUG=1 for details)\n"

@@ -166,6 +166,8 @@ N = dict(kind=c_int, metavar="N")
 V3 = dict(nargs=3, metavar="X")
 
 def _ignore(state, values):
+    if not -1.0 < values[0] < 65536.0:   # the C keeps it in an unsigned short
+        raise ValueError(f"{values[0]:g} is not an SMV pixel value (0 to 65535)")
     state.ignore.append(values[0])
 
 
