@@ -88,9 +88,8 @@ def _start(prog):
 def _stopped_at_start(prog, exc):
     """Ctrl-C or SIGTERM before the command's own handling is in place: one line, exit
     130 or 143."""
-    status = say_stopped(prog, getattr(exc, "signum", None))
-    stopsignals.ignore()
-    os._exit(status)
+    stopsignals.ignore()   # a second signal must not cut this short
+    os._exit(say_stopped(prog, getattr(exc, "signum", None)))
 
 
 def _launch(prog, load_console):
@@ -98,10 +97,10 @@ def _launch(prog, load_console):
     imported), then run the command's ``console()`` (``load_console()`` imports and
     returns it); a stop signal before the command's own handling is in place is one
     line."""
-    stopsignals.install()
     try:
+        stopsignals.install()   # in the try: a signal may land as soon as it is in place
         _start(prog)
-        with warnings_as_lines(prog):   # nbnumba's import may warn (a cache it cannot use)
+        with warnings_as_lines(prog):
             console = load_console()
     except KeyboardInterrupt as exc:
         _stopped_at_start(prog, exc)
@@ -136,8 +135,8 @@ def nb_noisify():
 def nbnumba_series():
     """The ``nbnumba-series`` console script: :func:`nbnumba_cli.series.main` after the
     environment check, which runs before numba is imported."""
-    stopsignals.install()
     try:
+        stopsignals.install()
         _start("nbnumba-series")
         with warnings_as_lines("nbnumba-series"):
             from .series import main

@@ -173,6 +173,8 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False,
                 return run(argv)
     except KeyboardInterrupt as exc:
         return say_stopped(prog, getattr(exc, "signum", None), interrupted, terminated)
+    except MemoryError:
+        return error(prog, "not enough memory for this run")
     except Exception as exc:  # an internal error: report it in one line
         if stopsignals.received() is not None:
             return say_stopped(prog, stopsignals.received(), interrupted, terminated)

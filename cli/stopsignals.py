@@ -127,19 +127,25 @@ def install():
     """Put :func:`handler` in place for SIGTERM, and for SIGINT unless it is ignored (a
     background job started by a shell that ignores it), and the hook for lost
     exceptions. Main thread only (elsewhere nothing changes); installing twice does
-    nothing more."""
-    if _state["installed"]:
+    nothing more. A signal may be raised as soon as its handler is in place, inside this
+    function still: call it inside the ``try`` that handles ``KeyboardInterrupt``."""
+    if _state["installed"] or _thread.get_ident() != _main_thread():
         return
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:   # not the main thread
-        return
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, handler)
+    # the hook first: from the moment a handler is in place, its exception may be lost
     _state["main"] = _thread.get_ident()
     _state["previous_hook"] = sys.unraisablehook
     sys.unraisablehook = _unraisable
     _state["installed"] = True
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _main_thread():
+    """The main thread's id (``threading`` only when it is loaded already: this module
+    must not cost its import at start-up, when only the main thread runs)."""
+    threading = sys.modules.get("threading")
+    return threading.main_thread().ident if threading is not None else _thread.get_ident()
 
 
 def stop_status(signum):

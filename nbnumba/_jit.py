@@ -21,11 +21,10 @@ change rounding and NaN handling and break bit parity with the C program.
 Compiled code is cached on disk by numba. Where no cache directory can be written (a
 read-only installation without ``NUMBA_CACHE_DIR``), numba refuses ``cache=True`` at
 import; nbnumba then compiles without caching, every run, and
-:func:`nbnumba.compilecache.cache_problem` says why. The same, with one
-``CacheWarning``, for a ``NUMBA_CACHE_DIR`` that does not exist (nor its parent: only
-the directory named is ever made) or cannot be written, and for a cache whose file
-system fills up while a process runs (a cache that cannot be written never stops a
-render).
+:func:`nbnumba.compilecache.cache_problem` says why. The same for a
+``NUMBA_CACHE_DIR`` that does not exist (nor its parent: only the directory named is
+ever made) or cannot be written; a cache whose file system fills up while a process runs
+is one ``CacheWarning`` (a cache that cannot be written never stops a render).
 
 The library's entry points that may compile (``engine.prepare``, ``engine.render``) run
 under :func:`no_blas_probe`, which keeps ``scipy.linalg`` out of the process.
@@ -44,12 +43,12 @@ NO_CACHE = ("no writable cache directory for compiled code (NUMBA_CACHE_DIR, "
 
 
 def _check_cache_directory():
-    """A ``NUMBA_CACHE_DIR`` that is missing (its parent too) or not writable: one
-    :class:`~nbnumba.compilecache.CacheWarning`, and nothing cached (numba would make the
-    missing directories, or cache elsewhere instead)."""
+    """A ``NUMBA_CACHE_DIR`` that is missing (its parent too) or not writable: nothing is
+    cached (numba would make the missing directories, or cache elsewhere instead); the
+    compile notice, and the library's ``CompileWarning``, say why."""
     problem = compilecache.cache_directory_problem(numba.config.CACHE_DIR)
     if problem is not None:
-        compilecache.cache_unusable(problem)
+        compilecache.record_cache_problem(problem)
 
 
 def _compiler(**options):

@@ -28,9 +28,10 @@ import warnings
 
 
 class CacheWarning(UserWarning):
-    """Issued once when numba's cache of compiled code cannot be used (``NUMBA_CACHE_DIR``
-    missing, not writable, or its file system full): nbnumba then compiles without
-    caching, and every process compiles again."""
+    """Issued once when numba's cache of compiled code fails while a process runs (its
+    file system full, its directory made read-only): nbnumba then compiles without
+    caching. (A cache that is unusable from the start, e.g. a missing ``NUMBA_CACHE_DIR``,
+    is said by the compile notice and :class:`CompileWarning`.)"""
 
 
 class CompileWarning(UserWarning):

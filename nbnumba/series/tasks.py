@@ -275,13 +275,15 @@ def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
     Returns {"worker": host:pid, "seconds": wall time (s), "compiled": whether numba
     compiled anything (False: everything came from its cache)}.
     """
-    from ..compilecache import CompileWarning, CompileWatch
+    from ..compilecache import CacheWarning, CompileWarning, CompileWatch
     t0 = time.perf_counter()
     base, outputs = _shared(job, payload)
     cfg = apply_overrides(base, tuple(overrides) + (("render.roi", WARM_UP_ROI),))
     with CompileWatch() as watch, warnings.catch_warnings():
-        # the series' meter shows the compile as a state of its own
+        # the series' meter shows the compile as a state of its own; the command says
+        # once that its cache cannot be written
         warnings.simplefilter("ignore", CompileWarning)
+        warnings.simplefilter("ignore", CacheWarning)
         setup = engine.prepare(cfg)
         result = engine.render(setup, device=device, threads=threads, progress=_ignore_rows)
         ints = output.make_int_image(result, outputs.int_scale, outputs.adc)
