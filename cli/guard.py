@@ -161,6 +161,7 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False,
     (:func:`environment_problem`) and say so in one line on stderr before numba compiles
     a function that is not in its cache (:func:`nbnumba.compilecache.announce_compiles`).
     """
+    earlier = stopsignals.received()   # a process that runs several commands (tests)
     try:
         with warnings_as_lines(prog):
             if not numba:
@@ -176,7 +177,7 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False,
     except MemoryError:
         return error(prog, "not enough memory for this run")
     except Exception as exc:  # an internal error: report it in one line
-        if stopsignals.received() is not None:
+        if earlier is None and stopsignals.received() is not None:
             return say_stopped(prog, stopsignals.received(), interrupted, terminated)
         if os.environ.get("NBNUMBA_DEBUG"):
             raise
