@@ -534,18 +534,38 @@ def test_a_fifo_without_a_reader_is_refused_before_rendering(tmp_path, option):
 def test_a_fifo_with_a_reader_gets_the_manifest_at_the_end(tmp_path):
     import threading
     os.mkfifo(tmp_path / "out")
+    # the reader is there before the run starts (opened without waiting for a writer);
+    # it reads until the run has written and closed its end
+    fd = os.open(tmp_path / "out", os.O_RDONLY | os.O_NONBLOCK)
     received = []
-    reader = threading.Thread(target=lambda: received.append((tmp_path / "out").read_bytes()))
+    done = threading.Event()
+
+    def read():
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:          # a writer is there, nothing written yet
+                chunk = None
+            if chunk:
+                received.append(chunk)
+            elif chunk == b"" and received:
+                return                       # every writer closed after writing
+            elif done.is_set():
+                return                       # the run is over (and wrote nothing)
+            else:
+                time.sleep(0.01)
+
+    reader = threading.Thread(target=read)
     reader.start()
     try:
         r = run_cli(SMALL + RUN + ["--manifest", "out"], tmp_path, entry=series_main)
     finally:
-        if reader.is_alive():   # the run failed before opening it: end the reader
-            with open(tmp_path / "out", "wb"):
-                pass
+        done.set()
         reader.join(60)
+        os.close(fd)
     assert r.code == 0, r.err
-    assert [f["index"] for f in json.loads(received[0])["frames"]] == [0, 1, 2]
+    manifest = json.loads(b"".join(received))
+    assert [f["index"] for f in manifest["frames"]] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("option", ["--nexus", "--manifest", "--expt", "-xds_inp"])
