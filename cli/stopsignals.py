@@ -19,6 +19,9 @@ command would finish with status 0 although a batch system asked it to stop. So:
   That handler raises the stop exception once, whatever handler a command has put in
   place meanwhile (the series' own SIGTERM handler takes a repeated signal as one to
   ignore), and then gives the command's handler back;
+* a stop exception that C code prints and replaces (``PyErr_Print``: numpy's
+  ``import_array()`` in an extension module whose import the signal cut) is not printed
+  (``sys.excepthook``); the error it becomes is taken as the stop;
 * :func:`exit_status` is the last word: a command that received a stop signal never
   leaves with status 0 (or any status but 130/143), even when every output was written.
 """
@@ -28,7 +31,8 @@ import sys
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-_state = {"received": None, "installed": False, "previous_hook": None, "main": None}
+_state = {"received": None, "installed": False, "previous_hook": None, "main": None,
+          "previous_excepthook": None}
 
 
 class Terminated(KeyboardInterrupt):
@@ -123,6 +127,16 @@ def _unraisable(unraisable):
     _redeliver(signum)
 
 
+def _excepthook(kind, value, traceback):
+    """``sys.excepthook``: a stop signal's exception is not printed (a C extension's
+    ``import_array()`` prints the error that cut its import short with ``PyErr_Print``,
+    then fails with an ``ImportError``, which the command takes as the stop it is, with
+    its one line); anything else goes to the previous hook."""
+    if _signal_of(value) is not None and _state["received"] is not None:
+        return
+    (_state["previous_excepthook"] or sys.__excepthook__)(kind, value, traceback)
+
+
 def install():
     """Put :func:`handler` in place for SIGTERM, and for SIGINT unless it is ignored (a
     background job started by a shell that ignores it), and the hook for lost
@@ -135,6 +149,8 @@ def install():
     _state["main"] = _thread.get_ident()
     _state["previous_hook"] = sys.unraisablehook
     sys.unraisablehook = _unraisable
+    _state["previous_excepthook"] = sys.excepthook
+    sys.excepthook = _excepthook
     _state["installed"] = True
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, handler)

@@ -253,3 +253,23 @@ def test_sigterm_storm(command, storm_inputs, tmp_path):
         if proc.returncode != 143 or shown not in lines or left or outputs:
             bad.append((round(delay, 3), proc.returncode, err[-400:], left, outputs))
     assert not bad, bad
+
+
+PRINTED_BY_C_CODE = textwrap.dedent("""
+    import ctypes
+    from nbnumba_cli import stopsignals
+
+    stopsignals.install()
+    # C code that runs Python and prints its error with PyErr_Print, as numpy's
+    # import_array() does when a signal cuts the import of an extension module short
+    status = ctypes.pythonapi.PyRun_SimpleString(
+        b"import os, signal\\nos.kill(os.getpid(), signal.SIGTERM)\\n"
+        b"for i in range(1000): pass\\n")
+    print("after", status, stopsignals.received())
+""")
+
+
+def test_a_stop_that_c_code_prints_is_not_printed():
+    run = _run(PRINTED_BY_C_CODE)
+    assert run.stdout.strip() == "after -1 15"
+    assert run.stderr == ""
