@@ -93,10 +93,18 @@ def _start(prog):
 
 def _stopped_at_start(prog, exc):
     """Ctrl-C or SIGTERM before the command's own handling is in place: one line, exit
-    130 or 143."""
+    130 or 143. ``exc``: the ``KeyboardInterrupt``, or the error a stop signal became
+    on its way (Python wraps one raised in ``__set_name__`` in a ``RuntimeError``, numba
+    turns one in its import into an ``ImportError``); any other error is raised again."""
+    if isinstance(exc, KeyboardInterrupt):
+        signum = getattr(exc, "signum", None)
+    elif stopsignals.received() is not None:
+        signum = stopsignals.received()
+    else:
+        raise exc
     stopsignals.ignore()   # a second signal must not cut this short
     from .guard import say_stopped
-    os._exit(say_stopped(prog, getattr(exc, "signum", None)))
+    os._exit(say_stopped(prog, signum))
 
 
 def _launch(prog, load_console):
@@ -107,10 +115,11 @@ def _launch(prog, load_console):
     try:
         stopsignals.install()   # in the try: a signal may land as soon as it is in place
         _start(prog)
-        from .guard import warnings_as_lines
+        from .guard import raise_if_stopped, warnings_as_lines
         with warnings_as_lines(prog):
             console = load_console()
-    except KeyboardInterrupt as exc:
+        raise_if_stopped()   # one that code run by the imports swallowed (a bare except)
+    except (KeyboardInterrupt, Exception) as exc:
         _stopped_at_start(prog, exc)
     console()
 
@@ -146,9 +155,10 @@ def nbnumba_series():
     try:
         stopsignals.install()
         _start("nbnumba-series")
-        from .guard import warnings_as_lines
+        from .guard import raise_if_stopped, warnings_as_lines
         with warnings_as_lines("nbnumba-series"):
             from .series import main
-    except KeyboardInterrupt as exc:
+        raise_if_stopped()
+    except (KeyboardInterrupt, Exception) as exc:
         _stopped_at_start("nbnumba-series", exc)
     sys.exit(main())

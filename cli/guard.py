@@ -145,10 +145,18 @@ def warnings_as_lines(prog):
 def raise_if_stopped():
     """Raise the stop exception of a stop signal received already: an error raised while
     one was on its way (a library that turned the exception into another one, numba's
-    ``ImportError`` for a C module whose import it cut) is that stop, not a failure."""
+    ``ImportError`` for a C module whose import it cut) is that stop, not a failure; and
+    a stop that code the command ran swallowed (C code that clears errors, a bare
+    ``except`` while a module loads) is acted on at the next such checkpoint, before the
+    command's work, instead of at its end."""
     signum = stopsignals.received()
-    if signum is not None:
+    if signum is not None and _RUN["stop_before"] is None:
         raise stopsignals.stop_exception(signum)
+
+
+#: the stop signal noted before the command in progress began (a process that runs
+#: several commands in turn, as the tests do: an old one is not this command's stop)
+_RUN = {"stop_before": None}
 
 
 def run_guarded(run, argv, prog, interrupted="interrupted", numba=False,
@@ -161,7 +169,7 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False,
     (:func:`environment_problem`) and say so in one line on stderr before numba compiles
     a function that is not in its cache (:func:`nbnumba.compilecache.announce_compiles`).
     """
-    earlier = stopsignals.received()   # a process that runs several commands (tests)
+    earlier = _RUN["stop_before"] = stopsignals.received()
     try:
         with warnings_as_lines(prog):
             if not numba:

@@ -17,7 +17,7 @@ from nbnumba.io.atomic import FileSet, OutputError, check_distinct, check_names_
 from . import report, truth
 from .console import (ConsoleStream, failure_note, flush_quietly, leave,
                       reopen_closed_standard_streams, sigterm_as_interrupt)
-from .guard import error, run_guarded, say_error, version
+from .guard import error, raise_if_stopped, run_guarded, say_error, version
 from .parse import load_inputs, parse_arguments
 
 
@@ -87,6 +87,7 @@ def _run(argv, stdout):
             meter = ProgressMeter(expected_seconds=engine.planned_seconds(
                 setup, _thread_count(state.threads)))
         # one kernel call; Ctrl-C and SIGTERM stop it within a second (nbnumba.running)
+        raise_if_stopped()   # a stop a library swallowed while loading: stop before the work
         result = engine.render(setup, device=state.device, threads=state.threads,
                                progress=meter)
         if result.interpolation_switch is not None:

@@ -20,7 +20,7 @@ from nbnumba.toolbox import detector as nz
 from nbnumba.toolbox import psf as psf_module
 
 from .console import ConsoleStream, leave
-from .guard import error, run_guarded, version
+from .guard import error, raise_if_stopped, run_guarded, version
 from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
 PROG = "nb-noisify"
@@ -323,6 +323,7 @@ def run(argv, stdout=None):
         for line in load_lines + _summary(state, seed, calib):
             say(line)
         pending = []
+        raise_if_stopped()   # a stop a library swallowed while loading: stop before the work
         result = nz.noisify(
             image, scale=state.scale, fluence=state.fluence, gain=state.gain, adc=state.adc,
             readout=state.readout, flicker=state.flicker, calibration=state.calibration,

@@ -22,7 +22,7 @@ from nbnumba.io.errors import InputFileError, read_text
 from nbnumba.toolbox.amorphous import NonBraggConfig, StolTable, nonbragg, restate
 
 from .console import ConsoleStream, leave
-from .guard import error, run_guarded, version
+from .guard import error, raise_if_stopped, run_guarded, version
 from .report import c_g
 from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
@@ -434,6 +434,7 @@ def run(argv, stdout=None):
         say("nonBragg amorphous material diffraction simulator - nbnumba %s" % version())
         pending = []
         # the C reads the table after the detector set-up lines
+        raise_if_stopped()   # a stop a library swallowed while loading: stop before the work
         result = nonbragg(table, state.config, say=pending.append, observed=observed,
                           ignore=state.ignore, adc=state.adc)
         at = next(i for i, line in enumerate(pending) if line.startswith("pivoting")) + 1

@@ -27,7 +27,7 @@ from nbnumba.io.atomic import FileSet, OutputError, check_names_given, write_ato
 from . import truth
 from . import stopsignals
 from .console import ConsoleStream, Terminated, failure_note, flush_quietly, leave
-from .guard import error, run_guarded, say_error, version
+from .guard import error, raise_if_stopped, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
 PROG = "nbnumba-series"
@@ -260,6 +260,7 @@ def run(argv, stdout=None):
             with _executor(opts, state.threads, len(fs)) as (executor, what):
                 say("executor: %s" % what)
                 stdout.flush()
+                raise_if_stopped()   # a stop a library swallowed while loading
                 report = series.write_series(
                     fs, opts.template, executor=executor, resume=opts.resume,
                     progress=bool(out.progress), threads=state.threads, device=state.device,

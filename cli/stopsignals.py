@@ -185,11 +185,17 @@ def exit_status(status, say_stopped):
     return stop_status(signum)
 
 
+def _note_only(signum, frame):
+    note(signum)
+
+
 def ignore():
-    """Ignore further stop signals (the command is leaving; a second signal must not turn
-    the exit into a traceback). Main thread only (elsewhere nothing changes)."""
+    """From now on a stop signal is only noted, never raised (the command is leaving; a
+    second signal must not turn the exit into a traceback): :func:`exit_status` called
+    afterwards still counts it. Main thread only (elsewhere nothing changes)."""
     for signum in STOP_SIGNALS:
         try:
-            signal.signal(signum, signal.SIG_IGN)
+            if signal.getsignal(signum) is not signal.SIG_IGN:   # a background job's
+                signal.signal(signum, _note_only)
         except ValueError:   # not the main thread
             return

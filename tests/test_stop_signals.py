@@ -273,3 +273,71 @@ def test_a_stop_that_c_code_prints_is_not_printed():
     run = _run(PRINTED_BY_C_CODE)
     assert run.stdout.strip() == "after -1 15"
     assert run.stderr == ""
+
+
+SIGNAL_WHILE_LEAVING = textwrap.dedent("""
+    import os, signal, sys
+    from nbnumba_cli import stopsignals
+    from nbnumba_cli.console import leave
+
+    stopsignals.install()
+    stopsignals.ignore()              # what leave() does first: the work is over
+    os.kill(os.getpid(), signal.SIGTERM)
+    for i in range(1000):             # only noted: nothing is raised here
+        pass
+    leave("prog", 0)                  # every output in place, but it was stopped
+""")
+
+
+def test_a_signal_while_the_command_leaves_still_makes_it_stopped():
+    run = _run(SIGNAL_WHILE_LEAVING)
+    assert run.returncode == 143
+    assert run.stderr == "prog: terminated\n"
+
+
+WRAPPED_WHILE_IMPORTING = textwrap.dedent("""
+    import os, signal
+    from nbnumba_cli import entry
+
+    def load():                       # a command's import, cut by SIGTERM where Python
+        class Field:                  # wraps the exception (a RuntimeError)
+            def __set_name__(self, owner, name):
+                os.kill(os.getpid(), signal.SIGTERM)
+                for i in range(1000):
+                    pass
+
+        class Setup:
+            messages = Field()
+        return lambda: print("not stopped")
+
+    entry._launch("prog", load)
+""")
+
+
+def test_a_stop_wrapped_in_another_error_at_start_is_the_stop():
+    run = _run(WRAPPED_WHILE_IMPORTING)
+    assert run.returncode == 143, run.stderr
+    assert run.stdout == "" and run.stderr == "prog: terminated\n"
+
+
+SWALLOWED_WHILE_IMPORTING = textwrap.dedent("""
+    import os, signal
+    from nbnumba_cli import entry
+
+    def load():                       # an import whose code swallows everything
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for i in range(1000):
+                pass
+        except:                       # noqa: E722 (as some libraries do)
+            pass
+        return lambda: print("the command's work ran")
+
+    entry._launch("prog", load)
+""")
+
+
+def test_a_stop_swallowed_while_importing_stops_before_the_work():
+    run = _run(SWALLOWED_WHILE_IMPORTING)
+    assert run.returncode == 143, run.stderr
+    assert run.stdout == "" and run.stderr == "prog: terminated\n"
