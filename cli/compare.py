@@ -101,8 +101,8 @@ def _file_flags():
     """(input flag names, {output flag name: kind}) from the flag table."""
     inputs, outputs = set(), {}
     for f in FLAGS:
-        if f.metavar != ("FILE",) or f.names[0] == "-stolout" or f.group == "nbnumba":
-            continue    # nbnumba's own files (-expt, -xds_inp) are neither read nor compared
+        if f.metavar != ("FILE",) or f.names[0] == "-stolout" or f.group in ("nbnumba", "files"):
+            continue    # nbnumba's own files (-expt, -xds_inp, --mtz ...): not the C's
         kind = _OUTPUT_KINDS.get(f.names[0].lstrip("-"))
         for name in f.names:
             if kind:

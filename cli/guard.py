@@ -4,8 +4,10 @@ An expected failure (bad flag, unreadable input, unwritable output) is one line
 ``PROG: error: ...`` on stderr; an unexpected one is one line ``PROG: internal error: ...``
 unless ``NBNUMBA_DEBUG`` is set, when the traceback is shown. Both exit with
 :data:`EXIT_ERROR`; an interrupt exits with 130 (128 + the signal number for SIGTERM
-handled as an interrupt: 143). A Python warning raised while a command runs is one line
-``PROG: warning: ...``. A console that cannot take these lines is ignored.
+handled as an interrupt: 143). A console that cannot take these lines is ignored. A
+Python warning raised while a command runs is one line: a note of the library (a plain
+``UserWarning``: an empty region of interest ...) ``PROG: note: ...``, any other warning
+(NumPy's ``RuntimeWarning``, a ``CacheWarning``) ``PROG: warning: ...``.
 """
 import contextlib
 import os
@@ -129,12 +131,15 @@ def threading_layer_problem(environ=None):
 
 @contextlib.contextmanager
 def warnings_as_lines(prog):
-    """Inside the block, a Python warning (a NumPy ``RuntimeWarning``, a library's
-    ``UserWarning``) is one line ``PROG: warning: MESSAGE`` on stderr, never Python's
-    file name, line number and source line."""
+    """Inside the block, a Python warning is one line on stderr, never Python's file name,
+    line number and source line: ``PROG: note: MESSAGE`` for a plain ``UserWarning`` (the
+    library's notes, which it points at the caller's line, meaningless to a command's
+    user), ``PROG: warning: MESSAGE`` for any other (a NumPy ``RuntimeWarning``, a
+    :class:`nbnumba.compilecache.CacheWarning`)."""
     def show(message, category, filename, lineno, file=None, line=None):
         text = str(message).strip().splitlines()
-        say_error("%s: warning: %s\n" % (prog, one_line(text[0] if text else
+        kind = "note" if category is UserWarning else "warning"
+        say_error("%s: %s: %s\n" % (prog, kind, one_line(text[0] if text else
                                                          category.__name__)))
 
     with warnings.catch_warnings():

@@ -36,6 +36,9 @@ _SYNOPSIS = "\n".join([
     ".br",
     ".B nbnumba",
     "\\-h | \\-\\-help | \\-\\-version | \\-\\-compile",
+    ".br",
+    ".B nbnumba",
+    "\\-\\-server start [\\-\\-idle\\-timeout \\fISECONDS\\fR] | stop | status",
 ])
 
 _SECTIONS = [
@@ -47,6 +50,8 @@ _SECTIONS = [
               "'nbnumba: error:'. All of these are found before rendering starts, and then "
               "no output file is written or replaced."),
         ("130", "interrupted (Ctrl-C); existing output files are left untouched."),
+        ("128+N", "the resident renderer's process for this run was killed by signal N "
+                  "(one line on stderr; its unfinished files were removed)."),
     ]),
     ("FILES", [
         ("floatimage.bin", "raw little-endian float32 image, photons per pixel, fast index "
@@ -75,7 +80,18 @@ _SECTIONS = [
                             "kernel ahead of time. Without any writable cache, every run "
                             "compiles (slower) and says so."),
         ("NBNUMBA_DEBUG", "when set, an internal error shows the Python traceback instead "
-                          "of a one-line message."),
+                          "of a one-line message, and a run that the resident renderer "
+                          "cannot take says why it renders in-process."),
+        ("NBNUMBA_SERVER", "on (default): run through the resident renderer when one is "
+                           "running (nbnumba --server start), never starting one; auto: "
+                           "also start one in the background when none runs; off: always "
+                           "run in-process. Runs through the renderer write the same files "
+                           "and lines and leave with the same status."),
+        ("NBNUMBA_SERVER_IDLE", "seconds without a run after which a renderer started "
+                                "without --idle-timeout exits (default 900)."),
+        ("XDG_RUNTIME_DIR", "the resident renderer's socket, lock and log are in "
+                            "$XDG_RUNTIME_DIR/nbnumba, else /tmp/nbnumba-UID (a directory "
+                            "of mode 0700 owned by the user; otherwise never used)."),
     ]),
     ("EXAMPLES", [
         "A first image: a 100 A cubic cell, 5x5x5 unit cells, every F = 100, on a "

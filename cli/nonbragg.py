@@ -53,7 +53,7 @@ class NonBraggState:
     seed: Optional[int] = None
     img: Optional[str] = None
     ignore: list = field(default_factory=list)
-    stolout: Optional[str] = None
+    stolout: str = "output.stol"     #: with -img, the C writes this table by default
 
 
 def _cfg(name, convert=lambda v: v):
@@ -177,7 +177,7 @@ FLAGS = [
     ToolFlag(("-ignore",), "a pixel value of the -img image that marks an invalid pixel "
              "(repeatable)", _ignore, metavar="COUNTS"),
     ToolFlag(("-stolout",), "with -img: write the measured sin(theta)/lambda, F, rmsd, n "
-             "table", _own("stolout"), **FILE),
+             "table here (default output.stol)", _own("stolout"), **FILE),
     ToolFlag(("-stol",), "table of sin(theta)/lambda (1/A) and F for one molecule",
              _stol("stol"), **FILE),
     ToolFlag(("-4stol",), "like -stol with 4 sin(theta)/lambda", _stol("4stol"), **FILE),
@@ -202,9 +202,10 @@ FLAGS = [
     ToolFlag(("-adc",), "offset added to the integer images, counts (default 40)", _own("adc")),
     ToolFlag(("-seed",), "seed of the noise image (default: the clock)", _own("seed"), **N),
     ToolFlag(("-coherent",), "accepted (no effect, as in the C)", _ignored, nargs=0),
-    ToolFlag(("-printout",), "accepted (no effect)", _ignored, nargs=0),
-    ToolFlag(("-printout_pixel",), "accepted (no effect)", _ignored, nargs=2, kind=c_int,
-             metavar="N"),
+    ToolFlag(("-printout",), "accepted; prints nothing (the C prints every pixel's sums)",
+             _ignored, nargs=0),
+    ToolFlag(("-printout_pixel",), "accepted; prints nothing (the C prints the pixel's sums)",
+             _ignored, nargs=2, kind=c_int, metavar="N"),
     ToolFlag(("-noprogress",), "accepted (no progress lines are printed)", _ignored, nargs=0),
     ToolFlag(("-progress",), "accepted (no progress lines are printed)", _ignored, nargs=0),
     ToolFlag(("-samplesize", "-sample_size"), "edge of a cube-shaped sample (default 0.1)",
@@ -213,13 +214,14 @@ FLAGS = [
              "sample thickness along the beam (default 0.1)", _cfg("sample_x", lambda v: v / 1000)),
     ToolFlag(("-width", "-sample_width", "-sample_y"), "sample width (default 0.1)",
              _cfg("sample_y", lambda v: v / 1000)),
-    ToolFlag(("-height", "-sample_height", "-sample_z"), "sample height (default 0.1)",
+    ToolFlag(("-height", "-sample_height", "-sample_z", "-heigh", "-sample_heigh"),
+             "sample height (default 0.1)",
              _cfg("sample_z", lambda v: v / 1000)),
-    ToolFlag(("-density", "-sample_density"), "density, g/cm^3 (default 1)",
+    ToolFlag(("-density", "-sample_density", "-sample_den"), "density, g/cm^3 (default 1)",
              _cfg("density", lambda v: v * 1e6)),
     ToolFlag(("-molecules", "-sample_molecules"), "number of molecules (overrides -density)",
              _cfg("molecules")),
-    ToolFlag(("-MW", "-molecular_weight"), "molecular weight, g/mol (default 18)",
+    ToolFlag(("-MW", "-molecular_weight", "-molecular"), "molecular weight, g/mol (default 18)",
              _cfg("molecular_weight")),
     ToolFlag(("-Xbeam",), "beam centre x (pivot beam)", _cfg_pivot("xbeam", "beam", _mm)),
     ToolFlag(("-Ybeam",), "beam centre y (pivot beam)", _cfg_pivot("ybeam", "beam", _mm)),
@@ -274,7 +276,7 @@ FLAGS = [
     ToolFlag(("-oversample",), "sub-pixels per pixel edge (default 1)", _cfg("oversample"), **N),
     ToolFlag(("-roi",), "render only xmin xmax ymin ymax (pixels, inclusive)", _roi, nargs=4,
              kind=c_int, metavar="N"),
-    ToolFlag(("-lambda", "-wavelength"), "wavelength, Angstrom (default 1)",
+    ToolFlag(("-lambda", "-wavelength", "-wave"), "wavelength, Angstrom (default 1)",
              _cfg("wavelength", lambda v: v / 1.0e10)),
     ToolFlag(("-energy",), "photon energy, eV", _energy),
     ToolFlag(("-fluence",), "fluence, photons/m^2", _cfg("fluence")),

@@ -1,5 +1,6 @@
 """The ``nbnumba`` command's parser: the library's C-flag parser (:mod:`nbnumba.cmdline`)
-plus the command's own ``--compile``.
+plus the command's own ``--compile`` and ``--server`` (documented here; the console
+script handles ``--server`` before any flag is parsed, :mod:`nbnumba_cli.server`).
 
 Every problem is raised as an :class:`nbnumba.NbnumbaError` with a one-line message;
 :data:`CliError` (a flag problem) is :class:`nbnumba.errors.FlagError`.
@@ -13,17 +14,23 @@ def _add_compile(general):
     general.add_argument("--compile", action="store_true", default=False,
                          help="compile every kernel variant into numba's cache and exit "
                          "(once per machine and nbnumba version, e.g. in an image build)")
+    general.add_argument("--server", choices=("start", "stop", "status"), default=None,
+                         metavar="start|stop|status",
+                         help="the resident renderer, which takes the start-up off every "
+                         "run: start it (then --idle-timeout SECONDS may follow; default "
+                         "900), stop it, or show its state; given first and alone (see "
+                         "NBNUMBA_SERVER)")
 
 
 def build_parser(add_options=None):
-    """The parser of every C flag (exact matching) plus ``--compile``; see
+    """The parser of every C flag (exact matching) plus ``--compile`` and ``--server``; see
     :func:`nbnumba.cmdline.build_parser`."""
     return cmdline.build_parser(add_options, add_general=_add_compile)
 
 
 def parse_arguments(argv, add_options=None):
     """Parse and apply the flags (:func:`nbnumba.cmdline.parse_arguments`), with
-    ``--compile`` (``state.options.compile``)."""
+    ``--compile`` (``state.options.compile``) and ``--server`` (``state.options.server``)."""
     return cmdline.parse_arguments(argv, add_options, add_general=_add_compile)
 
 

@@ -17,8 +17,23 @@ def _vec(v, fmt="%g"):
     return " ".join(fmt % x for x in v)
 
 
-def setup_lines(setup, out, sf_source, hkl_file):
-    """Lines printed before rendering, in the C's order (less its debugging chatter)."""
+def panel_line(panels):
+    """The set-up line of a detector of several panels (nbnumba's own)."""
+    if panels.preset is not None:
+        return "  named detector %s: %d panels, gaps masked" % (panels.preset, len(panels))
+    ref = panels.panels[panels.reference]
+    return ("  %d panels from the experiment, gaps masked; the lines above describe panel "
+            "%d (%s)" % (len(panels), panels.reference, ref.name))
+
+
+#: the structure-factor sources that are crystallographic files read through gemmi
+FILE_SOURCES = ("mtz", "sf-cif", "model")
+
+
+def setup_lines(setup, out, sf_source, hkl_file, cell_from=None):
+    """Lines printed before rendering, in the C's order (less its debugging chatter).
+
+    cell_from: the --mtz/--sf-cif/--model file whose cell is simulated (no -cell/-mat)."""
     cfg = setup.config
     g = setup.geometry
     frame = g.frame
@@ -43,7 +58,8 @@ def setup_lines(setup, out, sf_source, hkl_file):
                      else "auto-selected no interpolation")
     lines += [m for m in lat.messages if m.startswith("random orientation")]
     a, b, c, al, be, ga = lat.cell
-    lines.append("Unit Cell: %g %g %g %g %g %g" % (a, b, c, al * RTD, be * RTD, ga * RTD))
+    lines.append("Unit Cell: %g %g %g %g %g %g" % (a, b, c, al * RTD, be * RTD, ga * RTD)
+                 + (" (the cell of %s)" % cell_from if cell_from else ""))
     a, b, c, al, be, ga = lat.reciprocal_cell
     lines.append("Recp Cell: %g %g %g %g %g %g" % (a, b, c, al * RTD, be * RTD, ga * RTD))
     lines.append("volume = %g A^3" % lat.volume)
@@ -57,6 +73,8 @@ def setup_lines(setup, out, sf_source, hkl_file):
         lines.append(f"read {setup.hkls} reflections from {hkl_file}")
     elif sf_source == "fdump":
         lines.append("reading Fs from Fdump.bin")
+    elif sf_source in FILE_SOURCES:
+        lines.append(structure_factor_line(setup.structure_factors))
     for m in setup.messages:
         if not m.startswith("random orientation"):
             lines.append(m)
@@ -81,6 +99,8 @@ def setup_lines(setup, out, sf_source, hkl_file):
     lines.append("  incident fluence: %g photons/m^2" % setup.fluence)
     lines.append("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)" % (
         g.distance, frame.size_f, frame.size_s, g.pixel_size, g.fpixels, g.spixels))
+    if setup.panels is not None:
+        lines.append(panel_line(setup.panels))
     lines.append("  sensor is %g m thick in %d layers with mu= %g" % (
         setup.thickness, setup.layers, setup.mu))
     lines.append("  Xbeam=%g Ybeam=%g" % (frame.xbeam, frame.ybeam))
@@ -130,6 +150,12 @@ def c_g(value, spec="%g"):
     if math.isnan(value):
         return "-nan" if math.copysign(1.0, value) < 0.0 else "nan"
     return spec % value
+
+
+def structure_factor_line(sf):
+    """Where the F of an --mtz, --sf-cif or --model file came from (one line)."""
+    verb = "computed" if sf.source.startswith("model") else "read"
+    return "%s %d P1 structure factors from %s" % (verb, sf.count, sf.source)
 
 
 def solid_angle_line(result):

@@ -27,6 +27,7 @@ from nbnumba.io.atomic import FileSet, OutputError, check_names_given, write_ato
 from . import truth
 from . import stopsignals
 from .console import ConsoleStream, Terminated, failure_note, flush_quietly, leave
+from .report import FILE_SOURCES, structure_factor_line
 from .guard import error, raise_if_stopped, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
@@ -45,7 +46,9 @@ MAX_FRAMES = 100_000
 
 #: options that change how a run goes, not what it writes (left out of the run record)
 _RUNNER_OPTIONS = {"--resume": 0, "--workers": 1, "--scheduler": 1, "--manifest": 1,
+                   "--connect-timeout": 1, "--cluster-timeout": 1,
                    "--expt": 1, "--xds-inp": 1, "-expt": 1, "-xds_inp": 1,
+                   "--expt-images": 1, "-expt_images": 1,
                    "-nthreads": 1, "-noprogress": 0, "-progress": 0}
 
 
@@ -85,6 +88,16 @@ def _worker_count(text):
 _worker_count.__name__ = "worker count"
 
 
+def _seconds(text):
+    value = c_float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+_seconds.__name__ = "seconds"
+
+
 def _recorded_flags(argv):
     """The command line without the options that do not change the frames."""
     kept, skip = [], 0
@@ -108,8 +121,9 @@ def add_series_options(parser):
         if isinstance(action, argparse._VersionAction):
             action.version = f"{PROG} {version()}"
     g = parser.add_argument_group("Series (nbnumba-series)")
-    g.add_argument("--frames", type=_frame_count, default=1, metavar="N",
-                   help=f"number of frames, at most {MAX_FRAMES} [default: 1]")
+    g.add_argument("--frames", type=_frame_count, default=None, metavar="N",
+                   help=f"number of frames, at most {MAX_FRAMES} [default: the images of "
+                   "the --experiment scan, else 1]")
     g.add_argument("--frame-osc", type=c_float, default=None, metavar="DEG",
                    help="oscillation per frame (degrees): frame i starts at -phi + i x DEG and "
                    "covers DEG, with the base -phisteps/-phistep (and -phi_midpoints) inside "
@@ -128,6 +142,12 @@ def add_series_options(parser):
                    "used); needs nbnumba[dask]")
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="use a running dask scheduler (tcp://host:8786); needs nbnumba[dask]")
+    g.add_argument("--connect-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="how long reaching the --scheduler may take (each step: the host "
+                   "name, the connection, the scheduler's greeting) [default: 30]")
+    g.add_argument("--cluster-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="how long a run on dask waits for a lost scheduler, or for a worker "
+                   "when it has none, before it stops [default: 60]")
     g.add_argument("--resume", action="store_true",
                    help="keep the frames an earlier run of the same series finished whose "
                    "files still match the checksums in its run record; refuse if that run "
@@ -138,6 +158,13 @@ def add_series_options(parser):
                    help="also write a DIALS experiment list of the .img frames: one sweep "
                    "(beam, detector, goniometer, scan) with the true crystal; the template "
                    "must end in the frame number (sim_{:05d})")
+    g.add_argument("--expt-images", default=None, metavar="WHICH",
+                   help="the frames --expt and --xds-inp describe: int (the .img frames), "
+                   "noise (the _noise.img frames; --xds-inp only: DIALS needs the number "
+                   "at the end of an SMV name), nexus (the --nexus file's frames: the noise "
+                   "counts, no renaming; --expt only) or a template of other files with the "
+                   "frame number at the end of the name (noisy/sim_{:05d}.img) "
+                   "[default: int]")
     g.add_argument("--xds-inp", default=None, metavar="FILE",
                    help="also write an XDS.INP for the .img frames (a rotation series) with "
                    "the true cell")
@@ -153,6 +180,8 @@ def _frame_set(state, opts):
     if opts.nexus or out.nexus:   # each frame's counts in an .h5 file beside the others
         outputs = dataclasses.replace(outputs, nexus="float" if out.nexus_float else "counts")
     n = opts.frames
+    if n is None:   # an experiment's scan: all its images
+        n = state.experiment.frames if state.experiment is not None else 1
     osc = opts.frame_osc
     if osc is None and base.crystal.osc is not None:
         osc = series.degrees(base.crystal.osc)
@@ -176,7 +205,9 @@ def _ignored_names(out):
 def _executor(opts, threads, frames):
     if opts.workers is not None or opts.scheduler is not None:
         workers = None if opts.workers is None else min(opts.workers, frames)
-        return series.dask_executor(workers=workers, scheduler=opts.scheduler, threads=threads)
+        return series.dask_executor(workers=workers, scheduler=opts.scheduler, threads=threads,
+                                    connect_timeout=opts.connect_timeout,
+                                    cluster_timeout=opts.cluster_timeout)
     what = "serial, in-process, %s" % (f"{threads} threads" if threads else "all cores")
     return contextlib.nullcontext((None, what))
 
@@ -199,8 +230,8 @@ def run(argv, stdout=None):
         if opts.compile:
             from .precompile import compile_all
             return compile_all(PROG)
-        load_inputs(state, read_fdump=True,   # ./Fdump.bin, as the nbnumba command reads it
-                    say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
+        sf_source = load_inputs(state, read_fdump=True,   # ./Fdump.bin, as nbnumba reads it
+                                say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
         out = state.out
         check_names_given([("--manifest", opts.manifest), ("--expt", opts.expt),
                            ("--xds-inp", opts.xds_inp), ("--nexus", opts.nexus),
@@ -209,6 +240,11 @@ def run(argv, stdout=None):
         series.check_template(opts.template)
         if opts.workers is not None and opts.scheduler is not None:
             raise CliError("give --workers or --scheduler, not both")
+        if opts.connect_timeout is not None and opts.scheduler is None:
+            raise CliError("--connect-timeout applies to --scheduler only")
+        if opts.cluster_timeout is not None and opts.workers is None \
+                and opts.scheduler is None:
+            raise CliError("--cluster-timeout applies to --workers and --scheduler only")
         recorded_seed = out.seed is None and opts.resume and out.write_noise
         if recorded_seed:   # continue the run on disk with the seed it chose
             out.seed = series.recorded_seed(opts.template)
@@ -226,10 +262,14 @@ def run(argv, stdout=None):
         xds_inp = opts.xds_inp or out.xds_inp
         nexus_path = opts.nexus or out.nexus
         _check_other_outputs(opts, fs, expt, xds_inp, nexus_path)
-        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp)
-        nexus_frames = truth.series_nexus(fs, nexus_path, out.adc)
+        experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp,
+                                              opts.expt_images or out.expt_images, nexus_path)
+        nexus_frames = truth.series_nexus(fs, nexus_path)
         held = _hold_fifos((opts.manifest, expt, xds_inp, nexus_path))
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
+        if sf_source in FILE_SOURCES:   # --mtz, --sf-cif, --model
+            say(structure_factor_line(state.config.crystal.structure_factors)
+                + (" (and its cell)" if state.cell_from else ""))
         if osc is not None:
             first = series.degrees(state.config.crystal.phi0)
             say("rotation series: frame i starts at phi %g + i x %g deg" % (first, osc))
@@ -368,11 +408,15 @@ def _probe_device(path):
 
 
 def _write_manifest(path, argv, report):
+    """The JSON list of every frame of the series: those rendered now and those kept
+    from an earlier run (``"kept": true``, with the values the run record keeps)."""
+    frames = [dict(dataclasses.asdict(f), kept=False) for f in report.frames]
+    frames += [dict(dataclasses.asdict(f), kept=True) for f in report.kept]
     data = {
         "program": PROG, "version": version(), "argv": list(argv), "seed": report.seed,
         "seed_rule": "frame i: -seed nbnumba.series.frame_seed(seed, i)",
         "executor": report.executor, "seconds": report.seconds,
-        "frames": [dataclasses.asdict(f) for f in report.frames],
+        "frames": sorted(frames, key=lambda f: f["index"]),
         "skipped": report.skipped,
         "failed": [dataclasses.asdict(f) for f in report.failed],
     }

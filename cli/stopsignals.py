@@ -1,6 +1,6 @@
 """Stop signals (SIGINT, SIGTERM) of the commands, from their first instruction to their last.
 
-Standard library only, and only its smallest modules (``_thread``, ``signal``, ``sys``):
+Standard library only, and only its smallest modules (``_thread``, ``_signal``, ``sys``):
 the console scripts install it before importing anything else, so that the time a
 SIGTERM still kills a command silently is Python's own start-up alone.
 
@@ -25,11 +25,26 @@ command would finish with status 0 although a batch system asked it to stop. So:
 * :func:`exit_status` is the last word: a command that received a stop signal never
   leaves with status 0 (or any status but 130/143), even when every output was written.
 """
+import _signal as signal  # the signal module without its enums: about 5 ms less start-up
 import _thread
-import signal
 import sys
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: the thread that imported this module: the console scripts import it first, in the main
+#: thread (``threading`` costs a few milliseconds of start-up more; where it is loaded, its
+#: own idea of the main thread is used)
+_IMPORTING_THREAD = _thread.get_ident()
+
+
+def _main_thread_ident():
+    threading = sys.modules.get("threading")
+    return threading.main_thread().ident if threading is not None else _IMPORTING_THREAD
+
+
+def _in_main_thread():
+    return _thread.get_ident() == _main_thread_ident()
+
 
 _state = {"received": None, "installed": False, "previous_hook": None, "main": None,
           "previous_excepthook": None}
@@ -143,7 +158,7 @@ def install():
     exceptions. Main thread only (elsewhere nothing changes); installing twice does
     nothing more. A signal may be raised as soon as its handler is in place, inside this
     function still: call it inside the ``try`` that handles ``KeyboardInterrupt``."""
-    if _state["installed"] or _thread.get_ident() != _main_thread():
+    if _state["installed"] or not _in_main_thread():
         return
     # the hook first: from the moment a handler is in place, its exception may be lost
     _state["main"] = _thread.get_ident()
@@ -152,16 +167,9 @@ def install():
     _state["previous_excepthook"] = sys.excepthook
     sys.excepthook = _excepthook
     _state["installed"] = True
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
         signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-
-
-def _main_thread():
-    """The main thread's id (``threading`` only when it is loaded already: this module
-    must not cost its import at start-up, when only the main thread runs)."""
-    threading = sys.modules.get("threading")
-    return threading.main_thread().ident if threading is not None else _thread.get_ident()
 
 
 def stop_status(signum):
@@ -195,7 +203,7 @@ def ignore():
     afterwards still counts it. Main thread only (elsewhere nothing changes)."""
     for signum in STOP_SIGNALS:
         try:
-            if signal.getsignal(signum) is not signal.SIG_IGN:   # a background job's
+            if signal.getsignal(signum) != signal.SIG_IGN:   # a background job's
                 signal.signal(signum, _note_only)
         except ValueError:   # not the main thread
             return

@@ -25,9 +25,11 @@ Neither importing nbnumba nor simulating imports ``scipy.linalg`` (see
 afterwards.
 """
 from ._version import __version__
-from .cmdline import config_from_args
+from .cmdline import config_from_args, config_from_experiment
 from .config import (BeamConfig, CrystalConfig, DetectorConfig, RenderConfig, SimulationConfig,
                      SourceList, StructureFactors, check_units)
+from .panels import DetectorPanels, Panel
+from .presets import PRESETS
 from .compilecache import CompileWarning
 from .engine import Result, Setup, prepare, render, simulate
 from .errors import (ConfigError, DeviceError, FlagError, InputFileError, NbnumbaError,
@@ -40,8 +42,10 @@ from .toolbox import NonBraggConfig, StolTable, nonbragg, noisify
 from .precompile import compile  # noqa: A004 (the library's ahead-of-time compile)
 
 __all__ = ["BeamConfig", "CrystalConfig", "DetectorConfig", "RenderConfig", "SimulationConfig",
+           "DetectorPanels", "Panel", "PRESETS",
            "SourceList", "StructureFactors", "check_units", "Result", "Setup",
-           "prepare", "render", "simulate", "config_from_args", "compile", "CompileWarning",
+           "prepare", "render", "simulate", "config_from_args", "config_from_experiment",
+           "compile", "CompileWarning",
            "NbnumbaError", "ConfigError", "FlagError", "InputFileError", "OutputError",
            "DeviceError",
            "IntegerImage", "NoiseImage", "PGMImage", "make_int_image", "make_noise_image",

@@ -22,7 +22,6 @@ the rules live next to the physics that needs them (``geometry``, ``crystal``,
 import dataclasses
 import inspect
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -30,7 +29,9 @@ import numpy as np
 
 from . import memory
 from .constants import DEFAULT_FLUENCE
-from .errors import ConfigError  # noqa: F401  (re-exported)
+from .errors import ConfigError, InputFileError, warn_caller  # noqa: F401  (ConfigError re-exported)
+from .fields import Fields, no_field_message  # noqa: F401  (re-exported)
+from .panels import DetectorPanels
 
 Vector3 = Tuple[float, float, float]
 
@@ -107,7 +108,7 @@ _FRACTION = Plausible(None, 2.0, "a fraction of lambda0, not a percentage (0.01 
 
 @_documented
 @dataclass
-class BeamConfig:
+class BeamConfig(Fields):
     """Incident beam: wavelength, spectrum, divergence, polarization, intensity."""
     wavelength: float = _field(1.0e-10, "m", "central wavelength lambda0", _WAVELENGTH, "-lambda")
     dispersion: float = _field(0.0, "fraction of lambda0", "full spectral width", _FRACTION,
@@ -144,7 +145,7 @@ class BeamConfig:
 
 
 @dataclass
-class SourceList:
+class SourceList(Fields):
     """Explicit sources: one direction and wavelength each (as a ``-sourcefile`` gives).
 
     positions: (n, 3) vectors **from the sample towards each source**, m (only their
@@ -190,15 +191,15 @@ class SourceList:
         lambdas = _per_source(wavelengths, n, "wavelengths", "m", np.nan)
         weights = _per_source(weights, n, "weights", "dimensionless", 1.0)
         sources = cls(positions=positions, weights=weights, wavelengths=lambdas)
-        sources.check(stacklevel=4)
+        sources.check()
         return sources
 
-    def check(self, stacklevel=2):
+    def check(self):
         """Raise :class:`ConfigError` for arrays of the wrong shape or values that give
         no direction or no wavelength (with the fix in the message). Weights that are
-        not all equal give a ``UserWarning`` (they are not applied), except for lists
-        read from a C source file (``upstream_only`` False), whose weights the set-up
-        lines print."""
+        not all equal give a ``UserWarning`` (they are not applied), once per list, at
+        the caller's line, except for lists read from a C source file
+        (``upstream_only`` False), whose weights the set-up lines print."""
         positions = _array_of(self.positions, "SourceList.positions", "m")
         if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] < 1:
             raise ConfigError(f"SourceList.positions [m] must have shape (n, 3) with n >= 1, "
@@ -219,23 +220,63 @@ class SourceList:
         if np.any(zero):
             raise ConfigError(f"SourceList.positions [m]: source {int(np.argmax(zero))} is "
                               "the zero vector, which gives no direction")
+        if self.upstream_only:  # built from arrays (a C source file keeps the C's freedom)
+            with np.errstate(all="ignore"):
+                squares = np.sum(given * given, axis=1)
+            unfit = ~np.any(np.isnan(positions), axis=1) & ~((squares > 0.0)
+                                                            & np.isfinite(squares))
+            if np.any(unfit):
+                i = int(np.argmax(unfit))
+                length = float(np.max(np.abs(given[i])))
+                raise ConfigError(f"SourceList.positions [m]: source {i} has a component of "
+                                  f"{length:g} m, so {'small' if length < 1 else 'large'} "
+                                  "that its squared length "
+                                  f"{'underflows' if length < 1 else 'overflows'} and it gives "
+                                  "no direction: scale it (only the direction counts)")
         lambdas = np.asarray(self.wavelengths, dtype=float)
         if np.any(lambdas[~np.isnan(lambdas)] <= 0.0):
             raise ConfigError("SourceList.wavelengths [m] must be positive")
         weights = np.asarray(self.weights, dtype=float)
         given = weights[~np.isnan(weights)]
-        if self.upstream_only and given.size and np.any(given != given[0]):
-            warnings.warn("weights are read but not applied, as in the C program: every "
-                          "source counts equally", UserWarning, stacklevel=stacklevel)
+        if (self.upstream_only and given.size and np.any(given != given[0])
+                and not self.__dict__.get("_weights_told")):
+            warn_caller("weights are read but not applied, as in the C program: every "
+                        "source counts equally")
+            object.__setattr__(self, "_weights_told", True)  # once per list
+
+
+#: what a dtype that cannot hold nbnumba's numbers is
+_UNFIT_DTYPES = {"e": "float16 holds about 3 significant digits and at most 65504",
+                 "c": "complex numbers are not real numbers",
+                 "U": "strings are not numbers", "S": "bytes are not numbers",
+                 "O": "Python objects (None, mixed types) are not numbers",
+                 "V": "structured records are not numbers",
+                 "M": "dates are not numbers", "m": "time spans are not numbers"}
+
+
+def unfit_dtype(dtype):
+    """Why an array of ``dtype`` cannot hold a field's numbers (one phrase), or None for
+    the bool, integer and float32/float64 dtypes that can."""
+    dtype = np.dtype(dtype)
+    return _UNFIT_DTYPES.get(dtype.char if dtype.kind == "f" else dtype.kind)
 
 
 def _array_of(value, name, unit):
+    """``value`` as a float64 array; ConfigError, naming the dtype, for values of a dtype
+    that cannot hold real numbers (float16, complex, strings, objects), before any
+    arithmetic."""
     try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
+        raw = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name} [{unit}] must be an array of numbers, got "
                           f"{type(value).__name__}") from None
-    return array
+    why = unfit_dtype(raw.dtype)
+    if raw.dtype.kind == "O" and all(_is_real(x) for x in raw.ravel()):
+        why = None  # plain numbers NumPy could not fit one dtype (integers beyond 64 bits)
+    if why is not None:
+        raise ConfigError(f"{name} [{unit}] must be an array of real numbers (int or float64), "
+                          f"got dtype {raw.dtype}: {why}")
+    return raw.astype(float)
 
 
 def _source_array(value, name):
@@ -266,7 +307,7 @@ def _per_source(value, n, name, unit, default):
 
 @_documented
 @dataclass
-class DetectorConfig:
+class DetectorConfig(Fields):
     """Detector size, placement convention and sensor."""
     convention: str = _field("MOSFLM", "name", "one of " + ", ".join(CONVENTIONS),
                              flag="-mosflm, -xds, ...")
@@ -321,6 +362,17 @@ class DetectorConfig:
                                             flag="-detector_thicksteps")
     attenuation_mu: Optional[float] = _field(None, "1/m", "sensor attenuation coefficient",
                                              flag="-detector_abs")
+    preset: Optional[str] = _field(None, "name", "a named detector of several modules "
+                                   "(nbnumba.presets.PRESETS: pilatus6m, eiger2-16m ...), "
+                                   "placed like the C's detector; it sets the pixel size and "
+                                   "counts (leave pixel_size, fpixels, spixels, size_f and "
+                                   "size_s at their defaults or at its values)",
+                                   flag="--detector")
+    panels: Optional[DetectorPanels] = _field(
+        None, "DetectorPanels (m)", "explicit panels in the lab frame (a DIALS experiment's, "
+        "nbnumba.panels); they replace the C's placement (distance, beam centre, rotations, "
+        "pixel size and counts are not used); beam_vector, polar_vector and spindle_axis "
+        "give the beam and spindle (convention CUSTOM)", flag="--experiment")
 
 
 #: largest F grid (points, float64): 2 GB
@@ -334,7 +386,7 @@ LARGE_GRID_BYTES = 256 << 20
 
 
 @dataclass
-class StructureFactors:
+class StructureFactors(Fields):
     """A P1 structure-factor grid (nearest lookup or tricubic interpolation).
 
     Build it from Miller indices and amplitudes with :meth:`from_miller` (the image is
@@ -352,6 +404,14 @@ class StructureFactors:
     k_min: int
     l_min: int
     count: int
+    #: the cell of the file the amplitudes came from, (a, b, c, alpha, beta, gamma) in
+    #: Angstrom and radians, or None (HKL files, arrays): the cell simulated must agree
+    #: (:meth:`check_cell`), and a configuration without a cell uses it
+    cell: Optional[Tuple[float, ...]] = None
+    #: the file's space group (Hermann-Mauguin symbol), or None
+    space_group: Optional[str] = None
+    #: one line saying where the amplitudes came from, or None
+    source: Optional[str] = None
 
     @classmethod
     def from_miller(cls, h, k, l, F, default_F=0.0):
@@ -386,12 +446,96 @@ class StructureFactors:
         check_number("default_F", "electrons", default_F)
         return build_grid(np.stack(indices, axis=1), amplitudes, float(default_F))
 
+    @classmethod
+    def from_mtz(cls, path, column=None, default_F=0.0, say=None):
+        """Structure factors from a merged MTZ file, expanded to P1 (needs gemmi:
+        ``pip install 'nbnumba[models]'``).
+
+        path: the file; column: the label of an amplitude (type F) or intensity (type J)
+        column (None: the file's one amplitude column, else its one intensity column;
+        intensities become F = sqrt(max(I, 0))); default_F: electrons, for the grid
+        points no reflection gives. The grid is the one an HKL file listing the P1
+        reflections would give (:func:`nbnumba.io.reflections.expand_to_p1` says how
+        they are expanded); ``cell``, ``space_group`` and ``source`` say what the file
+        holds. Raises :class:`InputFileError` (one line) for a file that is not a
+        merged MTZ file or a column missing, ambiguous or of another kind.
+        say: callable(text) told before a large grid is allocated (default: a warning).
+        """
+        from .io import reflection_files
+        check_number("default_F", "electrons", default_F)
+        found = reflection_files.read_mtz(path, column)
+        return cls._from_reflections(found, default_F, say)
+
+    @classmethod
+    def from_sf_cif(cls, path, column=None, default_F=0.0, say=None):
+        """Structure factors from a structure-factor mmCIF file (the PDB's
+        ``1abc-sf.cif``, gzip-compressed or not), expanded to P1 (needs gemmi).
+
+        column: a ``_refln`` tag (``F_meas_au``, ``intensity_meas`` ...; None: chosen
+        as for :meth:`from_mtz`); the first data block with a ``_refln`` loop is read.
+        Otherwise as :meth:`from_mtz`.
+        """
+        from .io import reflection_files
+        check_number("default_F", "electrons", default_F)
+        found = reflection_files.read_sf_cif(path, column)
+        return cls._from_reflections(found, default_F, say)
+
+    @classmethod
+    def from_model(cls, model, d_min, default_F=0.0, b_add=0.0, k_sol=0.0, b_sol=46.0,
+                   say=None):
+        """Structure factors computed from a coordinate model (mmCIF or PDB file, or a
+        ``gemmi.Structure``), expanded to P1 (needs gemmi).
+
+        d_min: resolution limit, Angstrom (every reflection with d >= d_min; the others
+        get default_F, electrons); b_add: Angstrom^2 added to every atom's B (default
+        0: the model's B as they are); k_sol, b_sol: flat bulk solvent, e/Angstrom^3
+        and Angstrom^2 (default k_sol 0: the atoms alone). The amplitudes are those of
+        ``gemmi sfcalc --dmin=d_min`` (X-ray form factors, first model, every atom
+        with its occupancy; systematic absences 0, F(000) left out); see
+        :mod:`nbnumba.io.model_sf`.
+        """
+        from .io import model_sf
+        check_number("default_F", "electrons", default_F)
+        found = model_sf.calculate(model, d_min, b_add=b_add, k_sol=k_sol, b_sol=b_sol)
+        return cls._from_reflections(found, default_F, say)
+
+    @classmethod
+    def _from_reflections(cls, found, default_F, say):
+        """The grid of P1 reflections read by :mod:`nbnumba.io.reflections`' readers,
+        through the HKL reader's :func:`build_grid`."""
+        sf = build_grid(found.hkl, found.F, float(default_F), InputFileError,
+                        f"the P1 reflections of {found.source}", say,
+                        "use a larger d_min, or reflections to a lower resolution")
+        sf.cell = tuple(found.cell)
+        sf.space_group = found.space_group
+        sf.source = found.source
+        return sf
+
+    def check_cell(self, cell, what="the cell simulated"):
+        """Raise :class:`InputFileError` when ``cell`` (a, b, c in Angstrom, angles in
+        rad) differs from the file's (:attr:`cell`) by more than
+        :data:`CELL_EDGE_TOLERANCE` (relative) in an edge or
+        :data:`CELL_ANGLE_TOLERANCE` in an angle; nothing when the grid has no cell."""
+        if self.cell is None:
+            return
+        edges = all(abs(x - y) <= CELL_EDGE_TOLERANCE * y for x, y in zip(cell[:3], self.cell[:3]))
+        angles = all(abs(x - y) <= CELL_ANGLE_TOLERANCE for x, y in zip(cell[3:], self.cell[3:]))
+        if not (edges and angles):
+            source = (self.source or "the structure factors").split(" (")[0]
+            raise InputFileError(
+                f"{what} ({_cell_text(cell)}) differs from the cell of {source} "
+                f"({_cell_text(self.cell)}) by more than {CELL_EDGE_TOLERANCE:.0%} in an "
+                f"edge or {CELL_ANGLE_TOLERANCE * 180 / math.pi:g} degree in an angle: its "
+                "reflections belong to another cell (leave out -cell to use the file's)")
+
     def check(self):
         """Raise :class:`ConfigError` for a grid that cannot be this layout."""
         grid = self.grid
-        if not isinstance(grid, np.ndarray) or grid.dtype.kind not in "iuf":
+        if (not isinstance(grid, np.ndarray) or grid.dtype.kind not in "iuf"
+                or unfit_dtype(grid.dtype) is not None):
             raise ConfigError("StructureFactors.grid [electrons] must be a NumPy array of "
-                              "numbers (use StructureFactors.from_miller(h, k, l, F))")
+                              "numbers, int or float64 (use StructureFactors.from_miller(h, k, "
+                              "l, F))")
         if grid.ndim != 3 or min(grid.shape) < 2:
             raise ConfigError("StructureFactors.grid [electrons] must be 3-D with at least 2 "
                               f"points per axis (the indices plus one padding slice), got "
@@ -413,6 +557,9 @@ class StructureFactors:
                               "StructureFactors.from_miller(h, k, l, F)")
         if not np.all(np.isfinite(grid)):
             raise ConfigError("StructureFactors.grid [electrons] must be finite")
+        if self.cell is not None:
+            _check_vector("StructureFactors.cell", "Angstrom, Angstrom, Angstrom, rad, rad, rad",
+                          self.cell, 6)
 
     @property
     def ranges(self):
@@ -426,6 +573,17 @@ class StructureFactors:
         return self.h_min + hr - 1, self.k_min + kr - 1, self.l_min + lr - 1
 
 
+#: how far the cell simulated may differ from the cell of a structure-factor file:
+#: relative, in each edge, and radians (1 degree), in each angle
+CELL_EDGE_TOLERANCE = 0.01
+CELL_ANGLE_TOLERANCE = math.pi / 180
+
+
+def _cell_text(cell):
+    angles = tuple(x * 180 / math.pi for x in cell[3:])
+    return "%g %g %g A, %g %g %g deg" % (tuple(cell[:3]) + angles)
+
+
 def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say=None,
                advice="use reflections with a smaller range of Miller indices"):
     """:class:`StructureFactors` on a dense grid spanning integer indices ``hkl`` (n, 3).
@@ -433,7 +591,8 @@ def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say
     The real part of the grid is pre-filled with ``default_F`` (the padding slices stay
     0, as in the C), then every reflection is stored, later duplicates winning.
     error: the exception raised for a grid too large (advice: what to do instead);
-    say: callable(text) told first when the grid is large (default: a ``warnings.warn``).
+    say: callable(text) told first when the grid is large (default: a warning at the
+    caller's line).
     """
     lo = hkl.min(axis=0)
     hi = hkl.max(axis=0)
@@ -448,7 +607,7 @@ def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say
         text = (f"{name} span {spans}: a grid of {points} structure factors "
                 f"({memory.size_text(8 * points)}) is being allocated")
         if say is None:
-            warnings.warn(text, UserWarning, stacklevel=3)
+            warn_caller(text)
         else:
             say(text)
     grid = np.zeros(tuple(int(r) + 1 for r in ranges))
@@ -466,7 +625,7 @@ def build_grid(hkl, F, default_F, error=ConfigError, name="the reflections", say
 
 @_documented
 @dataclass
-class CrystalConfig:
+class CrystalConfig(Fields):
     """Unit cell, orientation, size, shape, mosaicity, spindle sweep, structure factors.
 
     Note the one non-SI unit of the configuration: cell edges are in Angstrom.
@@ -519,7 +678,7 @@ class CrystalConfig:
 
 @_documented
 @dataclass
-class RenderConfig:
+class RenderConfig(Fields):
     """Sampling and region options of the pixel loop."""
     oversample: Optional[int] = _field(None, "sub-pixels per axis", "oversampling (None: "
                                        "auto)", flag="-oversample")
@@ -540,7 +699,7 @@ class RenderConfig:
 
 @_documented
 @dataclass
-class SimulationConfig:
+class SimulationConfig(Fields):
     """Everything the engine needs for one image (each part lists its units)."""
     beam: BeamConfig = _field(None, "BeamConfig", "incident beam", factory=BeamConfig)
     detector: DetectorConfig = _field(None, "DetectorConfig", "detector",
@@ -562,21 +721,45 @@ def check_units(config: SimulationConfig, flag_units=None):
     unit[, reason]) so that the message speaks the flag's unit
     (:data:`nbnumba.flags.FLAG_UNITS`).
     """
-    sections = (("beam", config.beam), ("detector", config.detector),
-                ("crystal", config.crystal), ("render", config.render))
-    for section_name, section in sections:
+    for section_name, section in _sections(config):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
-            if f.name == "cell":
-                _check_cell(value, flag_units)
-                continue
-            limits = f.metadata.get("plausible")
-            if limits is None or value is None or isinstance(value, str):
-                continue
-            name = f"{section_name}.{f.name} (flag {f.metadata['flag']})"
-            as_flag = (flag_units or {}).get(f.name)
-            for number in np.ravel(np.asarray(value, dtype=float)):
-                _check_value(name, float(number), f.metadata["unit"], limits, as_flag)
+            try:
+                _check_field_units(section_name, f, value, flag_units)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError, OverflowError):  # not numbers: say which type
+                _check_field(section_name, f, value)
+                _refuse(f"{section_name}.{f.name}", f.metadata["unit"], "numbers", value)
+
+
+def _sections(config):
+    """((name, section), ...) of a :class:`SimulationConfig`; ConfigError for anything
+    else, or a section of the wrong class."""
+    if not isinstance(config, SimulationConfig):
+        _refuse("config", "SimulationConfig", "a SimulationConfig (nbnumba.SimulationConfig() "
+                "or nbnumba.config_from_args([...])[0])", config)
+    sections = []
+    for section_name, cls in (("beam", BeamConfig), ("detector", DetectorConfig),
+                              ("crystal", CrystalConfig), ("render", RenderConfig)):
+        section = getattr(config, section_name)
+        if not isinstance(section, cls):
+            _refuse(section_name, cls.__name__, f"a {cls.__name__}", section)
+        sections.append((section_name, section))
+    return sections
+
+
+def _check_field_units(section_name, f, value, flag_units):
+    if f.name == "cell":
+        _check_cell(value, flag_units)
+        return
+    limits = f.metadata.get("plausible")
+    if limits is None or value is None or isinstance(value, str):
+        return
+    name = f"{section_name}.{f.name} (flag {f.metadata['flag']})"
+    as_flag = (flag_units or {}).get(f.name)
+    for number in np.ravel(np.asarray(value, dtype=float)):
+        _check_value(name, float(number), f.metadata["unit"], limits, as_flag)
 
 
 def _check_cell(cell, flag_units=None):
@@ -589,6 +772,20 @@ def _check_cell(cell, flag_units=None):
         if as_flag is not None:
             as_flag = (f"{as_flag[0]} {name}",) + tuple(as_flag[1:])
         _check_value(f"crystal.cell {name} (flag -cell)", float(value), unit, limits, as_flag)
+
+
+#: the accepted magnitudes of the configurations' fields, by kind (for other modules'
+#: configurations: :func:`check_plausible`)
+RANGES = {"wavelength": _WAVELENGTH, "divergence": _DIVERGENCE, "turn": _TURN,
+          "pixel": _PIXEL, "detector length": _DETECTOR_LENGTH, "distance": _DISTANCE,
+          "small length": _SMALL_LENGTH, "beam size": _BEAM_SIZE, "fraction": _FRACTION}
+
+
+def check_plausible(name, value, unit, limits):
+    """Raise :class:`ConfigError` when the finite, nonzero ``value`` (in ``unit``) lies
+    outside ``limits`` (a :class:`Plausible`, e.g. one of :data:`RANGES`); the message
+    names ``name``, the unit, the accepted range and the likely mistake."""
+    _check_value(name, float(value), unit, limits)
 
 
 def _check_value(name, value, unit, limits, as_flag=None):
@@ -624,7 +821,7 @@ _CHOICES = {"convention": CONVENTIONS, "pivot": PIVOTS, "shape": SHAPES}
 
 def _is_real(value):
     return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, (bool, np.bool_)))
+            and not isinstance(value, (bool, np.bool_, np.float16)))
 
 
 def _is_int(value):
@@ -635,15 +832,26 @@ def _type_name(value):
     return type(value).__name__
 
 
-def _refuse(name, unit, expected, value):
+def shown(value, limit=60):
+    """``value`` for a one-line message: its repr on one line, cut to ``limit``
+    characters; an array as its shape and dtype."""
     if isinstance(value, np.ndarray):
-        shown = f"an array of shape {value.shape} and dtype {value.dtype}"
-    else:
-        shown = " ".join(repr(value).split())
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    raise ConfigError(f"{name} [{unit}] must be {expected}, got {shown} "
-                      f"({_type_name(value)})")
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    try:
+        text = " ".join(repr(value).split())
+    except Exception:  # a repr that fails: the type is enough
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _refuse(name, unit, expected, value):
+    shown_value = shown(value)
+    items = value if isinstance(value, (tuple, list)) else [value]
+    hint = ""
+    if any(isinstance(x, np.float16) for x in items):
+        hint = ": " + _UNFIT_DTYPES["e"] + " (use float or float64)"
+    raise ConfigError(f"{name} [{unit}] must be {expected}, got {shown_value} "
+                      f"({_type_name(value)}){hint}")
 
 
 def check_number(name, unit, value, integer=False, limit=None):
@@ -700,9 +908,14 @@ def _check_field(section_name, f, value):
     elif f.name in ("a_matrix", "mask"):
         if not isinstance(value, (np.ndarray, list, tuple)):
             _refuse(name, unit, "a NumPy array", value)
-        array = np.asarray(value)
-        if array.dtype.kind not in "biuf":
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError, OverflowError):  # ragged nested lists
             _refuse(name, unit, "a numeric NumPy array", value)
+        why = unfit_dtype(array.dtype) if array.dtype.kind != "O" else "not a numeric array"
+        if array.dtype.kind not in "biuf" or why is not None:
+            _refuse(name, unit, "a numeric NumPy array (int or float64)"
+                    + (f"; {why}" if why else ""), value)
         if f.name == "a_matrix":
             if array.size != 9:
                 _refuse(name, unit, "a 3x3 array", value)
@@ -717,6 +930,14 @@ def _check_field(section_name, f, value):
             _refuse(name, unit, "a SourceList (SourceList.from_directions or "
                     "SourceList.from_positions) or None", value)
         value.check()
+    elif f.name == "panels":
+        if not isinstance(value, DetectorPanels):
+            _refuse(name, unit, "a DetectorPanels (nbnumba.panels) or None", value)
+        value.check(name)
+    elif f.name == "preset":
+        from .presets import PRESETS
+        if not isinstance(value, str) or value not in PRESETS:
+            _refuse(name, unit, "one of " + ", ".join(sorted(PRESETS)), value)
     elif f.name == "structure_factors":
         if not isinstance(value, StructureFactors):
             _refuse(name, unit, "a StructureFactors (StructureFactors.from_miller) or None",
@@ -738,6 +959,27 @@ def _check_field(section_name, f, value):
         _check_vector(name, unit, value, len(kind.__args__))
 
 
+#: the DetectorConfig fields of the CUSTOM convention (the C's vector flags)
+VECTOR_FIELDS = ("fdet_vector", "sdet_vector", "odet_vector", "beam_vector", "polar_vector",
+                 "spindle_axis", "twotheta_axis")
+
+
+def check_custom_vectors(detector):
+    """Raise :class:`ConfigError` for a detector vector given with a named convention,
+    whose own axes would replace it without a word (the C's vector flags select the
+    CUSTOM convention; a configuration says so with ``convention="CUSTOM"``)."""
+    if detector.convention == "CUSTOM":
+        return
+    for name in VECTOR_FIELDS:
+        if getattr(detector, name) is not None:
+            raise ConfigError(
+                f"detector.{name} is given but detector.convention is "
+                f"{detector.convention!r}, whose own axes replace it: set "
+                f"convention='CUSTOM' to use it (as the C's -{name} flag does; every vector "
+                f"not given then takes the C's initial value, not {detector.convention}'s), "
+                f"or {name}=None")
+
+
 def check_types(config):
     """Raise :class:`ConfigError` unless every field holds a value of its type.
 
@@ -746,13 +988,6 @@ def check_types(config):
     right length, names one of their choices; ``None`` only where a field allows it. The
     message names the field, its unit and the expected type.
     """
-    if not isinstance(config, SimulationConfig):
-        _refuse("config", "SimulationConfig", "a SimulationConfig (nbnumba.SimulationConfig() "
-                "or nbnumba.config_from_args([...])[0])", config)
-    for section_name, cls in (("beam", BeamConfig), ("detector", DetectorConfig),
-                              ("crystal", CrystalConfig), ("render", RenderConfig)):
-        section = getattr(config, section_name)
-        if not isinstance(section, cls):
-            _refuse(section_name, cls.__name__, f"a {cls.__name__}", section)
+    for section_name, section in _sections(config):
         for f in dataclasses.fields(section):
             _check_field(section_name, f, getattr(section, f.name))

@@ -121,6 +121,7 @@ class Lattice:
     misset: Optional[Vector3]      #: applied missetting angles, rad
     random_misset: bool
     messages: List[str] = field(default_factory=list)
+    misset_seed: Optional[int] = None   #: the seed of a random misset (given or the clock's)
 
 
 def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
@@ -135,11 +136,16 @@ def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
         a_star, b_star, c_star, user = reciprocal_from_cell(cr.cell, messages)
     if cr.a_matrix is not None:
         a_star, b_star, c_star = reciprocal_from_matrix(cr.a_matrix, wavelength)
+        if vec.dot(a_star, vec.cross(b_star, c_star)) == 0.0:
+            raise CrystalError("the orientation matrix (-mat, CrystalConfig.a_matrix) is "
+                               "singular: its columns a*, b*, c* do not span a cell "
+                               "(determinant 0)")
     if cr.cell is None and cr.a_matrix is None:
         raise CrystalError("no unit cell: give a cell (-cell) or an orientation matrix (-mat)")
 
     misset = None
     random_misset = False
+    seed = None
     if isinstance(cr.misset, str):
         if cr.misset != "random":
             raise CrystalError(f"misset must be three angles or 'random', got {cr.misset!r}")
@@ -187,7 +193,7 @@ def build_lattice(cr: CrystalConfig, wavelength, rng_table) -> Lattice:
         a=vec.scale(a, 1e-10), b=vec.scale(b, 1e-10), c=vec.scale(c, 1e-10),
         a_star=a_star, b_star=b_star, c_star=c_star, volume=volume,
         cell=(la, lb, lc) + angles, reciprocal_cell=(las, lbs, lcs) + star_angles,
-        misset=misset, random_misset=random_misset, messages=messages)
+        misset=misset, random_misset=random_misset, messages=messages, misset_seed=seed)
 
 
 def cells_per_axis(cr: CrystalConfig, lattice: Lattice, sample_size):

@@ -31,10 +31,16 @@ def pixel_report(result, fi, si, inputs=None):
     switch = result.interpolation_switch
     interpolate = setup.interpolate and (switch is None
                                          or si * setup.fpixels + fi <= switch.pixel)
+    det, f_local, s_local = k.det, fi, si
+    if setup.panels is not None:   # the pixel's panel, in its own indices
+        index, s_local, f_local = setup.panels.locate(si, fi)
+        det = setup.panels.kernel_detector(k.det, index)
+        offset = setup.panels.panels[index].kernel_offset
+        s_local, f_local = si - offset[0], fi - offset[1]
     (stol, airpath, dx, dy, dz, h, kk, l, h0, k0, l0, f_cell, f_latt, intensity, polar, omega,
-     capture, cell) = _last_evaluation(fi, si, k.det, k.beam, k.incident, k.wavelengths, k.latt,
-                                       k.cells_t, k.fgrid, k.fgrid_flat, k.grid, k.sums,
-                                       interpolate)
+     capture, cell) = _last_evaluation(f_local, s_local, det, k.beam, k.incident,
+                                       k.wavelengths, k.latt, k.cells_t, k.fgrid,
+                                       k.fgrid_flat, k.grid, k.sums, interpolate)
     px, py, pz = dx * airpath, dy * airpath, dz * airpath
     twotheta = math.atan2(math.sqrt(py * py + pz * pz), px)
     alt_stol = math.sin(twotheta / 2.0) / (setup.config.beam.wavelength * 1e10)

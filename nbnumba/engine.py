@@ -15,18 +15,20 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import _jit, compilecache, crystal, geometry, images, pixel, rng, sampling
-from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors, check_types,
-                     check_units)
+from . import _jit, compilecache, crystal, geometry, images, panel_geometry, pixel, rng, sampling
+from .config import (SHAPES, ConfigError, SimulationConfig, StructureFactors,
+                     check_custom_vectors, check_types, check_units, shown)
 from .constants import AVOGADRO, R_E_SQUARED, RTD, WATER_F, WATER_MW
+from .errors import warn_caller
 from .physics import FAST_TRIG_LIMIT
 from .sources import SourceError, Sources, resolve_sources
 
 
 def _cpu_kernels():
     """The rendering kernels' dispatchers (for the compile notice; imports them)."""
-    from .kernels import cpu
-    return [cpu.render_rows, cpu.render_rows_lanes]
+    from .kernels import cpu, cpu_panels
+    return [cpu.render_rows, cpu.render_rows_lanes, cpu_panels.render_panel_rows,
+            cpu_panels.render_panel_rows_lanes]
 
 
 compilecache.register_kernels(_cpu_kernels)
@@ -80,6 +82,9 @@ class Setup:
     cells: np.ndarray                       #: (phi x mosaic, 9) real-space vectors, m
     rng_table: rng.RandomTable              #: shared random table after the set-up draws
     messages: List[str] = field(default_factory=list)
+    #: the panels of a named detector or of explicit panels (None: the C's one panel);
+    #: the image (fpixels x spixels) holds them all, and ``mask`` is 0 in its gaps
+    panels: Optional[panel_geometry.PanelSet] = None
 
     @property
     def fpixels(self):
@@ -148,6 +153,7 @@ def _check_finite(section, name):
 
 def _validate(config: SimulationConfig):
     check_types(config)
+    check_custom_vectors(config.detector)
     beam, det, cr, rd = config.beam, config.detector, config.crystal, config.render
     for section, name in ((beam, "beam"), (det, "detector"), (cr, "crystal"), (rd, "render")):
         _check_finite(section, name)
@@ -241,6 +247,18 @@ def _roi(roi, fpixels, spixels):
     return tuple(int(v) if v >= 0 else d for v, d in zip(roi, defaults))
 
 
+def empty_region_note(setup):
+    """One line when the region of interest holds no pixel of the detector (the image
+    is then all zeros), else None."""
+    row0, row1, col0, col1 = region_rows(setup)
+    if row1 > row0 and col1 > col0:
+        return None
+    xmin, xmax, ymin, ymax = setup.roi
+    return (f"the region of interest (-roi, RenderConfig.roi; inclusive pixel bounds) x "
+            f"{xmin}..{xmax}, y {ymin}..{ymax} holds no pixel of the {setup.fpixels}x"
+            f"{setup.spixels} detector: the image is all zeros")
+
+
 #: largest value of the C's int (the automatic oversampling count is converted to one)
 C_INT_MAX = 2 ** 31 - 1
 
@@ -258,6 +276,15 @@ def _oversample_refusal(count, extent, geom):
 
 
 @_entry_point
+def _with_file_cell(cr):
+    """The crystal configuration, with the cell of its structure-factor file (MTZ,
+    model ...) when it gives neither a cell nor an orientation matrix."""
+    sf = cr.structure_factors
+    if cr.cell is None and cr.a_matrix is None and sf is not None and sf.cell is not None:
+        return dataclasses.replace(cr, cell=tuple(sf.cell))
+    return cr
+
+
 def prepare(config: SimulationConfig) -> Setup:
     """Resolve a configuration into hoisted tables and scalars (no rendering)."""
     _validate(config)
@@ -285,16 +312,9 @@ def prepare(config: SimulationConfig) -> Setup:
     _check_count(phi_steps * mosaic.domains, "the number of crystal orientations (phi x mosaic)")
     messages += mosaic.messages
 
-    try:
-        frame = geometry.detector_frame(det)
-    except geometry.GeometryError as exc:
-        raise ConfigError(str(exc)) from None
+    geom, panels = _place_detector(det)
+    frame = geom.frame
     messages += frame.messages
-    geom = geometry.place_detector(frame, det)
-    try:
-        geometry.check_placement(geom)
-    except geometry.GeometryError as exc:
-        raise ConfigError(str(exc)) from None
     if not (geom.distance != 0.0 and geom.close_distance != 0.0 and math.isfinite(geom.distance)):
         raise ConfigError("the detector distance must not be zero")
 
@@ -303,9 +323,13 @@ def prepare(config: SimulationConfig) -> Setup:
 
     fluence, flux, sample_size = _fluence_and_sample(beam, cr.sample_size, messages)
     try:
-        lattice = crystal.build_lattice(cr, beam.wavelength, table)
+        lattice = crystal.build_lattice(_with_file_cell(cr), beam.wavelength, table)
     except crystal.CrystalError as exc:
         raise ConfigError(str(exc)) from None
+    if cr.structure_factors is not None:   # F read from a file with a cell: the same cell
+        cr.structure_factors.check_cell(lattice.cell, "the cell of the orientation matrix "
+                                        "(-mat)" if cr.a_matrix is not None else
+                                        "the cell given (-cell)")
     vectors = lattice.a + lattice.b + lattice.c + lattice.a_star + lattice.b_star + lattice.c_star
     # a left-handed A matrix (negative determinant, negative volume) renders as in the C
     if not all(math.isfinite(x) for x in vectors) or not 0.0 < abs(lattice.volume) < math.inf:
@@ -314,8 +338,8 @@ def prepare(config: SimulationConfig) -> Setup:
     counts = crystal.cells_per_axis(cr, lattice, sample_size)
     extent = max(math.sqrt(sum(x * x for x in v)) * n
                  for v, n in zip((lattice.a, lattice.b, lattice.c), counts))
-    recommended, reciprocal_pixel = sampling.recommended_oversample(
-        extent, beam.wavelength, geom.distance, geom.pixel_size)
+    recommended, reciprocal_pixel = _recommended_oversample(extent, beam.wavelength, geom,
+                                                            panels)
     oversample = rd.oversample if rd.oversample is not None and rd.oversample > 0 else recommended
     if oversample > MAX_OVERSAMPLE:
         raise ConfigError(_oversample_refusal(oversample, extent, geom))
@@ -349,7 +373,10 @@ def prepare(config: SimulationConfig) -> Setup:
         if mask.size != geom.fpixels * geom.spixels:
             raise ConfigError(f"mask has {mask.size} pixels, detector has "
                               f"{geom.fpixels}x{geom.spixels}")
-    return Setup(
+    if panels is not None:   # the gaps between panels are never rendered
+        cover = panels.coverage()
+        mask = cover if mask is None else np.where(mask != 0, cover, 0).astype(np.uint16)
+    setup = Setup(
         config=config, geometry=geom, lattice=lattice, cells_per_axis=counts,
         sample_size=sample_size, oversample=int(oversample),
         recommended_oversample=recommended, interpolate=bool(interpolate),
@@ -359,7 +386,48 @@ def prepare(config: SimulationConfig) -> Setup:
         thickness=thickness, layer_step=layer_step, mu=mu, fluence=fluence, flux=flux,
         roi=_roi(rd.roi, geom.fpixels, geom.spixels), mask=mask, steps=steps,
         background=background, cells=cells.reshape(-1, 9), rng_table=table,
-        messages=messages)
+        messages=messages, panels=panels)
+    note = empty_region_note(setup)
+    if note is not None:
+        warn_caller(note)
+    return setup
+
+
+def _recommended_oversample(extent, wavelength, geom, panels):
+    """The C's automatic oversampling (and the reciprocal pixel size, m) for the
+    detector's distance and pixel; for explicit panels, the largest over the panels
+    (each at its distance along the beam, or of its centre where the beam misses its
+    plane)."""
+    if panels is None or panels.preset is not None:
+        return sampling.recommended_oversample(extent, wavelength, geom.distance,
+                                               geom.pixel_size)
+    best = None
+    for p in panels.panels:
+        distance = p.distance
+        if not (0.0 < distance < math.inf):
+            half_f, half_s = p.fpixels * p.pixel_size / 2, p.spixels * p.pixel_size / 2
+            distance = math.sqrt(sum((p.origin[k] + half_f * p.fast[k] + half_s * p.slow[k])
+                                     ** 2 for k in range(3)))
+        found = sampling.recommended_oversample(extent, wavelength, distance, p.pixel_size)
+        if best is None or found[0] > best[0]:
+            best = found
+    return best
+
+
+def _place_detector(det):
+    """(the placed :class:`nbnumba.geometry.DetectorGeometry`, the
+    :class:`nbnumba.panel_geometry.PanelSet` or None): the C's detector, a named
+    detector or explicit panels; ConfigError when it cannot be placed."""
+    try:
+        placed = panel_geometry.resolve_panels(det)
+        if placed is not None:
+            return placed
+        frame = geometry.detector_frame(det)
+        geom = geometry.place_detector(frame, det)
+        geometry.check_placement(geom)
+    except geometry.GeometryError as exc:
+        raise ConfigError(str(exc)) from None
+    return geom, None
 
 
 def fast_trig_allowed(setup: Setup):
@@ -489,16 +557,21 @@ def _thread_count(threads):
     if threads is None:
         return numba.get_num_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ConfigError(f"threads must be None or a positive integer, got {threads!r}")
+        raise ConfigError(f"threads must be None or a positive integer, got {shown(threads)}")
     return min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
 
-def _omega_sum(setup, pixel_omega, region, det):
+def _omega_sum(setup, pixel_omega, region, det, panels=None):
     """The solid angles of the rendered pixels summed as the C sums them: one running
     total over the pixels in raster order, then sub-pixels and layers (sr)."""
     from .kernels import cpu
     _, fpixels, mask, use_mask, col0, col1 = region
     row0, row1 = region_rows(setup)[:2]
+    if setup.config.render.oversample_omega and panels is not None:
+        from .kernels import cpu_panels
+        return float(cpu_panels.raster_omega_sum_recomputed(
+            fpixels, (row0, row1), mask, use_mask, panels.table, panels.offsets,
+            panels.first_row, panels.row_start, panels.segments, det))
     if setup.config.render.oversample_omega:  # a solid angle of its own per sub-pixel
         return float(cpu.raster_omega_sum_recomputed(fpixels, (row0, row1), (col0, col1), mask,
                                                      use_mask, det))
@@ -529,22 +602,37 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, libm_sine=Fa
     from . import running
     from .kernels import get_backend, rowqueue
     from .progress import reporter
+    if not isinstance(setup, Setup):
+        hint = (": use nbnumba.simulate(config), or render(nbnumba.prepare(config))"
+                if isinstance(setup, SimulationConfig) else "")
+        raise ConfigError(f"render takes a prepared Setup (from nbnumba.prepare), got "
+                          f"{type(setup).__name__}{hint}")
     n_threads = _thread_count(threads)
     report = reporter(progress, expected=(planned_seconds(setup, n_threads)
                                           if progress is True else None))
     backend = get_backend(device)
+    if setup.panels is not None and device != "cpu":
+        from .errors import DeviceError
+        raise DeviceError(f"-device {device} renders a detector of one panel; this one has "
+                          f"{len(setup.panels)} panels: render it with -device cpu")
     fp = setup.fpixels
     image = np.zeros(fp * setup.spixels, dtype=np.float32)
     row0, row1, col0, col1 = region_rows(setup)
     mask = setup.mask if setup.mask is not None else np.zeros(1, dtype=np.uint16)
     region = (image, fp, mask, setup.mask is not None, col0, col1)
     inputs = kernel_inputs(setup, libm_sine)
+    panel_tables = None
+    extra = {}
+    if setup.panels is not None:
+        panel_tables = setup.panels.kernel_tables((row0, row1), (col0, col1))
+        extra = {"panels": panel_tables}
 
     def run(row_start, first_pixel, interpolate, report):
         control = rowqueue.control_array()
         call = functools.partial(backend.render, region, row_start, row_stop=row1,
                                  first_pixel=first_pixel, inputs=inputs,
-                                 interpolate=interpolate, threads=n_threads, control=control)
+                                 interpolate=interpolate, threads=n_threads, control=control,
+                                 **extra)
         return running.run_kernel(call, control, row1 - row_start, report,
                                   compilecache.active_watch())
 
@@ -560,7 +648,7 @@ def render(setup: Setup, device="cpu", threads=None, progress=None, libm_sine=Fa
                                          tuple(int(x) for x in hkl[3:]))
             # every pixel after the switch-off uses nearest-neighbour F, as in a serial run
             run(pixel // fp, pixel + 1, False, None)
-    omega_sum = _omega_sum(setup, pixel_omega, region, inputs.det)
+    omega_sum = _omega_sum(setup, pixel_omega, region, inputs.det, panel_tables)
     stats = images.statistics(image, fp, setup.spixels, setup.roi, setup.mask)
     return Result(setup=setup, image=image.reshape(setup.spixels, fp), omega_sum=omega_sum,
                   stats=stats, interpolation_switch=switch)

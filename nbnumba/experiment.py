@@ -27,11 +27,14 @@ Also here: the image-name rules of the readers (:func:`image_number`,
 :func:`series_template`), and :func:`describe`, which turns a prepared set-up and the
 file written for it into a :class:`SimulatedImage`.
 """
+import dataclasses
 import math
 import re
 import string
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
+
+import numpy as np
 
 from . import vec
 from .constants import RTD
@@ -201,6 +204,14 @@ class SimulatedImage:
     b: Vector3
     c: Vector3
     cell: Tuple[float, ...]  #: a, b, c (Angstrom), alpha, beta, gamma (rad)
+    beam_size: float = 0.0   #: side of the square beam (-beamsize), m; 0 or less: not given
+    #: the panels of a detector of several (None: one panel, pix0 .. spixels above)
+    panels: Optional[Tuple["PanelRecord", ...]] = None
+    trusted_range: Tuple[float, float] = (0.0, float(MAX_TRUSTED_COUNT))
+    material: str = ""
+    #: the configuration that rendered the image, as JSON values (see
+    #: :func:`configuration_record`); None: not recorded
+    exact: Optional[dict] = None
 
     @property
     def is_rotation(self):
@@ -230,7 +241,27 @@ class SimulatedImage:
         share it)."""
         return (self.beam, self.wavelength, self.polar, self.kahn_factor, self.pix0,
                 self.fast, self.slow, self.pixel_size, self.fpixels, self.spixels,
-                self.thickness, self.mu, self.spindle, self.a, self.b, self.c)
+                self.thickness, self.mu, self.panels, self.spindle, self.a, self.b, self.c)
+
+    def panel_list(self):
+        """The image's panels as :class:`PanelRecord` s (one for a single-panel image)."""
+        if self.panels is not None:
+            return list(self.panels)
+        return [PanelRecord("Panel", self.pix0, self.fast, self.slow, self.pixel_size,
+                            self.fpixels, self.spixels, (0, 0))]
+
+
+@dataclass(frozen=True)
+class PanelRecord:
+    """One panel of a simulated image (nbnumba's lab frame, metres)."""
+    name: str
+    origin: Vector3          #: sample -> outer corner of the panel's pixel (0, 0)
+    fast: Vector3
+    slow: Vector3
+    pixel_size: float
+    fpixels: int
+    spixels: int
+    raster_origin: Tuple[int, int]   #: (row, column) of its pixel (0, 0) in the image
 
 
 def check_describable(setup, option):
@@ -256,6 +287,15 @@ def describe(setup, name, adc):
     lat = setup.lattice
     thick = setup.thickness
     mu = setup.mu if thick > 0.0 and setup.mu > 0.0 and math.isfinite(setup.mu) else 0.0
+    extra = {}
+    if setup.panels is not None:
+        ps = setup.panels
+        extra["panels"] = tuple(PanelRecord(p.name, p.origin, p.fast, p.slow, p.pixel_size,
+                                            p.fpixels, p.spixels, p.raster_origin)
+                                for p in ps.panels)
+        if ps.trusted_range is not None:
+            extra["trusted_range"] = tuple(float(x) for x in ps.trusted_range)
+        extra["material"] = ps.material
     return SimulatedImage(
         name=name, beam=g.beam, wavelength=cfg.beam.wavelength, polar=g.frame.polar,
         kahn_factor=cfg.beam.kahn_factor, no_polarization=cfg.beam.no_polarization,
@@ -263,7 +303,45 @@ def describe(setup, name, adc):
         slow=g.sdet, pixel_size=g.pixel_size, fpixels=g.fpixels, spixels=g.spixels,
         thickness=thick, mu=mu, adc=float(adc), spindle=g.frame.spindle,
         phi0=cfg.crystal.phi0, osc=setup.osc,
-        a=lat.a, b=lat.b, c=lat.c, cell=lat.cell)
+        a=lat.a, b=lat.b, c=lat.c, cell=lat.cell, beam_size=cfg.beam.beam_size,
+        exact=configuration_record(setup), **extra)
+
+
+#: detector fields that are flags of the render, not of the detector the files describe
+_RENDER_ONLY = ("point_pixel", "thickness_steps", "curved")
+
+
+def _json_value(value):
+    """A configuration value as JSON data that reads back as the same value (floats are
+    written with all their digits)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if dataclasses.is_dataclass(value):
+        return {f.name: _json_value(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name != "source"}
+    return value
+
+
+def configuration_record(setup):
+    """The configuration fields that decide what the experiment files describe, as JSON
+    data: every detector field but the render's own switches, the beam's wavelength and
+    Kahn factor, the crystal's cell, A matrix, misset (a random one with the seed that
+    drew it) and spindle angles. :mod:`nbnumba.experiment_input` reads them back, so
+    that an image described by a file nbnumba wrote renders again bit for bit."""
+    cfg = setup.config
+    det = {f.name: _json_value(getattr(cfg.detector, f.name))
+           for f in dataclasses.fields(cfg.detector) if f.name not in _RENDER_ONLY}
+    cr = cfg.crystal
+    seed = setup.lattice.misset_seed if isinstance(cr.misset, str) else cr.misset_seed
+    crystal = {"cell": _json_value(cr.cell), "a_matrix": _json_value(cr.a_matrix),
+               "misset": _json_value(cr.misset), "misset_seed": seed,
+               "phi0": cr.phi0, "osc": cr.osc}
+    beam = {"wavelength": cfg.beam.wavelength, "kahn_factor": cfg.beam.kahn_factor}
+    return {"detector": det, "beam": beam, "crystal": crystal}
 
 
 def orientation_offset(setup):

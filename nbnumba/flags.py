@@ -8,14 +8,19 @@ ones), exactly like the C program, except that every flag is matched exactly.
 Unit conversions are written the way the C writes them (``/1000.0``, ``/1.0e10``,
 ``*1e-6``, ``/RTD`` ...) so that the values are bit-identical.
 """
+import argparse
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
-from .config import SimulationConfig
+from .config import Fields, SimulationConfig
+from .errors import ConfigError, FlagError
+from .io import reflections
+from .io.model_sf import MIN_D_MIN
 from .constants import HC_EV_ANGSTROM, RTD
 from .kernels import DEVICES
+from .presets import PRESETS
 
 # ---------------------------------------------------------------------------------------
 # value converters (argparse ``type=``): strict, with a clear message on bad input
@@ -76,6 +81,16 @@ def pivot_name(text):
 pivot_name.__name__ = "pivot"
 
 
+def detector_name(text):
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a named detector (use "
+                                         f"{', '.join(sorted(PRESETS))})")
+    return text
+
+
+detector_name.__name__ = "detector"
+
+
 def device_name(text):
     if text not in DEVICES:
         raise ValueError(f"{text!r} is not a device (use {', '.join(DEVICES)})")
@@ -90,7 +105,7 @@ device_name.__name__ = "device"
 
 
 @dataclass
-class OutputOptions:
+class OutputOptions(Fields):
     """Output files and image options of one CLI run."""
     floatfile: str = "floatimage.bin"
     intfile: str = "intimage.img"
@@ -110,6 +125,9 @@ class OutputOptions:
     xds_inp: Optional[str] = None     #: -xds_inp: XDS.INP of the int image
     nexus: Optional[str] = None       #: -nexus: NXmx HDF5 file of the noise image
     nexus_float: bool = False         #: -nexus_float: ... of the float image instead
+    #: -expt_images: the images -expt/-xds_inp describe: "int", "noise", "nexus" or a name
+    expt_images: str = "int"
+    panel_files: bool = False         #: --panel-files: float, SMV, PGM files per panel
 
 
 @dataclass
@@ -127,7 +145,21 @@ class ParseState:
     user_cell: bool = False
     threads: Optional[int] = None
     device: str = "cpu"
+    #: structure factors from crystallographers' files (nbnumba only): each a path or None
+    mtz_file: Optional[str] = None
+    mtz_column: Optional[str] = None
+    sf_cif_file: Optional[str] = None
+    sf_cif_column: Optional[str] = None
+    model_file: Optional[str] = None
+    model_d_min: Optional[float] = None      #: --d-min, Angstrom
+    model_b_add: Optional[float] = None      #: --b-add, Angstrom^2
+    model_solvent: Optional[Tuple[float, float]] = None   #: --bulk-solvent K_SOL B_SOL
+    cell_from: Optional[str] = None          #: the file whose cell is simulated (no -cell/-mat)
     notes: list = field(default_factory=list)   #: one-line notes for stderr (header wins ...)
+    experiment_file: Optional[str] = None     #: --experiment FILE
+    experiment: Any = None                    #: its models (nbnumba.io.expt_read)
+    experiment_snapshot: Any = None           #: the configuration right after it
+    experiment_exact: bool = False            #: rendered from the file's nbnumba block
 
 
 @dataclass(frozen=True)
@@ -152,6 +184,7 @@ GROUPS = (
     ("outputs", "Outputs and noise"),
     ("diagnostics", "Diagnostics (no effect on images)"),
     ("nbnumba", "nbnumba extensions (not in the C program)"),
+    ("files", "Structure factors from crystallographic files (nbnumba extensions, need gemmi)"),
 )
 
 
@@ -277,7 +310,8 @@ flag(("-mat", "-matrix"), "crystal", "MOSFLM orientation (A) matrix file: recipr
      "vectors times wavelength; with -cell the cell lengths are kept [default: none]",
      _set_state("mat_file"), kind=str, metavar=["FILE"])
 flag(("-hkl", "-hklfile"), "crystal", "structure factors, one 'h k l F' per line (extra "
-     "columns ignored); also writes Fdump.bin [default: read Fdump.bin if present]",
+     "columns ignored); also writes Fdump.bin (an MTZ file or a model is refused, naming "
+     "--mtz, --model) [default: read Fdump.bin if present]",
      _set_state("hkl_file"), kind=str, metavar=["FILE"])
 flag("-default_F", "crystal", "F of every reflection not in the HKL file [default: 0]",
      _set(_xtal, "default_F"), metavar=["F"])
@@ -642,15 +676,22 @@ flag("-smv_extended", "nbnumba", "SMV headers for every reader: add ADC_OFFSET (
      "C program's) [default: the C's header]", _out_switch(smv_extended=True), nargs=0)
 
 flag("-expt", "nbnumba", "also write a DIALS experiment list (JSON, as dials.import writes) "
-     "of the -intfile image: beam, detector, goniometer and scan, and the true crystal at "
-     "phi = 0; the image name must end in its number (-intfile sim_00001.img) "
+     "of the -intfile image (see -expt_images): beam, detector, goniometer and scan, and the "
+     "true crystal at phi = 0; the image name must end in its number (-intfile "
+     "sim_00001.img) "
      "[default: none]", _out("expt"), kind=str, metavar=["FILE"])
 flag("-xds_inp", "nbnumba", "also write an XDS.INP for the -intfile image (a rotation: needs "
      "-osc) with the true cell as UNIT_CELL_CONSTANTS; numbered name as for -expt "
      "[default: none]", _out("xds_inp"), kind=str, metavar=["FILE"])
+flag("-expt_images", "nbnumba", "the images -expt and -xds_inp describe: int (the -intfile "
+     "image), noise (the -noisefile image), nexus (the -nexus file; -expt only) or the name "
+     "of another image file; a series takes a template with the frame number "
+     "(noisy/sim_{:05d}.img) [default: int]", _out("expt_images"), kind=str,
+     metavar=["WHICH"])
 flag("-nexus", "nbnumba", "also write an NXmx (NeXus/HDF5) file of the frame, as DIALS and "
      "XDS read an Eiger's: the noise image's counts (the -intfile image's with -nonoise) "
-     "with the beam, detector and goniometer geometry; needs h5py (pip install "
+     "without the -adc offset, with the beam, detector and goniometer geometry and the "
+     "polarization; needs h5py (pip install "
      "'nbnumba[hdf5]') [default: none]", _out("nexus"), kind=str, metavar=["FILE"])
 flag("-nexus_float", "nbnumba", "the -nexus file holds the float image (photons, float32) "
      "instead of counts", _out_switch(nexus_float=True), nargs=0)
@@ -659,6 +700,92 @@ flag("-phi_midpoints", "nbnumba", "sample phi at the midpoints of the -phisteps 
      "-expt/-xds_inp state (images then differ from the C program's, which samples phi + k "
      "x phistep: an orientation offset of -osc/(2 phisteps) about the spindle) [default: "
      "the C's sampling]", _switch(_xtal, "phi_midpoints", True), nargs=0)
+
+
+flag("--experiment", "nbnumba", "render what a DIALS experiment list (.expt) describes: "
+     "the beam (wavelength, direction, polarization), every detector panel, the "
+     "goniometer, the scan's first image (-phi, -osc) and the crystal; other flags "
+     "override what they name (-N, -hkl, -mosaic, -lambda, -phi ...), flags that place "
+     "the detector are refused; a file nbnumba wrote (-expt) renders bit for bit as "
+     "the command that wrote it [default: none]", _set_state("experiment_file"), kind=str,
+     metavar=["FILE"])
+
+
+def _preset(state, values):
+    det = _det(state)
+    p = PRESETS[values[0]]
+    det.preset = p.name
+    det.pixel_size = p.pixel_size
+    det.fpixels, det.spixels = p.raster
+    det.size_f, det.size_s = p.pixel_size * det.fpixels, p.pixel_size * det.spixels
+
+
+flag("--detector", "nbnumba", "a named detector of several modules with its gaps: "
+     + ", ".join(sorted(PRESETS)) + "; it sets the pixel size and counts and is placed by "
+     "-distance, the beam centre, rotations and -twotheta like the C's detector "
+     "[default: none]", _preset, kind=detector_name, metavar=["NAME"])
+
+flag("--panel-files", "nbnumba", "with a detector of several panels: write the float, "
+     "int, PGM and noise images one file per panel (NAME_p00.bin ..., or sim_p00_00001.img "
+     "for a numbered name), each SMV header stating its panel's geometry, instead of one "
+     "image holding every panel [default: one image]", _out_switch(panel_files=True),
+     nargs=0)
+
+#: flags that set what a named detector sets
+PRESET_FLAGS = ("-pixel", "-detpixels", "-detpixels_f", "-detpixels_s", "-detsize",
+                "-detsize_f", "-detsize_s", "-img")
+
+
+def _needs_gemmi(attr, name):
+    """Store the value; refuse at once when gemmi, which reads the file, is missing."""
+    def apply(state, values):
+        try:
+            reflections.require_gemmi(name)
+        except ConfigError as exc:
+            raise FlagError(str(exc)) from None
+        setattr(state, attr, values[0])
+    return apply
+
+
+def _d_min(state, values):
+    if not values[0] >= MIN_D_MIN:
+        raise ValueError(f"{values[0]:g} Angstrom: the resolution of the structure factors "
+                         f"must be at least {MIN_D_MIN:g} Angstrom")
+    state.model_d_min = values[0]
+
+
+def _bulk_solvent(state, values):
+    if values[0] < 0:
+        raise ValueError("K_SOL must be positive (e/Angstrom^3, typically 0.35) or 0 (none)")
+    state.model_solvent = (values[0], values[1])
+
+
+flag("--mtz", "files", "structure factors from a merged MTZ file, expanded to P1 with its "
+     "space group (Friedel mates included); its cell is simulated when -cell and -mat are "
+     "absent, and must agree with them within 1 percent and 1 degree; no Fdump.bin is written; "
+     "needs gemmi (pip install 'nbnumba[models]') [default: none]",
+     _needs_gemmi("mtz_file", "--mtz"), kind=str, metavar=["FILE"])
+flag("--mtz-column", "files", "the --mtz column to read: amplitudes (type F) or intensities "
+     "(type J, read as F = sqrt(max(I, 0))) [default: the file's one amplitude column, else "
+     "its one intensity column]", _set_state("mtz_column"), kind=str, metavar=["LABEL"])
+flag("--sf-cif", "files", "structure factors from a structure-factor mmCIF file (as the PDB "
+     "distributes them, .gz or not; the first data block with a _refln loop), as --mtz "
+     "[default: none]", _needs_gemmi("sf_cif_file", "--sf-cif"), kind=str, metavar=["FILE"])
+flag("--sf-cif-column", "files", "the --sf-cif _refln tag to read (F_meas_au, "
+     "intensity_meas ...) [default: chosen as for --mtz]", _set_state("sf_cif_column"),
+     kind=str, metavar=["TAG"])
+flag("--model", "files", "structure factors computed from a coordinate model (mmCIF or PDB, "
+     ".gz or not; the first model, every atom with its occupancy and B; X-ray form factors, "
+     "as 'gemmi sfcalc'), to the resolution --d-min, expanded to P1; its cell is used as "
+     "for --mtz [default: none]", _needs_gemmi("model_file", "--model"), kind=str, metavar=["FILE"])
+flag("--d-min", "files", "resolution of the --model structure factors (Angstrom: every "
+     "reflection with a d-spacing at least this; the others get -default_F). Not -dmin, "
+     "which cuts the rendering [required with --model]", _d_min, metavar=["A"])
+flag("--b-add", "files", "B added to every atom of the --model (A^2) [default: 0]",
+     _set_state("model_b_add"), metavar=["A^2"])
+flag("--bulk-solvent", "files", "flat bulk solvent added to the --model structure factors: "
+     "density (e/A^3) and B (A^2), e.g. 0.35 46 [default: none]", _bulk_solvent, nargs=2,
+     metavar=["K_SOL", "B_SOL"])
 
 
 def all_names():

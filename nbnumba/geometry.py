@@ -158,7 +158,10 @@ def detector_frame(det: DetectorConfig) -> DetectorFrame:
             pivot = "SAMPLE"
 
     messages = []
-    beam, _ = vec.unit(v["beam"])
+    beam, length = vec.unit(v["beam"])
+    if not length > 0.0:
+        raise GeometryError("the beam direction (-beam_vector, DetectorConfig.beam_vector) is "
+                            "the zero vector (or too short to normalise), which gives no direction")
     fdet, _ = vec.unit(v["fdet"])
     sdet, _ = vec.unit(v["sdet"])
     odet, length = vec.unit(v["odet"])

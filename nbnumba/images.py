@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _jit
+from .errors import ConfigError
 
 
 @dataclass
@@ -149,3 +150,43 @@ def pgm_pixels(values, fpixels, spixels, roi, scale):
     _pgm_pixels(np.asarray(values, dtype=np.float32).ravel(), fpixels, spixels,
                 np.asarray(roi, dtype=np.int64), float(scale), out)
     return out
+
+
+#: largest value of the unsigned integer dtypes the files hold
+_LIMITS = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+
+
+def check_pixels(pixels, shape, what, target=np.uint16, also=(), hint=""):
+    """``pixels`` for a file of a detector of ``shape`` (slow, fast): an array of that
+    shape (or flat, the same number of pixels) of dtype ``target`` (an unsigned integer
+    dtype) or one of ``also``. Integers of another dtype are converted when every value
+    fits ``target`` (nothing is truncated or wrapped); anything else, and a wrong shape,
+    raise :class:`ConfigError` saying what was expected. ``what``: the argument's name
+    in the message; ``hint``: how to make such an array (for a float array)."""
+    target = np.dtype(target)
+    names = " or ".join(str(np.dtype(d)) for d in (target,) + tuple(also))
+    rows, cols = shape
+    if isinstance(pixels, (str, bytes)) or pixels is None:
+        raise ConfigError(f"{what} must be an array of {names} of shape ({rows}, {cols}), got "
+                          f"{type(pixels).__name__}")
+    try:
+        array = np.asarray(pixels)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{what} must be an array of {names} of shape ({rows}, {cols}), "
+                          f"got {type(pixels).__name__}") from None
+    if array.shape not in ((rows, cols), (rows * cols,)):
+        raise ConfigError(f"{what} has shape {array.shape}, but the result's detector has "
+                          f"{cols}x{rows} pixels: give shape ({rows}, {cols}) (slow, fast) or "
+                          f"({rows * cols},)")
+    if array.dtype == target or array.dtype in [np.dtype(d) for d in also]:
+        return array
+    if array.dtype.kind in "iu":
+        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        if 0 <= low and high <= _LIMITS[target]:
+            return array.astype(target)
+        raise ConfigError(f"{what} holds values from {low} to {high}, but a file of {target} "
+                          f"pixels holds 0 to {_LIMITS[target]}: they would wrap; clip them "
+                          f"first (np.clip(pixels, 0, {_LIMITS[target]}))")
+    why = {"f": "they would be truncated" + (f"; {hint}" if hint else ""),
+           "b": "booleans are not counts"}.get(array.dtype.kind, "they are not numbers")
+    raise ConfigError(f"{what} must be {names}, got dtype {array.dtype}: {why}")

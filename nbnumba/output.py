@@ -13,7 +13,11 @@ from .config import SEED_LIMIT, check_number
 from .constants import RTD
 from .errors import ConfigError
 from .io import smv
-from .io.atomic import write_atomic
+from .io.atomic import check_path, write_atomic
+
+#: how to make the counts an SMV file holds from photons
+COUNTS_HINT = ("make counts with nbnumba.make_int_image(result) or make_noise_image (the C's "
+               "rounding), or round them yourself: np.rint(photons).astype(np.uint16)")
 
 
 def _check_result(result):
@@ -24,6 +28,31 @@ def _check_result(result):
                           f"got {type(result).__name__}")
 
 
+def _check_setup(setup):
+    """ConfigError unless ``setup`` is (or looks like) what :func:`nbnumba.prepare`
+    returns: it has the resolved ``geometry`` and its ``config``."""
+    if not all(hasattr(setup, name) for name in ("geometry", "config", "osc")):
+        raise ConfigError(f"setup must be a Setup (from nbnumba.prepare, or a Result's .setup), "
+                          f"got {type(setup).__name__}")
+
+
+def _shape(result):
+    return result.setup.spixels, result.setup.fpixels
+
+
+def _check_image(result):
+    """The result's float image, checked: float32 of the detector's shape (a Result whose
+    ``image`` was replaced by something else is refused rather than converted)."""
+    image = result.image
+    if not (isinstance(image, np.ndarray) and image.dtype == np.float32
+            and image.shape == _shape(result)):
+        raise ConfigError(f"result.image must be the float32 array of shape {_shape(result)} "
+                          "the render made, got "
+                          + (f"dtype {image.dtype} and shape {image.shape}"
+                             if isinstance(image, np.ndarray) else type(image).__name__))
+    return image
+
+
 def smv_header(setup, adc_offset=None):
     """The SMV header bytes nbnumba (like the C program) writes for a rendered set-up.
 
@@ -31,6 +60,9 @@ def smv_header(setup, adc_offset=None):
     extension ``ADC_OFFSET=<counts>;`` (read by DIALS' dxtbx) and pads a header longer
     than 512 bytes to a multiple of 512, so that every SMV reader finds the pixels.
     """
+    _check_setup(setup)
+    if adc_offset is not None:
+        check_number("adc_offset", "counts", adc_offset)
     g = setup.geometry
     cfg = setup.config
     pixel = g.pixel_size
@@ -75,7 +107,11 @@ def float_bytes(result):
 
 def write_float_image(result, path):
     """Write ``result.image`` as ``-floatfile`` does: raw little-endian float32 (photons
-    per pixel), raster order, no header."""
+    per pixel), raster order, no header. path: a file name (str or os.PathLike).
+    ConfigError for anything but a Result of float32 pixels and a file name."""
+    _check_result(result)
+    _check_image(result)
+    check_path(path)
     write_atomic(path, float_bytes(result))
 
 
@@ -109,10 +145,19 @@ def smv_image_bytes(result, pixels, adc_offset=None):
 
 
 def write_smv_image(result, path, pixels, adc_offset=None):
-    """Write uint16 pixels (counts, (slow, fast) or flat raster order, e.g. the
-    ``pixels`` of :func:`make_int_image` or :func:`make_noise_image`) as an SMV file with
-    the C's header (see :func:`smv_header` for the ``adc_offset`` extension, counts)."""
-    smv.write_smv(path, smv_header(result.setup, adc_offset), pixels)
+    """Write counts as an SMV file with the C's header (see :func:`smv_header` for the
+    ``adc_offset`` extension, counts).
+
+    pixels: the counts, of the result's detector: shape (slow, fast) or flat raster
+    order, uint16 (e.g. the ``pixels`` of :func:`make_int_image` or
+    :func:`make_noise_image`), or another integer dtype whose values all lie in 0..65535.
+    A wrong shape, values that would wrap, and floats (which would be truncated) raise
+    :class:`ConfigError` saying what is expected.
+    """
+    _check_result(result)
+    check_path(path)
+    counts = images.check_pixels(pixels, _shape(result), "pixels", np.uint16, hint=COUNTS_HINT)
+    smv.write_smv(path, smv_header(result.setup, adc_offset), counts)
 
 
 @dataclass
@@ -142,8 +187,18 @@ def pgm_bytes(result, pgm):
 
 
 def write_pgm(result, path, pgm):
-    """Write a :class:`PGMImage` (from :func:`make_pgm`) as a binary PGM (P5) file."""
-    write_atomic(path, pgm_bytes(result, pgm))
+    """Write a :class:`PGMImage` (from :func:`make_pgm`) as a binary PGM (P5) file.
+    ConfigError for anything else, or pixels that are not uint8 grey levels of the
+    result's detector."""
+    _check_result(result)
+    check_path(path)
+    if not isinstance(pgm, PGMImage):
+        raise ConfigError(f"pgm must be a PGMImage (from nbnumba.make_pgm(result)), got "
+                          f"{type(pgm).__name__}")
+    check_number("pgm.scale", "grey levels per photon", pgm.scale)
+    pixels = images.check_pixels(pgm.pixels, _shape(result), "pgm.pixels", np.uint8,
+                                 hint="make them with nbnumba.make_pgm(result)")
+    write_atomic(path, pgm_bytes(result, PGMImage(pixels.reshape(_shape(result)), pgm.scale)))
 
 
 @dataclass

@@ -8,7 +8,8 @@ noise, ...). Rather than name the functions (they change as the kernels evolve),
 :func:`compile` renders tiny images through the library itself: one per kernel of the
 CPU back end's table (``VARIANTS`` of :mod:`nbnumba.kernels.cpu_backend`), then one per
 family of settings (:data:`VARIANTS`, as C-style flags), with the integer, PGM and
-noise images and the pixel printout each asks for.
+noise images and the pixel printout each asks for, then the kernel table again with the
+kernels' one-thread twins (what a forked child of a process using GNU OpenMP runs).
 """
 import os
 import tempfile
@@ -137,7 +138,22 @@ def _render_all(folder):
         except Exception as exc:
             raise RuntimeError("ahead-of-time variant %r failed: %s" % (what, exc)) from exc
     from .toolbox.warmup import compile_kernels   # nb-nonbragg, nb-noisify
-    return len(variants) + 1 + compile_kernels()
+    rendered = len(variants) + 1 + compile_kernels()
+    return rendered + _one_thread_twins(folder)
+
+
+def _one_thread_twins(folder):
+    """Render the kernel table and a PSF with the one-thread twins of the parallel
+    kernels (what a process forked from one using GNU OpenMP runs,
+    :func:`nbnumba._jit.for_this_process`); returns the number of renders."""
+    import numpy as np
+    from . import _jit
+    from .toolbox.detector import noisify
+    with _jit.one_thread_kernels():
+        for what, argv in _kernel_table():
+            _render_variant(argv, folder)
+        noisify(np.ones((4, 4), dtype=np.float32), seed=1, psf="gauss", psf_method="direct")
+    return len(_kernel_table()) + 1
 
 
 def _cache_folders():

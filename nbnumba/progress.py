@@ -8,6 +8,8 @@ command and the series runner.
 import sys
 import time
 
+from .errors import check_callback
+
 
 def clock(seconds):
     """``seconds`` (s, float) as ``h:mm:ss`` or ``m:ss``; ``?`` when it is not a number."""
@@ -189,7 +191,8 @@ def reporter(progress, expected=None):
     if callable(getattr(progress, "update", None)) and hasattr(progress, "total"):
         return Reporter(progress, "bar")
     if callable(progress):
+        check_callback(progress, "progress", ("rows_done", "rows_total"))
         return Reporter(progress, "call")
-    from .config import ConfigError
+    from .config import ConfigError, shown
     raise ConfigError("progress must be None, False, True, a callable (rows_done, rows_total) "
-                      "or a tqdm-like object with update() and total; got %r" % (progress,))
+                      "or a tqdm-like object with update() and total; got %s" % shown(progress))

@@ -65,6 +65,11 @@ NONBRAGG_CASES = {
                        "-seed", "16"],
     "img_flags_override": ["-img", "observed.img", "-distance", "90", "-pixel", "0.3",
                            "-stolout", "measured.stol", "-nonoise", "-polar", "0.8"],
+    # without -stolout the C writes its table to output.stol
+    "img_default_stolout": ["-img", "observed.img", "-seed", "17"],
+    # the C's other spellings: -wave, -molecular (weight), -sample_den, -heigh
+    "c_spellings": ["-wave", "1.3", "-molecular", "20", "-sample_den", "0.9", "-heigh",
+                    "0.05", "-detpixels", "24", "-pixel", "0.5", "-seed", "18"],
 }
 
 NZ = ["-floatfile", "spot.bin"]

@@ -4,9 +4,51 @@ import io
 import json
 import os
 import shutil
+import signal
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The resident renderer (tests/test_renderer.py): no test may use a renderer of the user's
+# own or leave one running. Every process the tests start sees an empty runtime directory
+# of this session and NBNUMBA_SERVER=off, unless a test sets them; the renderers the tests
+# start are stopped by their fixtures, and any left in RENDERER_ROOTS at the end are killed.
+RENDERER_ROOTS = []
+
+
+def pytest_configure(config):
+    """In the test session's own process (not in the processes that import this file)."""
+    runtime = tempfile.mkdtemp(prefix="nbt", dir="/tmp")
+    os.environ["XDG_RUNTIME_DIR"] = runtime
+    os.environ["NBNUMBA_SERVER"] = "off"
+    RENDERER_ROOTS.append(runtime)
+
+
+def renderer_pids(root):
+    """pids of the renderers running with their lock files under ``root`` (a pid read
+    from a lock file counts only while that process is the renderer of that lock)."""
+    folder = Path(root) / "nbnumba"
+    pids = []
+    for lock in folder.glob("renderer-*.lock") if folder.is_dir() else ():
+        text = lock.read_text().strip()
+        if not text.isdigit():
+            continue
+        try:
+            cmdline = Path("/proc/%s/cmdline" % text).read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if os.fsencode(str(lock)) in cmdline:
+            pids.append(int(text))
+    return pids
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for root in RENDERER_ROOTS:
+        for pid in renderer_pids(root):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"

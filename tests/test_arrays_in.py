@@ -68,7 +68,7 @@ def test_from_miller_takes_later_duplicates_as_an_hkl_file_does():
     (([[0]], [0], [0], [1.0]), "1-D"),
     (([0], [0], [0], [np.nan]), "finite"),
     (([], [], [], []), "no reflections"),
-    ((["a"], [0], [0], [1.0]), "array of numbers"),
+    ((["a"], [0], [0], [1.0]), "array of real numbers.*strings are not numbers"),
     (([2 * 10 ** 6], [0], [0], [1.0]), "within"),
 ])
 def test_from_miller_refuses_what_is_not_a_reflection_list(args, words):
@@ -194,7 +194,7 @@ def test_source_files_keep_the_cs_freedom_of_direction():
     (lambda: SourceList.from_directions([[1.0, 0.0, 0.0]], [1e-10, 2e-10]), "one per source"),
     (lambda: SourceList.from_directions([[1.0, 0.0, 0.0]], -1e-10), "positive"),
     (lambda: SourceList.from_directions([[np.inf, 0.0, 0.0]], 1e-10), "finite"),
-    (lambda: SourceList.from_positions("x", 1e-10), "array of numbers"),
+    (lambda: SourceList.from_positions("x", 1e-10), "array of real numbers.*strings"),
 ])
 def test_source_arrays_that_cannot_be_right_are_refused(make, words):
     with pytest.raises(nbnumba.ConfigError, match=words):

@@ -19,7 +19,9 @@ The fenced blocks of README.md and docs/*.md are sorted by their tag:
   (``sh`` blocks with that Python's directory, where the ``dials.*`` commands are, first
   on ``PATH``; ``python`` blocks with that Python), in ``test_blocks_needing_dials_run``,
   which runs the page's blocks in order up to its last such block; without
-  ``DIALS_PY`` that test is skipped and the blocks are counted as skipped;
+  ``DIALS_PY`` that test is skipped and the blocks are counted as skipped. nbnumba's
+  dxtbx format class is on their PYTHONPATH (installed by DIALS' pip into a directory of
+  the test's, see ``dials_plugin.py``), as the user guide installs it in DIALS' Python;
 * ``text`` or untagged blocks show output or syntax and are not code.
 
 Any other tag fails the inventory test, so that every block is classified on purpose.
@@ -127,11 +129,13 @@ def scratch_directory(tmp_path):
     return env
 
 
-def run_block(block, directory, env, number):
+def run_block(block, directory, env, number, plugin=None):
     python, timeout = sys.executable, BLOCK_TIMEOUT
     if block.needs:
         python, timeout = os.environ[block.needs], NEEDS_TIMEOUT
         env = dict(env, PATH=os.pathsep.join([str(Path(python).parent), env["PATH"]]))
+        if plugin:
+            env["PYTHONPATH"] = plugin
     if CODE_TAGS[block.tag] == "python":
         script = directory / f"doc_block_{number}.py"
         script.write_text(block.code)
@@ -210,11 +214,13 @@ def test_blocks_needing_dials_run(page, tmp_path):
     missing = sorted({block.needs for block in needed if not os.environ.get(block.needs)})
     if missing:
         pytest.skip(f"{len(needed)} blocks of {page.name} need {', '.join(missing)}")
+    import dials_plugin
+    plugin = dials_plugin.install(os.environ["DIALS_PY"], tmp_path / ".dxtbx")
     env = scratch_directory(tmp_path)
     last = max(number for number, block in enumerate(found) if block.needs)
     for number, block in enumerate(found[:last + 1]):
         if block.tag in CODE_TAGS and not block.not_run:
-            run_block(block, tmp_path, env, number)
+            run_block(block, tmp_path, env, number, plugin)
     print(f"\n{page.name}: {len(needed)} blocks that need DIALS ran")
 
 
@@ -230,3 +236,17 @@ if __name__ == "__main__":
     print(f"{len(code)} code blocks: {len(plain)} run, "
           + "".join(f"{len(b)} need {v}, " for v, b in sorted(needing.items()))
           + f"{len(skipped)} not run; {len(every) - len(code)} text blocks")
+
+
+def test_the_api_name_table_lists_every_exported_name():
+    """docs/api.md's table of names is nbnumba.__all__, no more and no less."""
+    import nbnumba
+    text = (ROOT / "docs" / "api.md").read_text()
+    start = text.index("| name | what it is |")
+    table = text[start:text.index("\n\n", start)].splitlines()[2:]
+    listed = set()
+    for row in table:
+        listed |= set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", row.split("|")[1]))
+    assert listed == set(nbnumba.__all__), (
+        f"missing from docs/api.md: {sorted(set(nbnumba.__all__) - listed)}; "
+        f"not exported: {sorted(listed - set(nbnumba.__all__))}")

@@ -7,25 +7,38 @@ module imports one of a higher layer.
 """
 import ast
 import pathlib
+import subprocess
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli"}
+PACKAGES = {"nbnumba": ROOT / "nbnumba", "nbnumba_cli": ROOT / "cli",
+            "nbnumba_dxtbx": ROOT / "dxtbx_plugin"}
 
 #: layers from the top (0) down; a module may import its own layer and those below.
-#: A name ending in "." covers a package and everything in it.
+#: A name ending in "." covers a package and everything in it, except its modules named
+#: in another layer.
 LAYERS = (
+    ("renderer client (stdlib only)", ("nbnumba_cli.client", "nbnumba_cli.server")),
+    ("dxtbx format class", ("nbnumba_dxtbx",)),
     ("front ends", ("nbnumba_cli.",)),
-    ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags", "nbnumba.precompile")),
+    ("library front end", ("nbnumba", "nbnumba.cmdline", "nbnumba.flags", "nbnumba.precompile",
+                           "nbnumba.experiment_input")),
     ("series", ("nbnumba.series.",)),
     ("engine", ("nbnumba.engine", "nbnumba.running", "nbnumba.output", "nbnumba.diagnostics",
                 "nbnumba.toolbox.")),
     ("kernels", ("nbnumba.kernels.", "nbnumba.pixel", "nbnumba.lanes", "nbnumba.gpu_math")),
     ("physics, geometry, io", ("nbnumba.physics", "nbnumba.geometry", "nbnumba.crystal",
                                "nbnumba.sources", "nbnumba.sampling", "nbnumba.rng",
-                               "nbnumba.images", "nbnumba.experiment", "nbnumba.io.")),
-    ("config, vec", ("nbnumba.config", "nbnumba.vec", "nbnumba.constants", "nbnumba.errors",
+                               "nbnumba.images", "nbnumba.experiment", "nbnumba.panel_geometry",
+                               "nbnumba.io.")),
+    ("config, vec", ("nbnumba.config", "nbnumba.fields", "nbnumba.vec", "nbnumba.constants", "nbnumba.errors",
                      "nbnumba._version", "nbnumba.memory", "nbnumba.progress",
-                     "nbnumba._jit", "nbnumba.compilecache")),
+                     "nbnumba._jit", "nbnumba.compilecache", "nbnumba.panels",
+                     "nbnumba.presets",
+                     # the readers StructureFactors.from_mtz/from_sf_cif/from_model call
+                     # (gemmi); they import only errors, memory, constants, io.errors
+                     "nbnumba.io.reflections", "nbnumba.io.reflection_files",
+                     "nbnumba.io.model_sf", "nbnumba.io.errors")),
 )
 
 #: upward imports allowed (none)
@@ -78,12 +91,14 @@ GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
 
 
 def _layer(module):
-    for index, (_, names) in enumerate(LAYERS):
-        for name in names:
-            if module == name or (name.endswith(".") and
-                                  (module + ".").startswith(name)):
-                return index
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and docs/architecture.md)")
+    """The layer of the most specific entry naming the module (a module named itself
+    wins over its package's "name." entry)."""
+    matches = [(len(name), index) for index, (_, names) in enumerate(LAYERS) for name in names
+               if module == name or (name.endswith(".") and (module + ".").startswith(name))]
+    if not matches:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS (and "
+                             "docs/architecture.md)")
+    return max(matches)[1]
 
 
 def _edges():
@@ -96,12 +111,20 @@ def test_the_walk_sees_the_imports():
     assert "nbnumba.kernels.cpu" in GRAPH["nbnumba.kernels.cpu_backend"]
     assert "nbnumba.vec" in GRAPH["nbnumba.crystal"]
     assert len(MODULES) > 50
+    # a module named in a lower layer than its package's entry is in that layer
+    assert _layer("nbnumba.io.reflections") > _layer("nbnumba.io.hkl")
 
 
 def test_the_library_never_imports_the_command_line_package():
     bad = sorted((a, b) for a, b in _edges()
                  if not a.startswith("nbnumba_cli") and b.startswith("nbnumba_cli"))
     assert bad == []
+
+
+def test_the_dxtbx_format_class_imports_nothing_of_nbnumba():
+    """It runs in DIALS' Python, where nbnumba is installed without its dependencies."""
+    assert GRAPH["nbnumba_dxtbx"] == set()
+    assert all("nbnumba_dxtbx" not in targets for targets in GRAPH.values())
 
 
 def test_every_module_has_a_layer_and_imports_none_above_it():
@@ -129,3 +152,75 @@ def test_no_import_cycles():
         if module not in state:
             visit(module, [])
     assert cycles == [], "import cycles: %s" % [" -> ".join(c) for c in cycles]
+
+
+#: the modules a console script runs before it knows whether it renders in-process: they
+#: import the standard library and one another only (the client hands over to
+#: nbnumba_cli.entry, which imports numba, only to render in-process)
+STDLIB_ONLY = {"nbnumba_cli.client", "nbnumba_cli.server", "nbnumba_cli.rundir",
+               "nbnumba_cli.wire", "nbnumba_cli.procstate", "nbnumba_cli.stopsignals",
+               "nbnumba_cli.guard", "nbnumba_cli"}
+#: (module, import) allowed although outside STDLIB_ONLY: the hand-over to in-process
+HAND_OVER = {("nbnumba_cli.client", "nbnumba_cli.entry")}
+#: modules of STDLIB_ONLY whose functions import more, for the commands themselves
+#: (guard.version imports nbnumba): only their module-level imports are checked
+MODULE_LEVEL_ONLY = {"nbnumba_cli.guard"}
+
+
+def _all_imports(path, module_level_only):
+    """Top-level names of every module ``path`` imports (relative imports resolved
+    against nbnumba_cli)."""
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = tree.body if module_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = "nbnumba_cli" + ("." + node.module if node.module else "")
+                if node.module:
+                    found.add(base)
+                else:
+                    found.update(base + "." + alias.name for alias in node.names)
+            else:
+                found.add(node.module)
+    return found
+
+
+def test_the_client_imports_only_the_standard_library():
+    """Read from the source: what the console scripts' first modules import."""
+    bad = []
+    for module in sorted(STDLIB_ONLY):
+        imports = _all_imports(MODULES[module], module in MODULE_LEVEL_ONLY)
+        for name in sorted(imports):
+            top = name.split(".")[0]
+            ours = name if name in MODULES else None
+            if top in sys.stdlib_module_names or ours in STDLIB_ONLY or \
+                    (module, name) in HAND_OVER:
+                continue
+            bad.append((module, name))
+    assert bad == []
+
+
+def test_a_client_that_finds_no_renderer_has_imported_nothing_else():
+    """Run: the client's way to the in-process decision (no renderer, a request
+    described, server status asked) loads only the standard library and its modules."""
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import os, tempfile\n"
+        "os.environ['XDG_RUNTIME_DIR'] = tempfile.mkdtemp()\n"
+        "from nbnumba_cli import client, procstate, server, wire\n"
+        "assert wire.connect_renderer() is None\n"
+        "procstate.describe('nbnumba')\n"
+        "server._ask(('status',))\n"
+        "client.server_mode('nbnumba')\n"
+        "print(' '.join(sorted(m for m in set(sys.modules) - before\n"
+        "                      if m.split('.')[0] not in sys.stdlib_module_names)))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert loaded <= STDLIB_ONLY | {"nbnumba_cli.client"}, sorted(loaded - STDLIB_ONLY)
+    assert "nbnumba_cli.client" in loaded

@@ -109,11 +109,15 @@ def test_curved_detector_uses_the_one_at_a_time_kernel(tmp_path, lanes_spy):
     assert not lanes_spy
 
 
-def test_every_kernel_variant_is_reachable_by_its_flags(tmp_path):
+def test_every_kernel_variant_is_reachable_by_its_flags(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.hkl").write_text("".join("%d %d %d 10\n" % (h, k, l) for h in range(-2, 3)
+                                               for k in range(-2, 3) for l in range(-2, 3)))
     for name, (_when, flags) in cpu_backend.VARIANTS.items():
         cfg, _ = config_from_args(flags, cwd=str(tmp_path))
         setup = engine.prepare(cfg)
-        assert cpu_backend.kernel_for(setup.interpolate, setup.geometry.curved) == name
+        assert cpu_backend.kernel_for(setup.interpolate, setup.geometry.curved,
+                                      setup.panels is not None) == name
 
 
 def test_a_stopped_kernel_call_stops_between_rows_and_counts_its_rows(tmp_path):

@@ -30,9 +30,13 @@ def _roff_name(name):
     return "\\fB" + name.replace("-", "\\-") + "\\fR"
 
 
+#: a flag as it appears in a text: -cell, -N, --mtz-column
+FLAG_WORD = re.compile(r"(?<![\w-])-{1,2}\w(?:[\w-]*\w)?")
+
+
 def test_help_lists_every_flag():
     text = build_parser().format_help()
-    words = set(re.findall(r"(?<![\w-])-{1,2}[\w]+", text))
+    words = set(FLAG_WORD.findall(text))
     missing = [n for n in all_names() if n not in words]
     assert not missing
 
@@ -65,7 +69,7 @@ def test_man_page_renders_with_groff(page):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "warning" not in run.stderr.lower(), run.stderr
-    words = set(re.findall(r"(?<![\w-])-{1,2}\w+", run.stdout))
+    words = set(FLAG_WORD.findall(run.stdout))
     missing = [n for n in all_names() if n not in words]
     assert not missing, f"flags not in the rendered page: {missing}"
 

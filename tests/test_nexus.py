@@ -130,26 +130,43 @@ def test_nxmx_fields(tmp_path):
     with h5:
         assert _text(h5["/entry/definition"]) == "NXmx"
         assert h5["/entry"].attrs["NX_class"] == "NXentry"
-        assert _text(h5["/entry/start_time"]) == "1970-01-01T00:00:00+00:00"
-        assert _text(h5["/entry/end_time"]) == "1970-01-01T00:00:01+00:00"
+        assert _text(h5["/entry"].attrs["version"]) == "1.0"   # on the entry, as NXmx says
+        assert "version" not in h5["/entry/definition"].attrs
+        assert _text(h5["/entry/start_time"]) == "1970-01-01T00:00:00Z"
+        assert _text(h5["/entry/end_time"]) == "1970-01-01T00:00:01Z"
         classes = {"instrument": "NXinstrument", "instrument/beam": "NXbeam",
                    "instrument/detector": "NXdetector", "sample": "NXsample",
                    "instrument/detector/module": "NXdetector_module",
                    "instrument/detector/transformations": "NXtransformations",
-                   "sample/transformations": "NXtransformations", "data": "NXdata"}
+                   "instrument/detector_group": "NXdetector_group",
+                   "sample/transformations": "NXtransformations", "data": "NXdata",
+                   "source": "NXsource"}
         for path, nx_class in classes.items():
             assert h5["/entry/" + path].attrs["NX_class"] == nx_class
+        assert _text(h5["/entry/source/probe"]) == "x-ray"
+        assert _text(h5["/entry/instrument/time_zone"]) == nexus.UTC_OFFSET
+        group = h5["/entry/instrument/detector_group"]
+        assert [_text(n) for n in group["group_names"][()]] == ["detector"]
+        assert list(group["group_index"][()]) == [1] and list(group["group_parent"][()]) == [-1]
         beam = h5["/entry/instrument/beam"]
         assert beam["incident_wavelength"][()] == pytest.approx(1.2)
         assert _text(beam["incident_wavelength"].attrs["units"]) == "angstrom"
         assert beam["total_flux"][()] == image.flux
+        assert list(beam["incident_beam_size"][()]) == [1e-4, 1e-4]   # -beamsize 0.1 mm
+        assert _text(beam["profile"]) == "rectangular"
+        assert beam["incident_polarization_stokes"].shape == (1, 4)
         det = h5["/entry/instrument/detector"]
         assert det["x_pixel_size"][()] == det["y_pixel_size"][()] == pytest.approx(2e-4)
         assert _text(det["sensor_material"]) == "Si"
         assert det["sensor_thickness"][()] == nexus.THINNEST_SENSOR   # none simulated
         assert det["saturation_value"][()] == 65534 and det["underload_value"][()] == 0
+        assert det["bit_depth_readout"][()] == 16
+        assert "pedestal" not in det          # NXmx counts carry no offset
+        assert bool(det["distance_derived"][()]) is True
+        assert det["pixel_mask"].dtype == np.int32 and not det["pixel_mask"][()].any()
         assert list(det["module/data_size"][()]) == [20, 24]
         data = h5["/entry/data/data"]
+        assert det["data"] == data            # one dataset, linked from the detector
         assert data.shape == (1, 20, 24) and data.dtype == np.uint16
         assert data.chunks == (1, 20, 24)
         expected = "32008" if hdf5plugin is not None else "gzip"   # bitshuffle's filter id
@@ -160,6 +177,49 @@ def test_nxmx_fields(tmp_path):
         hit = _pixel_positions(h5, bx - 0.5, by - 0.5)
         assert np.linalg.norm(np.cross(hit, (0, 0, 1))) < 1e-12
         assert det["distance"][()] == pytest.approx(np.linalg.norm(hit), abs=1e-12)
+
+
+def _stokes_of_expt(expt):
+    """The Stokes vector (NeXus frame) of an .expt beam's polarization normal and
+    fraction: the E-vector lies in the plane of the beam, perpendicular to the normal;
+    the NeXus frame is DIALS' turned by 180 degrees about y."""
+    beam = expt["beam"][0]
+    normal = np.array(beam["polarization_normal"])
+    e_vector = np.cross(normal, beam["direction"]) * (-1, 1, -1)
+    psi = math.atan2(e_vector[1], e_vector[0])
+    degree = 2 * beam["polarization_fraction"] - 1
+    return [1.0, degree * math.cos(2 * psi), degree * math.sin(2 * psi), 0.0]
+
+
+@pytest.mark.parametrize("polar", ["", "-polar 0.8 -polar_vector 0.3 1 0.2",
+                                   "-polar -0.4 -polar_vector 0 0 1", "-nopolar"])
+def test_polarization_is_the_simulated_one(tmp_path, polar):
+    args = (SMALL + "-osc 0.5 -intfile sim_00001.img -expt sim.expt -nexus sim.nxs".split()
+            + polar.split())
+    run = run_cli(args, tmp_path)
+    assert run.code == 0, run.err
+    expt = json.loads((tmp_path / "sim.expt").read_text())
+    with h5py.File(tmp_path / "sim.nxs", "r") as h5:
+        stokes = h5["/entry/instrument/beam/incident_polarization_stokes"][()]
+    assert stokes.shape == (1, 4)
+    # Stokes vectors are equal up to the sign of the normal (psi and psi + 180 degrees)
+    assert stokes[0] == pytest.approx(_stokes_of_expt(expt), abs=1e-12)
+    if not polar:   # the C's default: unpolarized
+        assert stokes[0] == pytest.approx([1, 0, 0, 0], abs=1e-15)
+
+
+def test_pixel_mask_flags_the_pixels_not_rendered(tmp_path):
+    mask = np.ones((16, 16), np.uint16)
+    mask[3, 4] = mask[10, 12] = 0
+    nbnumba.write_smv_image(nbnumba.simulate(nbnumba.config_from_args(
+        SMALL, cwd=str(tmp_path))[0]), str(tmp_path / "mask.img"), mask)
+    run = run_cli(SMALL + "-roi 2 13 1 14 -mask mask.img -nexus sim.nxs".split(), tmp_path)
+    assert run.code == 0, run.err
+    expected = np.full((16, 16), nexus.USER_MASK_BIT, np.int32)
+    expected[1:15, 2:14] = 0
+    expected[3, 4] = expected[10, 12] = nexus.USER_MASK_BIT
+    with h5py.File(tmp_path / "sim.nxs", "r") as h5:
+        assert np.array_equal(h5["/entry/instrument/detector/pixel_mask"][()], expected)
 
 
 def test_sensor_thickness_and_attenuation(tmp_path):
@@ -273,24 +333,45 @@ def test_write_nexus_frames_are_direct_chunks_the_filter_reads(tmp_path):
 def test_write_nexus_counts_and_float(tmp_path):
     cfg, _ = nbnumba.config_from_args(SMALL + ["-osc", "0.5"], cwd=str(tmp_path))
     results = [nbnumba.simulate(cfg)]
-    noise = nbnumba.make_noise_image(results[0], seed=3)
-    nbnumba.write_nexus(str(tmp_path / "c.nxs"), results, [noise.pixels])
+    counts = nbnumba.make_noise_image(results[0], seed=3, adc=0)
+    with_offset = nbnumba.make_noise_image(results[0], seed=3)          # -adc 40
+    assert np.array_equal(with_offset.pixels.astype(int) - 40, counts.pixels)
+    nbnumba.write_nexus(str(tmp_path / "c.nxs"), results, [counts.pixels])
+    nbnumba.write_nexus(str(tmp_path / "o.nxs"), results, [with_offset.pixels], adc=40)
     nbnumba.write_nexus(str(tmp_path / "f.nxs"), results[0], results[0].image)
-    with h5py.File(tmp_path / "c.nxs", "r") as c, h5py.File(tmp_path / "f.nxs", "r") as f:
-        assert np.array_equal(c["/entry/data/data"][0], noise.pixels)
+    with h5py.File(tmp_path / "c.nxs", "r") as c, h5py.File(tmp_path / "f.nxs", "r") as f, \
+            h5py.File(tmp_path / "o.nxs", "r") as o:
+        assert np.array_equal(c["/entry/data/data"][0], counts.pixels)
+        assert np.array_equal(o["/entry/data/data"][0], counts.pixels)   # offset removed
         assert f["/entry/data/data"].dtype == np.float32
         assert np.array_equal(f["/entry/data/data"][0], results[0].image)
         assert "saturation_value" not in f["/entry/instrument/detector"]
+        assert f["/entry/instrument/detector/bit_depth_readout"][()] == 32
     with pytest.raises(nbnumba.ConfigError, match="one image per result"):
         nbnumba.write_nexus(str(tmp_path / "x.nxs"), results, [])
+    with pytest.raises(nbnumba.ConfigError, match="float images"):
+        nbnumba.write_nexus(str(tmp_path / "x.nxs"), results, [results[0].image], adc=40)
     with pytest.raises(nbnumba.io.atomic.OutputError, match="it is a directory"):
-        nbnumba.write_nexus(str(tmp_path), results, [noise.pixels])
+        nbnumba.write_nexus(str(tmp_path), results, [counts.pixels])
+
+
+def test_without_offset_keeps_overloads_and_stops_at_zero():
+    pixels = np.array([0, 39, 40, 41, 65534, 65535], np.uint16)
+    assert list(nexus.without_offset(pixels, 40)) == [0, 0, 0, 1, 65494, 65535]
+    assert nexus.without_offset(pixels, 40).dtype == np.uint16
 
 
 # --------------------------------------------------------------------- the commands
 
 
-def test_nbnumba_nexus_holds_the_noise_image_and_changes_no_smv(tmp_path):
+def _counts_of(smv_path, adc=40):
+    """An SMV image's counts without the -adc offset (none of these images overloads)."""
+    smv = read_smv(str(smv_path))
+    assert smv.data.max() < 65535 and smv.data.min() >= adc
+    return smv.data.astype(np.int64) - adc
+
+
+def test_nbnumba_nexus_holds_the_noise_counts_and_changes_no_smv(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     args = SMALL[:-1] + ["-osc", "0.5", "-seed", "5"]   # with noise
@@ -299,17 +380,18 @@ def test_nbnumba_nexus_holds_the_noise_image_and_changes_no_smv(tmp_path):
     assert plain.code == 0 and both.code == 0, both.err
     for name in ("intimage.img", "noiseimage.img", "floatimage.bin"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    smv = read_smv(str(tmp_path / "b" / "noiseimage.img"))
+    # the same Poisson deviates, without the SMV image's +40
     with h5py.File(tmp_path / "b" / "sim.nxs", "r") as h5:
-        assert np.array_equal(h5["/entry/data/data"][0].ravel(), smv.data)
+        assert np.array_equal(h5["/entry/data/data"][0].ravel(),
+                              _counts_of(tmp_path / "b" / "noiseimage.img"))
 
 
-def test_nbnumba_nexus_without_noise_holds_the_int_image(tmp_path):
-    run = run_cli(SMALL + ["-nexus", "sim.nxs"], tmp_path)
+def test_nbnumba_nexus_without_noise_holds_the_int_counts(tmp_path):
+    run = run_cli(SMALL + ["-nexus", "sim.nxs", "-adc", "12"], tmp_path)
     assert run.code == 0, run.err
-    smv = read_smv(str(tmp_path / "intimage.img"))
     with h5py.File(tmp_path / "sim.nxs", "r") as h5:
-        assert np.array_equal(h5["/entry/data/data"][0].ravel(), smv.data)
+        assert np.array_equal(h5["/entry/data/data"][0].ravel(),
+                              _counts_of(tmp_path / "intimage.img", adc=12))
 
 
 @pytest.mark.parametrize("target, message", [
@@ -355,9 +437,9 @@ def test_series_master_links_every_frame(tmp_path):
         assert data.is_virtual and data.shape == (3, 16, 16)
         assert [s.file_name for s in data.virtual_sources()] == [
             "out/sim_%05d.h5" % i for i in range(3)]
-        for i in range(3):
-            smv = read_smv(str(tmp_path / "out" / ("sim_%05d_noise.img" % i)))
-            assert np.array_equal(data[i].ravel(), smv.data)
+        for i in range(3):   # the noise frames' counts, without their -adc offset
+            assert np.array_equal(data[i].ravel(),
+                                  _counts_of(tmp_path / "out" / ("sim_%05d_noise.img" % i)))
         omega = h5["/entry/sample/transformations/omega"]
         assert omega[()] == pytest.approx([5.0, 5.5, 6.0])
         assert h5["/entry/sample/transformations/omega_increment_set"][()] == \
@@ -393,8 +475,8 @@ def test_series_frames_are_written_by_the_dask_workers(tmp_path):
     assert all(any(p.endswith(".h5") for p in f["files"]) for f in manifest["frames"])
     with h5py.File(tmp_path / "sweep.nxs", "r") as h5:
         for i in range(3):
-            smv = read_smv(str(tmp_path / "out" / ("sim_%05d_noise.img" % i)))
-            assert np.array_equal(h5["/entry/data/data"][i].ravel(), smv.data)
+            assert np.array_equal(h5["/entry/data/data"][i].ravel(),
+                                  _counts_of(tmp_path / "out" / ("sim_%05d_noise.img" % i)))
 
 
 def test_series_failed_frame_leaves_no_master_and_resume_completes(tmp_path, monkeypatch):

@@ -517,3 +517,82 @@ def test_malformed_smv_files(data, how):
     if how == "both":
         extra = ["-mask", "h.img", "-img", "h.img"]
     run_checked(base + extra, {"h.img": data})
+
+
+# ------------------------------------------- the companion commands: nb-nonbragg, nb-noisify
+
+TOOLBOX_INPUTS = Path(__file__).parent / "data" / "toolbox" / "inputs"
+#: each command's base arguments on the golden inputs (an 8x8 detector for nb-nonbragg)
+TOOL_BASE = {"nonbragg": ["-stol", "water.stol", "-detpixels", "8", "-seed", "1"],
+             "noisify": ["-floatfile", "spot.bin", "-seed", "1"]}
+#: flags left out: -oversample multiplies the (uninterruptible) kernel's work
+TOOL_SKIPPED = {"-oversample"}
+_TOOL_TEXT = st.sampled_from(["a.out", "", "nonexistent", ".", "gauss", "fiber", "airy",
+                              "sample", "beam", "direct", "fft", "auto", "water.stol"])
+
+
+def _tool_flags(program):
+    from nbnumba_cli import noisify as noisify_cli
+    from nbnumba_cli import nonbragg as nonbragg_cli
+    module = {"nonbragg": nonbragg_cli, "noisify": noisify_cli}[program]
+    return module, [f for f in module.FLAGS if f.names[0] not in TOOL_SKIPPED]
+
+
+@st.composite
+def tool_settings(draw, program):
+    _, flags = _tool_flags(program)
+    args = []
+    for flag in draw(st.lists(st.sampled_from(flags), min_size=1, max_size=3)):
+        name = draw(st.sampled_from(flag.names))
+        if flag.kind is c_int:
+            values = SIZES if "pixels" in name else COUNTS
+        elif flag.kind is c_float:
+            values = REALS
+        else:
+            values = _TOOL_TEXT
+        args += [name] + draw(_values(values, flag.nargs))
+    return args
+
+
+def run_tool_checked(program, args):
+    """Run nb-nonbragg or nb-noisify in-process on the golden inputs: exit 0 with notes
+    only, or 9 with one error line; never an internal error or a Python warning. A run
+    still going after the time limit (a huge divergence grid) is discarded."""
+    module, _ = _tool_flags(program)
+    prog = f"nb-{program}"
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in TOOLBOX_INPUTS.iterdir():
+            Path(tmp, f.name).write_bytes(f.read_bytes())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
+            try:
+                run = run_cli(TOOL_BASE[program] + args, tmp, entry=module.main)
+            except (WouldHang, MemoryError):
+                reject()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    context = f"\nargs: {args}\nstderr: {run.err!r}"
+    assert "Traceback" not in run.err and "internal error" not in run.err, context
+    assert not caught, f"Python warnings: {[str(w.message) for w in caught]}" + context
+    lines = run.err.splitlines()
+    if run.code == 0:
+        for line in lines:
+            assert line.startswith((f"{prog}: note: ", f"{prog}: warning: ",
+                                    f"{prog}: compiling ")), context
+    else:
+        assert run.code == 9, context
+        errors = [x for x in lines if not x.startswith(f"{prog}: compiling ")]
+        assert len(errors) == 1 and errors[0].startswith(f"{prog}: error: "), context
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(tool_settings("nonbragg"))
+def test_nonbragg_flag_values(extra):
+    run_tool_checked("nonbragg", extra)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(tool_settings("noisify"))
+def test_noisify_flag_values(extra):
+    run_tool_checked("noisify", extra)

@@ -295,6 +295,8 @@ def test_worker_killed_mid_frame_still_completes(reference, tmp_path, monkeypatc
                                      executor=executor, progress=False)
     assert report.ok, report.failed
     assert (tmp_path / "markers" / "fault-1-0").exists()      # the fault did fire
+    # dask ran frame 1 again on the worker that replaced the dead one: two starts
+    assert {f.index: f.attempt for f in report.frames} == {0: 1, 1: 2, 2: 1, 3: 1}
     _same_files(reference, out, _names())
     assert _leftovers(out) == []     # the dead worker's staged file was cleaned up
 

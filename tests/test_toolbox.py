@@ -221,7 +221,7 @@ def test_a_warning_in_a_command_is_one_line(capsys):
 
     assert run_guarded(run, [], "prog") == 0
     assert capsys.readouterr().err == ("prog: warning: overflow encountered in cast\n"
-                                       "prog: warning: two\n")
+                                       "prog: note: two\n")
 
 
 @pytest.mark.parametrize("args,message", [

@@ -38,7 +38,7 @@ import stat
 import threading
 import time
 
-from ..errors import OutputError  # noqa: F401  (re-exported)
+from ..errors import ConfigError, OutputError  # noqa: F401  (OutputError re-exported)
 
 
 def _default_mode():
@@ -48,6 +48,33 @@ def _default_mode():
 
 
 _MODE = _default_mode()
+
+#: called with (temporary path, "created" | "renamed" | "removed", final path or None) for
+#: every temporary file; see :func:`watch_temporaries`
+_temporary_watcher = [None]
+
+
+def follow_umask():
+    """Take the mode of new files from the process's umask again: for a process whose
+    umask changed after this module was imported (a child of the resident renderer,
+    which takes on its client's umask)."""
+    global _MODE
+    _MODE = _default_mode()
+
+
+def watch_temporaries(watcher):
+    """Call ``watcher(path, state, final)`` for every temporary file of this process:
+    when it is created ("created", before anything is written to it), renamed into
+    place ("renamed"; ``final`` is the path it now has, else None) or removed
+    ("removed"). The resident renderer tells its client, which removes what a killed run
+    left; None stops the calls. ``watcher`` must not raise."""
+    _temporary_watcher[0] = watcher
+
+
+def _tell(path, state, final=None):
+    watcher = _temporary_watcher[0]
+    if watcher is not None:
+        watcher(path, state, final)
 
 #: signals held back while renaming a set of files (delivered once the set is complete)
 DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -333,6 +360,25 @@ def check_names_given(outputs):
             raise OutputError(f"{label}: an empty file name names no file")
 
 
+def check_path(path, what="path"):
+    """ConfigError unless ``path`` can name a file: str or os.PathLike, not empty,
+    without a NUL character."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{what} must be a file name (str or os.PathLike), got "
+                          f"{type(path).__name__}")
+    try:
+        name = os.fspath(path)
+    except TypeError as exc:  # an os.PathLike whose __fspath__ gives no file name
+        raise ConfigError(f"{what} must be a file name: {exc}") from None
+    if not isinstance(name, str):
+        raise ConfigError(f"{what} must be a file name given as text (str or os.PathLike), "
+                          f"got {type(name).__name__}")
+    if len(name) == 0:
+        raise ConfigError(f"{what} must be a file name, got an empty one")
+    if "\0" in name:
+        raise ConfigError(f"{what} {name!r} holds a NUL character, which no file name can")
+
+
 def check_writable(path):
     """Fail early (before any rendering) if ``path`` cannot be written (see the module
     notes for what is refused); raises :class:`OutputError` naming the path. A device
@@ -414,6 +460,7 @@ def _write_temp(target, chunks):
         tmp = os.path.join(target.directory, temp_name(target.real, name_max=name_max))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            _tell(tmp, "created")
             break
         except FileExistsError:
             continue
@@ -431,6 +478,7 @@ def _write_temp(target, chunks):
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _tell(tmp, "removed")
         if isinstance(exc, OSError):
             raise _error(target.path, _reason(exc)) from None
         raise
@@ -549,6 +597,7 @@ class FileSet:
                             os.replace(tmp, target.real)
                         except OSError as exc:
                             raise _error(target.path, _reason(exc)) from None
+                        _tell(tmp, "renamed", target.real)
                         if first:
                             _test_pause("renaming")
                             first = False
@@ -562,6 +611,7 @@ class FileSet:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+                _tell(tmp, "removed")
         self._staged = []
         for target in self._targets.values():
             target.close()

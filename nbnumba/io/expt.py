@@ -14,15 +14,29 @@ images show is rotated from it by :func:`nbnumba.experiment.orientation_offset`
 
 :func:`experiment_list` builds the dictionary from :class:`~nbnumba.experiment.SimulatedImage`
 records; :func:`expt_bytes` is the file's content.
+
+Beside dxtbx's models the file holds an ``"nbnumba"`` block, which dxtbx ignores: for
+each experiment, the configuration its images were rendered from
+(:func:`nbnumba.experiment.configuration_record`). The models are conversions of it
+(millimetres, Angstrom and degrees, DIALS' frame, real-space crystal vectors), which do
+not always convert back to the same doubles; with the block, ``nbnumba --experiment``
+renders a file nbnumba wrote bit for bit as the command that wrote it
+(:mod:`nbnumba.experiment_input`).
 """
 import json
 import os
 import uuid
 
-from ..experiment import MAX_TRUSTED_COUNT, degrees, lab_frame, sweeps, to_frame
+from ..experiment import degrees, lab_frame, sweeps, to_frame
 
 #: the Hall symbol of P1, as cctbx writes it
 P1_HALL = " P 1"
+
+#: version of the "nbnumba" block (the configuration the images were rendered from)
+EXACT_VERSION = 1
+
+EXACT_ABOUT = ("the nbnumba configuration these images were rendered from; nbnumba "
+               "--experiment uses it when the models above are exactly what it describes")
 
 
 def _frame(image):
@@ -56,18 +70,19 @@ def _panel_common(name, fast, slow, origin):
             "origin": origin}
 
 
-def _detector(image, rows):
-    px = image.pixel_size * 1000.0
+def _panel(image, rows, record):
+    px = record.pixel_size * 1000.0
     parallax = image.thickness > 0.0 and image.mu > 0.0
-    panel = _panel_common("Panel", _components(rows, image.fast),
-                          _components(rows, image.slow), _components(rows, image.pix0, 1000.0))
+    panel = _panel_common(record.name, _components(rows, record.fast),
+                          _components(rows, record.slow),
+                          _components(rows, record.origin, 1000.0))
     panel.update({
         "raw_image_offset": [0, 0],
-        "image_size": [image.fpixels, image.spixels],
+        "image_size": [record.fpixels, record.spixels],
         "pixel_size": [px, px],
-        "trusted_range": [0.0, float(MAX_TRUSTED_COUNT)],
+        "trusted_range": [float(x) for x in image.trusted_range],
         "thickness": image.thickness * 1000.0,
-        "material": "",
+        "material": image.material,
         "mu": image.mu / 1000.0,
         "identifier": "",
         "mask": [],
@@ -76,13 +91,18 @@ def _detector(image, rows):
         "px_mm_strategy": {"type": "ParallaxCorrectedPxMmStrategy" if parallax
                            else "SimplePxMmStrategy"},
     })
+    return panel
+
+
+def _detector(image, rows):
+    panels = [_panel(image, rows, record) for record in image.panel_list()]
     root = _panel_common("", [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0])
     root.update({"type": "", "raw_image_offset": [0, 0], "image_size": [0, 0],
                  "pixel_size": [0.0, 0.0], "trusted_range": [0.0, 0.0], "thickness": 0.0,
                  "material": "", "mu": 0.0, "identifier": "", "mask": [], "gain": 1.0,
                  "pedestal": 0.0, "px_mm_strategy": {"type": "SimplePxMmStrategy"},
-                 "children": [{"panel": 0}]})
-    return {"panels": [panel], "hierarchy": root}
+                 "children": [{"panel": i} for i in range(len(panels))]})
+    return {"panels": panels, "hierarchy": root}
 
 
 def _goniometer(image, rows):
@@ -124,10 +144,18 @@ def _relative(path, directory):
     return os.path.relpath(os.path.abspath(path), directory)
 
 
-def _imageset(sweep, directory):
+def _imageset(sweep, directory, container=None):
     extra = {"mask": None, "gain": None, "pedestal": None, "dx": None, "dy": None,
              "params": {}}
     image = sweep.first
+    if container is not None:   # the images are frames 1, 2 ... of one (NXmx) file
+        path = _relative(container, directory)
+        indices = [im.name.number - 1 for im in sweep.images]
+        if image.is_rotation:
+            return {"__id__": "ImageSequence", "template": path,
+                    "single_file_indices": indices, **extra}
+        return {"__id__": "ImageSet", "images": [path] * len(indices),
+                "single_file_indices": indices, **extra}
     if image.is_rotation:
         template = _relative(image.name.template("#"), directory)
         return {"__id__": "ImageSequence", "template": template, **extra}
@@ -144,12 +172,14 @@ def _index(table, item):
     return len(table) - 1
 
 
-def experiment_list(images, expt_path):
+def experiment_list(images, expt_path, container=None):
     """The experiment list (a dict) of the images written, for a file at ``expt_path``.
 
     images: :class:`~nbnumba.experiment.SimulatedImage` records in frame order. Frames
     that form one rotation sweep become one experiment with an ``ImageSequence``; other
     frames (stills, or frames with different crystals) one experiment each.
+    container: None (each image is the file its name gives) or the path of the one file
+    that holds them all, an NXmx file, where an image numbered n is frame n - 1.
     Identifiers are UUIDs derived from the image paths (the same run gives the same
     file).
     """
@@ -162,6 +192,8 @@ def experiment_list(images, expt_path):
         rows = _frame(image)
         entry = {"__id__": "Experiment"}
         path = os.path.abspath(image.name.prefix + image.name.digits + image.name.ext)
+        if container is not None:
+            path = "%s#%s" % (os.path.abspath(container), image.name.digits)
         entry["identifier"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "nbnumba:" + path))
         entry["beam"] = _index(tables["beam"], _beam(image, rows))
         entry["detector"] = _index(tables["detector"], _detector(image, rows))
@@ -169,13 +201,18 @@ def experiment_list(images, expt_path):
             entry["goniometer"] = _index(tables["goniometer"], _goniometer(image, rows))
             entry["scan"] = _index(tables["scan"], _scan(sweep))
         entry["crystal"] = _index(tables["crystal"], _crystal(image, rows))
-        entry["imageset"] = _index(tables["imageset"], _imageset(sweep, directory))
+        entry["imageset"] = _index(tables["imageset"], _imageset(sweep, directory, container))
         experiments.append(entry)
     result = {"__id__": "ExperimentList", "experiment": experiments}
     result.update(tables)
+    exact = [sweep.first.exact for sweep in sweeps(images)]
+    if all(block is not None for block in exact):
+        result["nbnumba"] = {"version": EXACT_VERSION, "about": EXACT_ABOUT,
+                             "experiments": exact}
     return result
 
 
-def expt_bytes(images, expt_path):
-    """The ``.expt`` file's content (UTF-8 JSON)."""
-    return (json.dumps(experiment_list(images, expt_path), indent=2) + "\n").encode("utf-8")
+def expt_bytes(images, expt_path, container=None):
+    """The ``.expt`` file's content (UTF-8 JSON); see :func:`experiment_list`."""
+    return (json.dumps(experiment_list(images, expt_path, container), indent=2)
+            + "\n").encode("utf-8")

@@ -7,16 +7,19 @@ The grid spans the indices read; points missing from the file hold ``default_F``
 lookups outside the grid give ``default_F`` too (see :mod:`nbnumba.physics`).
 
 For files with exactly four integer columns this is what the C program reads; for
-others the C scrambles columns across lines, which nbnumba does not reproduce.
+others the C scrambles columns across lines, which nbnumba does not reproduce. An MTZ
+file, a coordinate model or a structure-factor mmCIF file given as an HKL file is
+refused with the flag that reads it (``--mtz``, ``--model``, ``--sf-cif``).
 """
 import contextlib
 import os
+import re
 
 import numpy as np
 
 from .. import memory
 from ..config import MAX_GRID_POINTS, MAX_INDEX, build_grid  # noqa: F401
-from .errors import MiB, InputFileError, read_text
+from .errors import MiB, InputFileError, read_bytes
 
 #: largest HKL file read (bytes): about 8 million reflections of 30 characters
 MAX_FILE_BYTES = 256 * MiB
@@ -71,6 +74,39 @@ def read_hkl(path, default_F=0.0, say=None):
         if size <= MAX_FILE_BYTES:
             memory.require(PARSE_BYTES_PER_BYTE * size, f"reading HKL file {path}",
                            "use a smaller HKL file", InputFileError)
-    text = read_text(path, "HKL file", MAX_FILE_BYTES)
-    hkl, F = parse_hkl(text, name=str(path))
+    data = read_bytes(path, "HKL file", MAX_FILE_BYTES)
+    if data[:4] == MTZ_MAGIC:
+        raise InputFileError(f"HKL file {path} is an MTZ file: give it as --mtz {path} "
+                             "(-hkl reads text, one 'h k l F' per line)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError(f"HKL file {path} is not a text file") from None
+    try:
+        hkl, F = parse_hkl(text, name=str(path))
+    except InputFileError:
+        other = _other_format(text)
+        if other:
+            raise InputFileError(f"HKL file {path} is {other}") from None
+        raise
     return grid_from_reflections(hkl, F, default_F, str(path), say)
+
+
+#: MTZ files start with these bytes
+MTZ_MAGIC = b"MTZ "
+
+#: a PDB file's coordinate and cell records
+_PDB_RECORDS = re.compile(r"^(ATOM  |HETATM|CRYST1)", re.MULTILINE)
+
+
+def _other_format(text):
+    """What a text that is not an HKL file is, with the flag that reads it, or None."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if first.startswith("data_") or first.startswith("#"):
+        if "_atom_site." in text:
+            return "a coordinate model (mmCIF): give it as --model FILE --d-min A"
+        if "_refln." in text:
+            return "a structure-factor mmCIF file: give it as --sf-cif FILE"
+    if _PDB_RECORDS.search(text):
+        return "a coordinate model (PDB): give it as --model FILE --d-min A"
+    return None

@@ -1,14 +1,18 @@
 """NeXus/NXmx HDF5 files: simulated frames with their whole geometry, as DIALS reads them.
 
-An NXmx master file holds one sweep (or a set of stills): ``/entry`` (``definition =
-NXmx``, start and end time), the instrument (``/entry/instrument``: an NXbeam with the
-wavelength and flux, an NXdetector with its pixel size, sensor, trusted range and
-module), the sample with its rotation axis and per-frame angles, and the frames as
-``/entry/data/data``, a ``(frames, slow, fast)`` dataset of counts (uint16) or photons
-(float32). Frames are stored in the master itself (:func:`master_bytes` with arrays) or
-in one data file per frame joined by a virtual dataset (:func:`master_bytes` with the
-data files' paths, which :func:`frame_file_bytes` writes), so that the process that
-rendered a frame writes it.
+An NXmx master file holds one sweep (or a set of stills) as the NXmx application
+definition asks (``nxvalidate -a NXmx`` reports no error): ``/entry`` (``version``
+1.0, ``definition = NXmx``, UTC times with ``Z``), the source (``/entry/source``), the
+instrument (``/entry/instrument``: ``time_zone``, an NXdetector_group, an NXbeam with the
+wavelength, flux, beam size and profile and the polarization as Stokes vectors, an
+NXdetector with its pixel size, sensor, trusted range, ``pixel_mask`` (the pixels not
+rendered), ``distance`` and module), the sample with its rotation axis and per-frame
+angles, and the frames as ``/entry/data/data`` (linked as the detector's ``data``), a
+``(frames, slow, fast)`` dataset of counts (uint16: what a counting detector reads,
+without the SMV images' ``-adc`` offset) or photons (float32). Frames are stored in the
+master itself (:func:`master_bytes` with arrays) or in one data file per frame joined by
+a virtual dataset (:func:`master_bytes` with the data files' paths, which
+:func:`frame_file_bytes` writes), so that the process that rendered a frame writes it.
 
 Geometry: vectors are in the NeXus (McStas) frame (the beam travels along +z, y is
 the DIALS y and x completes a right-handed frame: DIALS' frame turned by 180 degrees
@@ -33,14 +37,17 @@ import datetime
 import io
 import math
 import os
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ..config import ConfigError
+from .. import vec
+from ..config import ConfigError, check_number
+from ..images import check_pixels
 from ..experiment import (MAX_TRUSTED_COUNT, ExperimentError, NumberedName,
                           check_describable, describe, lab_frame, to_frame)
 from . import bitshuffle
-from .atomic import check_writable, write_atomic
+from .atomic import check_path, check_writable, write_atomic
 
 #: what installs the HDF5 support
 INSTALL = "pip install 'nbnumba[hdf5]'"
@@ -56,8 +63,12 @@ THINNEST_SENSOR = 1e-9
 #: hdf5plugin's functions are found; False: by HDF5's filter (the same bytes, slower)
 DIRECT_CHUNKS = True
 
+#: the instrument's ``time_zone``: a simulation happens nowhere, so its times are UTC with
+#: no local offset: "-00:00", RFC 3339's offset for "UTC known, local offset unknown"
+#: (ISO 8601 profile; "+00:00" would claim a place on UTC)
+UTC_OFFSET = "-00:00"
+
 _DETECTOR = "/entry/instrument/detector"
-_MODULE = _DETECTOR + "/module"
 
 
 def require_h5py(option="-nexus"):
@@ -129,7 +140,59 @@ def _beam_centre(chain, image):
 
 
 # ---------------------------------------------------------------------------------------
-# writing
+# the beam's polarization and the detector's pixel mask
+
+
+#: the NeXus pixel-mask bit of a pixel the user chose not to use (bit 8, "user defined
+#: mask"): nbnumba sets it on the pixels it did not render (outside the -roi, or 0 in
+#: the -mask file)
+USER_MASK_BIT = 1 << 8
+
+
+def polarization_stokes(image):
+    """The Stokes vector (S0, S1, S2, S3) of the simulated beam in the NeXus (McStas)
+    frame: intensity 1, linear polarization of degree 2 f - 1 (f: the fraction
+    :meth:`~nbnumba.experiment.SimulatedImage.polarization` gives, (1 + K)/2 for the
+    Kahn factor K of ``-polar``) with its E-vector at the angle psi from x,
+    counter-clockwise about z (the beam): S1 = P cos 2 psi, S2 = P sin 2 psi, no
+    circular part."""
+    rows = lab_frame(image.beam, image.spindle, -1)
+    normal, fraction = image.polarization()
+    e_vector = _mcstas(rows, vec.cross(normal, image.beam))
+    psi = math.atan2(e_vector[1], e_vector[0])
+    degree = 2.0 * fraction - 1.0
+    return np.array([1.0, degree * math.cos(2 * psi), degree * math.sin(2 * psi), 0.0]) + 0.0
+
+
+#: the NeXus pixel-mask bit of a pixel of the image that lies in no module (bit 0, "gap
+#: (pixel with no sensor)"): the gaps between the panels of a detector of several
+GAP_BIT = 1
+
+
+def pixel_mask(setups):
+    """The NXmx ``pixel_mask`` of frames rendered from ``setups`` (prepared set-ups of
+    one detector): int32 (slow, fast), :data:`USER_MASK_BIT` on every pixel some frame
+    did not render (outside its ROI or masked by ``-mask``), :data:`GAP_BIT` instead on
+    the pixels between the panels of a detector of several, 0 elsewhere."""
+    first = setups[0]
+    unused = np.zeros((first.spixels, first.fpixels), dtype=bool)
+    for setup in setups:
+        xmin, xmax, ymin, ymax = setup.roi
+        rendered = np.zeros_like(unused)
+        rendered[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1] = True
+        if setup.mask is not None:
+            rendered &= np.asarray(setup.mask).reshape(unused.shape) != 0
+        unused |= ~rendered
+    mask = np.where(unused, np.int32(USER_MASK_BIT), np.int32(0))
+    if first.panels is not None:
+        gaps = first.panels.coverage().reshape(unused.shape) == 0
+        mask[gaps] = GAP_BIT
+    return mask
+
+
+# ---------------------------------------------------------------------------------------
+# writing: one function per NeXus group, so that a detector of several modules (or
+# several detectors) adds groups without touching the others
 
 
 def _text(group, name, value, **attrs):
@@ -137,6 +200,11 @@ def _text(group, name, value, **attrs):
     for k, v in attrs.items():
         ds.attrs[k] = v
     return ds
+
+
+def _texts(group, name, values):
+    """A 1-D dataset of fixed-length strings."""
+    return group.create_dataset(name, data=np.array([v.encode("utf-8") for v in values]))
 
 
 def _group(parent, name, nx_class, **attrs):
@@ -156,57 +224,141 @@ def _number(group, name, value, units=None, **attrs):
     return ds
 
 
-def _transformation(group, name, value, kind, vector, depends_on, units, offset=None):
+def _transformation(group, name, value, kind, vector, depends_on, units, offset=(0, 0, 0)):
     ds = _number(group, name, value, units, transformation_type=kind,
                  vector=np.asarray(vector, float), depends_on=depends_on)
-    if offset is not None:
-        ds.attrs["offset"] = np.asarray(offset, float)
-        ds.attrs["offset_units"] = units
+    ds.attrs["offset"] = np.asarray(offset, float)
+    ds.attrs["offset_units"] = units
     return ds
 
 
 def _iso(moment):
+    """ISO 8601 UTC time with the ``Z`` suffix, as NXmx asks (moment: a datetime, POSIX
+    seconds, or None for now)."""
     if moment is None:
         moment = datetime.datetime.now(datetime.timezone.utc)
     elif not isinstance(moment, datetime.datetime):
         moment = datetime.datetime.fromtimestamp(float(moment), datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_detector(instrument, image, chain, frames_shape, counts):
+def _write_entry(h5, start_time, end_time):
+    from .._version import __version__
+    h5.attrs["NX_class"] = "NXroot"
+    h5.attrs["creator"] = "nbnumba %s" % __version__
+    h5.attrs["default"] = "entry"
+    entry = _group(h5, "entry", "NXentry", default="data", version="1.0")
+    _text(entry, "definition", "NXmx")
+    _text(entry, "start_time", _iso(start_time))
+    _text(entry, "end_time", _iso(end_time))
+    _text(entry, "end_time_estimated", _iso(end_time))
+    return entry
+
+
+def _write_source(entry):
+    source = _group(entry, "source", "NXsource")
+    _text(source, "name", "nbnumba simulated source")
+    _text(source, "probe", "x-ray")
+
+
+def _write_instrument(entry):
+    instrument = _group(entry, "instrument", "NXinstrument")
+    _text(instrument, "name", "nbnumba simulation", short_name="nbnumba")
+    _text(instrument, "time_zone", UTC_OFFSET)
+    return instrument
+
+
+def _write_beam(instrument, image, frames, spectrum):
+    beam = _group(instrument, "beam", "NXbeam")
+    wavelength = _number(beam, "incident_wavelength", image.wavelength * 1e10, "angstrom")
+    if spectrum is not None:   # the wavelengths of the sources, as a variant
+        wavelength.attrs["variant"] = "incident_wavelength_spectrum"
+        _number(beam, "incident_wavelength_spectrum", np.asarray(spectrum[0]) * 1e10,
+                "angstrom")
+        _number(beam, "incident_wavelength_spectrum_weights", np.asarray(spectrum[1]))
+    _number(beam, "total_flux", image.flux, "Hz")
+    if image.beam_size > 0.0:   # a square beam of uniform fluence (-beamsize)
+        _number(beam, "incident_beam_size", np.array([image.beam_size] * 2), "m")
+        _text(beam, "profile", "rectangular")
+    _number(beam, "incident_polarization_stokes",
+            np.tile(polarization_stokes(image), (frames, 1)))
+
+
+def _write_detector_group(instrument, detectors):
+    """The NXdetector_group naming the detectors (one level: no parents)."""
+    group = _group(instrument, "detector_group", "NXdetector_group")
+    _texts(group, "group_names", detectors)
+    _number(group, "group_index", np.arange(1, len(detectors) + 1, dtype=np.int32))
+    _number(group, "group_parent", np.full(len(detectors), -1, dtype=np.int32))
+
+
+def _write_detector(instrument, image, chain, dtype, mask):
     det = _group(instrument, "detector", "NXdetector")
     _text(det, "depends_on", _DETECTOR + "/transformations/det_z")
     _text(det, "description", "nbnumba simulated pixel array detector")
     _text(det, "type", "simulated")
     _number(det, "x_pixel_size", image.pixel_size, "m")
     _number(det, "y_pixel_size", image.pixel_size, "m")
-    _text(det, "sensor_material", "Si")
+    _text(det, "sensor_material", image.material or "Si")
     _number(det, "sensor_thickness", max(image.thickness, THINNEST_SENSOR), "m")
     if image.mu > 0.0:
         _number(det, "sensor_attenuation_length", 1.0 / image.mu, "m")
     _number(det, "count_time", image.exposure, "s")
     _number(det, "frame_time", image.exposure, "s")
-    if counts:
+    if np.dtype(dtype).kind == "u":   # counts: the trusted range, as a counting detector
         _number(det, "saturation_value", np.int64(MAX_TRUSTED_COUNT))
         _number(det, "underload_value", np.int64(0))
-        _number(det, "bit_depth_readout", np.int32(16))
-        _number(det, "pedestal", image.adc, "counts")
+    _number(det, "bit_depth_readout", np.int32(8 * np.dtype(dtype).itemsize))
+    det.create_dataset("pixel_mask", data=mask, compression="gzip", compression_opts=4,
+                       shuffle=True)
     centre = _beam_centre(chain, image)
     if centre is not None:
         _number(det, "beam_center_x", centre[0], "pixel")
         _number(det, "beam_center_y", centre[1], "pixel")
         _number(det, "distance", centre[2] / 1000.0, "m")
+        _number(det, "distance_derived", np.True_)   # from the axis chain
     tr = _group(det, "transformations", "NXtransformations")
     _transformation(tr, "det_z", chain["distance"], "translation", chain["normal"], ".", "mm")
-    module = _group(det, "module", "NXdetector_module")
-    _number(module, "data_origin", np.array([0, 0], dtype=np.int64))
-    _number(module, "data_size", np.array(frames_shape[1:], dtype=np.int64))
+    return det
+
+
+def _write_module(det, chain, shape, name="module", origin=(0, 0)):
+    """An NXdetector_module: the pixels (slow, fast) ``shape`` from ``origin`` of the
+    data, and the chain fast/slow pixel direction -> module_offset -> det_z."""
+    module = _group(det, name, "NXdetector_module")
+    path = det.name + "/" + name
+    _number(module, "data_origin", np.array(origin, dtype=np.int64))
+    _number(module, "data_size", np.array(shape, dtype=np.int64))
     _number(module, "data_stride", np.array([1, 1], dtype=np.int64))
     _transformation(module, "module_offset", chain["offset"], "translation",
-                    chain["in_plane"], _DETECTOR + "/transformations/det_z", "mm")
-    for name in ("fast", "slow"):
-        _transformation(module, name + "_pixel_direction", chain["pixel"], "translation",
-                        chain[name], _MODULE + "/module_offset", "mm", offset=(0, 0, 0))
+                    chain["in_plane"], det.name + "/transformations/det_z", "mm")
+    for direction in ("fast", "slow"):
+        _transformation(module, direction + "_pixel_direction", chain["pixel"], "translation",
+                        chain[direction], path + "/module_offset", "mm")
+
+
+def module_chains(image, chain):
+    """Per panel of a detector of several: its module's name, where its pixels lie in the
+    data (``origin``: row, column; ``size``: rows, columns) and its chain, as
+    :func:`detector_chain` gives the one module's: the corner of its pixel (0, 0) is
+    ``det_z`` (the detector's, the reference panel's plane) plus ``offset`` along
+    ``in_plane``, whatever the panel's orientation; ``fast``, ``slow`` (McStas), pixel
+    (mm)."""
+    rows = lab_frame(image.beam, image.spindle, -1)
+    base = chain["normal"] * chain["distance"]
+    modules, names = [], set()
+    for k, p in enumerate(image.panel_list()):
+        rest = _mcstas(rows, p.origin) * 1000.0 - base
+        length = float(np.linalg.norm(rest))
+        fast = _mcstas(rows, p.fast)
+        name = "".join(c if c.isalnum() or c == "_" else "_" for c in p.name) or "module"
+        if name in names or name in ("transformations", "pixel_mask", "data"):
+            name = "%s_%d" % (name, k)
+        names.add(name)
+        modules.append((name, p.raster_origin, (p.spixels, p.fpixels), {
+            "offset": length, "in_plane": rest / length if length > 0.0 else fast,
+            "fast": fast, "slow": _mcstas(rows, p.slow), "pixel": p.pixel_size * 1000.0}))
+    return modules
 
 
 def _write_sample(entry, images, chain):
@@ -224,43 +376,39 @@ def _write_sample(entry, images, chain):
     _number(tr, "omega_increment_set", width, "deg")
 
 
-def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum):
-    from .._version import __version__
-    h5py = _h5py()
-    image = images[0]
-    n = len(images)
-    shape = (n, image.spixels, image.fpixels)
-    h5.attrs["NX_class"] = "NXroot"
-    h5.attrs["creator"] = "nbnumba %s" % __version__
-    h5.attrs["default"] = "entry"
-    entry = _group(h5, "entry", "NXentry", default="data")
-    _text(entry, "definition", "NXmx", version="1.0")
-    _text(entry, "start_time", _iso(start_time))
-    _text(entry, "end_time", _iso(end_time))
-    _text(entry, "end_time_estimated", _iso(end_time))
-    chain = detector_chain(image)
-    instrument = _group(entry, "instrument", "NXinstrument")
-    _text(instrument, "name", "nbnumba simulation")
-    source = _group(instrument, "source", "NXsource")
-    _text(source, "name", "nbnumba simulated source")
-    beam = _group(instrument, "beam", "NXbeam")
-    wavelength = _number(beam, "incident_wavelength", image.wavelength * 1e10, "angstrom")
-    if spectrum is not None:   # the wavelengths of the sources, as a variant
-        wavelength.attrs["variant"] = "incident_wavelength_spectrum"
-        _number(beam, "incident_wavelength_spectrum", np.asarray(spectrum[0]) * 1e10,
-                "angstrom")
-        _number(beam, "incident_wavelength_spectrum_weights", np.asarray(spectrum[1]))
-    _number(beam, "total_flux", image.flux, "Hz")
-    _write_detector(instrument, image, chain, shape, np.dtype(dtype).kind == "u")
-    _write_sample(entry, images, chain)
+def _write_data(entry, frames, sources, shape, dtype):
     data = _group(entry, "data", "NXdata", signal="data")
     if sources is None:
         _store_frames(data, frames)
     else:
+        h5py = _h5py()
         layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
         for i, path in enumerate(sources):
             layout[i] = h5py.VirtualSource(path, "/entry/data/data", shape=(1,) + shape[1:])
         data.create_virtual_dataset("data", layout, fillvalue=0)
+    return data["data"]
+
+
+def _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum,
+                  mask):
+    image = images[0]
+    shape = (len(images), image.spixels, image.fpixels)
+    if mask is None:
+        mask = np.zeros(shape[1:], dtype=np.int32)
+    entry = _write_entry(h5, start_time, end_time)
+    chain = detector_chain(image)
+    instrument = _write_instrument(entry)
+    _write_beam(instrument, image, len(images), spectrum)
+    _write_detector_group(instrument, ["detector"])
+    det = _write_detector(instrument, image, chain, dtype, mask)
+    if image.panels is not None and len(image.panels) > 1:   # one module per panel
+        for name, origin, size, module in module_chains(image, chain):
+            _write_module(det, module, size, name, origin)
+    else:
+        _write_module(det, chain, shape[1:])
+    _write_source(entry)
+    _write_sample(entry, images, chain)
+    det["data"] = _write_data(entry, frames, sources, shape, dtype)   # one dataset, linked
 
 
 def _direct_chunks():
@@ -298,7 +446,7 @@ def _check_geometry(images, option):
 
 
 def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
-                 end_time=None, spectrum=None, option="-nexus"):
+                 end_time=None, spectrum=None, option="-nexus", pixel_mask=None):
     """The content (bytes) of an NXmx master file.
 
     images: :class:`~nbnumba.experiment.SimulatedImage` records of the frames, in order
@@ -306,21 +454,31 @@ def master_bytes(images, frames=None, sources=None, dtype=None, start_time=None,
     pixels, an array (frames, slow, fast) stored compressed in the file; or
     ``sources``: one data-file path per frame (relative to the master's directory, as
     :func:`frame_file_bytes` writes them), joined by a virtual dataset of ``dtype``.
-    start_time, end_time: datetimes or POSIX seconds (default: now). spectrum: None
-    (one wavelength) or (wavelengths in m, weights), e.g. :func:`spectrum`.
+    Counts (unsigned integers) are stored as given: NXmx counts carry no offset (see
+    :func:`write_nexus`). start_time, end_time: datetimes or POSIX seconds (default:
+    now). spectrum: None (one wavelength) or (wavelengths in m, weights), e.g.
+    :func:`spectrum`. pixel_mask: the detector's ``pixel_mask`` (int32, (slow, fast),
+    e.g. :func:`pixel_mask`; None: every pixel good).
     """
     h5py = _h5py()
     _check_geometry(images, option)
+    shape = (images[0].spixels, images[0].fpixels)
     if frames is not None:
         frames = np.asarray(frames)
         dtype = frames.dtype
-        if frames.shape != (len(images), images[0].spixels, images[0].fpixels):
+        if frames.shape != (len(images),) + shape:
             raise ConfigError(f"{option}: {len(images)} frames of "
                               f"{images[0].spixels} x {images[0].fpixels} pixels expected, "
                               f"got an array of shape {frames.shape}")
+    if pixel_mask is not None:
+        pixel_mask = np.asarray(pixel_mask, dtype=np.int32)
+        if pixel_mask.shape != shape:
+            raise ConfigError(f"{option}: the pixel mask must be {shape[0]} x {shape[1]} "
+                              f"pixels, got shape {pixel_mask.shape}")
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", track_order=True) as h5:
-        _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum)
+        _write_master(h5, images, frames, sources, dtype, start_time, end_time, spectrum,
+                      pixel_mask)
     return buffer.getvalue()
 
 
@@ -385,46 +543,120 @@ def spectrum(setup):
     return values, counts / counts.sum()
 
 
-def frame_records(setups, adc=40.0, option="-nexus"):
+def frame_records(setups, option="-nexus"):
     """:class:`~nbnumba.experiment.SimulatedImage` records of prepared set-ups (one per
     frame); :class:`~nbnumba.ConfigError` for a set-up NXmx cannot describe (a curved
-    detector, skewed pixel axes). adc: the counts added to every pixel."""
+    detector, skewed pixel axes)."""
     records = []
     for setup in setups:
         try:
             check_describable(setup, option)
         except ExperimentError as exc:
             raise ConfigError(str(exc).replace("DIALS and XDS", "NXmx")) from None
-        records.append(describe(setup, NumberedName("", "1", ".nxs"), adc))
+        records.append(describe(setup, NumberedName("", "1", ".nxs"), 0.0))
     return records
 
 
-def write_nexus(path, results, images, adc=40.0, start_time=None, end_time=None):
+def _checked_arguments(path, results, images, adc, start_time, end_time):
+    """(results, images) of :func:`write_nexus` as lists, every argument checked first:
+    :class:`~nbnumba.ConfigError` saying what is expected."""
+    check_path(path, "write_nexus: path")
+    results = list(results) if isinstance(results, (list, tuple)) else [results]
+    for i, result in enumerate(results):
+        if not (hasattr(result, "image") and hasattr(getattr(result, "setup", None),
+                                                       "geometry")):
+            raise ConfigError(f"write_nexus: results[{i}] must be a Result (from "
+                              f"nbnumba.simulate or nbnumba.render), got "
+                              f"{type(result).__name__}")
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        images = [images]
+    if images is None or isinstance(images, (str, bytes, dict)) or not hasattr(images,
+                                                                              "__iter__"):
+        raise ConfigError(f"write_nexus: images must be one 2-D array per result, got "
+                          f"{type(images).__name__}")
+    images = list(images)
+    if not results or len(images) != len(results):
+        raise ConfigError(f"write_nexus: {len(results)} results and {len(images)} images: "
+                          "give one image per result")
+    shape = (results[0].setup.spixels, results[0].setup.fpixels)
+    checked = []
+    for i, (result, image) in enumerate(zip(results, images)):
+        own = (result.setup.spixels, result.setup.fpixels)
+        if own != shape:
+            raise ConfigError(f"write_nexus: the frames of one file share one detector, but "
+                              f"results[{i}] has {own[1]}x{own[0]} pixels and results[0] "
+                              f"{shape[1]}x{shape[0]}")
+        pixels = check_pixels(image, shape, f"write_nexus: images[{i}]", np.uint16,
+                              also=(np.float32,), hint="give photons as float32 "
+                              "(result.image) or counts as uint16")
+        checked.append(pixels.reshape(shape))
+    check_number("write_nexus: adc", "counts", adc)
+    for name, moment in (("start_time", start_time), ("end_time", end_time)):
+        if moment is None:
+            continue
+        if not isinstance(moment, datetime.datetime):
+            check_number(f"write_nexus: {name}", "POSIX seconds or a datetime", moment)
+        try:
+            _iso(moment)
+        except (OverflowError, OSError, ValueError):
+            raise ConfigError(f"write_nexus: {name} = {moment!r} is not a date this machine "
+                              "can write (give a datetime, or seconds since 1970)") from None
+    return results, checked
+
+
+class FrameDescription(NamedTuple):
+    """What an NXmx file says of its frames besides the pixels (:func:`describe_frames`)."""
+    records: list                  #: SimulatedImage records, one per frame
+    spectrum: Optional[Tuple]      #: (wavelengths in m, weights), or None
+    pixel_mask: np.ndarray         #: int32 (slow, fast), see :func:`pixel_mask`
+
+
+def describe_frames(setups, option="-nexus"):
+    """The :class:`FrameDescription` of frames rendered from prepared ``setups`` (checked
+    here: :class:`~nbnumba.ConfigError` for a set-up NXmx cannot describe)."""
+    return FrameDescription(frame_records(setups, option), spectrum(setups[0]),
+                            pixel_mask(setups))
+
+
+def without_offset(pixels, adc):
+    """Counts less an offset: ``pixels`` (integers) - ``adc`` rounded to an integer, at
+    least 0, in the dtype of ``pixels``; an overloaded pixel (the dtype's largest
+    value, where nbnumba clips) stays overloaded."""
+    pixels = np.asarray(pixels)
+    top = np.iinfo(pixels.dtype).max
+    counts = np.clip(pixels.astype(np.int64) - int(round(adc)), 0, top)
+    return np.where(pixels == top, top, counts).astype(pixels.dtype)
+
+
+def write_nexus(path, results, images, adc=0.0, start_time=None, end_time=None):
     """Write rendered frames as one NXmx file (frames stored in it, compressed).
 
     path: the ``.nxs`` file (replaced whole, atomically). results: a
     :class:`~nbnumba.Result` or a sequence of them, the frames of one sweep in order
     (one beam and detector). images: the pixels to store, one 2-D (slow, fast) array
-    per result: counts (e.g. :func:`~nbnumba.make_noise_image`'s ``pixels``, uint16) or
-    photons (``result.image``, float32). adc: the counts added to every pixel (the
-    detector's ``pedestal``). start_time, end_time: datetimes or POSIX seconds (default:
-    now). Raises :class:`~nbnumba.ConfigError` (bad input, h5py missing) or
-    :class:`~nbnumba.io.atomic.OutputError` (the file cannot be written).
+    per result: counts (unsigned integers, e.g. :func:`~nbnumba.make_noise_image`'s
+    ``pixels``) or photons (``result.image``, float32). NXmx counts are what a counting
+    detector reads, without an offset: make them with ``adc=0``
+    (``make_noise_image(result, seed, adc=0)``), or give here the offset they carry,
+    ``adc`` (counts, e.g. 40 for the default images), which is subtracted
+    (:func:`without_offset`). start_time, end_time: datetimes or POSIX seconds
+    (default: now). Pixels a result did not render (``-roi``, ``-mask``) are flagged in
+    the detector's ``pixel_mask``. Raises :class:`~nbnumba.ConfigError` (bad input, h5py
+    missing) or :class:`~nbnumba.io.atomic.OutputError` (the file cannot be written).
     """
     require_h5py("write_nexus")
-    if not isinstance(results, (list, tuple)):
-        results = [results]
-    if isinstance(images, np.ndarray) and images.ndim == 2:
-        images = [images]
-    images = list(images)
-    if not results or len(images) != len(results):
-        raise ConfigError(f"write_nexus: {len(results)} results and {len(images)} images: "
-                          "give one image per result")
+    results, images = _checked_arguments(path, results, images, adc, start_time, end_time)
     if len({np.asarray(im).dtype for im in images}) != 1:
         raise ConfigError("write_nexus: the images must share one dtype")
+    frames = np.stack([np.asarray(im) for im in images])
+    if adc:
+        if frames.dtype.kind not in "ui":
+            raise ConfigError("write_nexus: adc is the offset of count images; float "
+                              "images (photons) carry none")
+        frames = without_offset(frames, adc)
     check_writable(path)
-    records = frame_records([r.setup for r in results], adc, "write_nexus")
-    data = master_bytes(records, frames=np.stack([np.asarray(im) for im in images]),
-                        start_time=start_time, end_time=end_time,
-                        spectrum=spectrum(results[0].setup), option="write_nexus")
+    frames_of = describe_frames([r.setup for r in results], "write_nexus")
+    data = master_bytes(frames_of.records, frames=frames, start_time=start_time,
+                        end_time=end_time, spectrum=frames_of.spectrum, option="write_nexus",
+                        pixel_mask=frames_of.pixel_mask)
     write_atomic(path, data)

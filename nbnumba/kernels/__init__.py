@@ -16,6 +16,9 @@ DEVICES = ("cpu", "cuda", "cuda-fast")
 
 def get_backend(device):
     """The back end for ``device`` (one of :data:`DEVICES`): an object with ``render``."""
+    if not isinstance(device, str):
+        raise DeviceError(f"device must be one of {', '.join(DEVICES)} (a string), got "
+                          f"{type(device).__name__}")
     if device == "cpu":
         from . import cpu_backend
         return cpu_backend

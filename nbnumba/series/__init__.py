@@ -28,7 +28,7 @@ Nothing here imports dask: a ``Client`` is recognised by duck typing, and
 :func:`dask_executor` imports ``distributed`` only when its cluster starts, which is when
 the first frame is due (a series with nothing left to render starts none).
 
-The code lives in five modules, each re-exported here (``nbnumba.series.X`` is the API):
+The code lives in these modules, each re-exported here (``nbnumba.series.X`` is the API):
 :mod:`~nbnumba.series.frames` (frame sets, overrides, seeds, the constructors),
 :mod:`~nbnumba.series.tasks` (one frame's task in the worker: rendering, atomic writing,
 the shared-input cache, the fault hook), :mod:`~nbnumba.series.executors` (the serial
@@ -36,7 +36,10 @@ default, dask, thread counts, shipping the shared inputs) and
 :mod:`~nbnumba.series.runner` (the run loop, retries, progress and report) and
 :mod:`~nbnumba.series.record` (the run record and lock beside the frames: what
 ``resume`` checks); :mod:`~nbnumba.series.names` checks every file name of a series
-before anything is rendered.
+before anything is rendered; :mod:`~nbnumba.series.cluster` watches a dask cluster while
+a series runs on it (its address checked first, each worker admitted before it gets
+frames: the same versions, the output directories seen; a lost scheduler or no worker
+for too long ends the run).
 """
 from .executors import (INLINE_LIMIT, DaskExecutor, SerialExecutor, available_cores,
                         dask_executor, dask_threads)

@@ -17,6 +17,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import ProcessPoolExecutor
 
 from ..io.atomic import write_atomic
+from .cluster import CLUSTER_TIMEOUT, CONNECT_TIMEOUT, by_value, check_address
 from .frames import SeriesError
 from .tasks import _SHARED, _SHARED_LOCK
 
@@ -65,7 +66,12 @@ def _dask_client(executor):
 
 
 def _worker_cores():
-    return available_cores()
+    """CPU cores of the process it runs in (sent by value to dask workers)."""
+    import os
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def dask_threads(client):
@@ -73,7 +79,7 @@ def dask_threads(client):
     tasks that host runs at once (its workers' threads), the smallest over hosts."""
     try:
         workers = client.scheduler_info()["workers"]
-        cores = client.run(_worker_cores)
+        cores = client.run(by_value(_worker_cores))
     except Exception:  # pragma: no cover - an unusual cluster: leave numba's default
         return None
     per_host = {}
@@ -200,16 +206,35 @@ class _Interrupt:
 INTERRUPT = _Interrupt()
 
 
-def quiet_shutdown():
-    """Silence dask's logging while a cluster is stopped early (interrupt or error):
-    its workers' cancelled tasks and lost data are expected then, not news."""
+def _dask_logging(level):
+    """Raise the level of dask's loggers (and those it runs on) to at least ``level``."""
     import logging
     # distributed's logging configuration gives some of their children levels of their
     # own ("tornado.application": ERROR), so every logger under them is set
     roots = ("distributed", "tornado", "asyncio")
     names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in roots]
     for name in set(roots).union(names):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < level:
+            logger.setLevel(level)
+
+
+def quiet_shutdown():
+    """Silence dask's logging while a cluster is stopped early (interrupt or error):
+    its workers' cancelled tasks and lost data are expected then, not news."""
+    import logging
+    _dask_logging(logging.CRITICAL + 1)
+
+
+def quiet_warnings():
+    """Keep dask's warnings in this process off the terminal while a series runs: lost
+    workers, results fetched again, a scheduler reconnecting are what the series
+    handles itself (and says in its own words when it cannot). asyncio's own errors are
+    dask's client's internals ("Task exception was never retrieved" when a gather ends
+    because every worker left): never news to the user, so they are silenced whole."""
+    import logging
+    _dask_logging(logging.ERROR)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
 
 
 class DaskExecutor(Executor):
@@ -220,11 +245,18 @@ class DaskExecutor(Executor):
     ``started`` says whether it was started; ``start_seconds`` how long the start took.
     """
 
-    def __init__(self, stack, workers=None, scheduler=None, per=None):
+    def __init__(self, stack, workers=None, scheduler=None, per=None, connect_timeout=None,
+                 cluster_timeout=None):
         self._stack = stack
         self.workers = workers
         self.scheduler = scheduler
         self.per = per
+        #: seconds to reach the scheduler (each step of :func:`cluster.check_address`)
+        self.connect_timeout = CONNECT_TIMEOUT if connect_timeout is None \
+            else float(connect_timeout)
+        #: seconds a run waits for a lost scheduler, or for a worker when it has none
+        self.cluster_timeout = CLUSTER_TIMEOUT if cluster_timeout is None \
+            else float(cluster_timeout)
         self.started = False
         self.start_seconds = 0.0
         self.worker_pids = []
@@ -252,6 +284,7 @@ class DaskExecutor(Executor):
         import time
         t0 = time.perf_counter()
         self._client = self._start()
+        quiet_warnings()
         self._executor = self._client.get_executor(pure=False)
         self.started = True
         self.start_seconds = time.perf_counter() - t0
@@ -266,7 +299,7 @@ class DaskExecutor(Executor):
         try:
             cluster = None
             if self.scheduler is not None:
-                client = Client(self.scheduler, timeout="30s")
+                client = self._connect(Client)
                 pids = []
             else:
                 with warnings.catch_warnings():
@@ -294,6 +327,24 @@ class DaskExecutor(Executor):
             box["value"] = (cluster, client, pids)
         except BaseException as exc:  # noqa: B036 - handed to the waiting thread
             box["error"] = exc
+
+    def _connect(self, Client):
+        """A client of the scheduler given by address, checked first (one line for a
+        wrong address); its reconnection after a lost connection lasts the cluster
+        timeout."""
+        check_address(self.scheduler, self.connect_timeout)
+        try:
+            client = Client(self.scheduler, timeout=max(self.connect_timeout,
+                                                        self.cluster_timeout))
+        except (OSError, TimeoutError) as exc:
+            raise SeriesError(f"cannot connect to the dask scheduler at {self.scheduler}: "
+                              f"{exc}") from None
+        kind = client.scheduler_info().get("type", "Scheduler")
+        if kind != "Scheduler":
+            _close(client)
+            raise SeriesError(f"cannot use the dask scheduler at {self.scheduler}: it is a "
+                              f"dask {kind.lower()}, not the scheduler")
+        return client
 
     def _start(self):
         """Start the LocalCluster (or connect) while this thread stays ready for a Ctrl-C.
@@ -348,7 +399,7 @@ class DaskExecutor(Executor):
         cluster, client, self.worker_pids = box["value"]
         if cluster is not None:
             self._stack.callback(cluster.close)
-        self._stack.callback(client.close)
+        self._stack.callback(_close, client)
         return client
 
     def submit(self, fn, *args, **kwargs):
@@ -364,14 +415,25 @@ class DaskExecutor(Executor):
             self._executor.shutdown(wait=wait, **kwargs)
 
 
+def _close(client, seconds=10.0):
+    """Close a dask client within ``seconds`` (its scheduler may be gone)."""
+    with contextlib.suppress(Exception):
+        client.close(timeout=seconds)
+
+
 @contextlib.contextmanager
-def dask_executor(workers=None, scheduler=None, threads=None):
+def dask_executor(workers=None, scheduler=None, threads=None, connect_timeout=None,
+                  cluster_timeout=None):
     """A dask-backed :class:`~concurrent.futures.Executor` for :func:`write_series`.
 
     workers=N: a ``LocalCluster`` of N worker processes, one task each, each task with
     cores // N numba threads (at most ``threads``); the workers ignore Ctrl-C (the
     calling process stops them). scheduler=ADDRESS: connect to a running scheduler (e.g.
-    one started by dask-jobqueue). Yields ``(executor, description)``: a
+    one started by dask-jobqueue), checked first (a refused, silent, non-Dask or unknown
+    address is a :class:`SeriesError` within about ``connect_timeout`` seconds, default
+    30). cluster_timeout (seconds, default 60): a run whose scheduler is gone, or that
+    has no worker, for that long stops with :class:`SeriesError`. Yields
+    ``(executor, description)``: a
     :class:`DaskExecutor` that starts the cluster (or connects) when the first frame is
     submitted, so a series with nothing to render starts none. Needs
     ``pip install 'nbnumba[dask]'``.
@@ -382,14 +444,15 @@ def dask_executor(workers=None, scheduler=None, threads=None):
     held = []   # the SIGINT handler to put back after an interrupted shutdown
     try:
         with contextlib.ExitStack() as stack:
+            timeouts = {"connect_timeout": connect_timeout, "cluster_timeout": cluster_timeout}
             if scheduler is not None:
-                executor = DaskExecutor(stack, scheduler=scheduler)
+                executor = DaskExecutor(stack, scheduler=scheduler, **timeouts)
             else:
                 workers = int(workers or 1)
                 per = max(1, available_cores() // workers)
                 if threads:
                     per = min(per, int(threads))
-                executor = DaskExecutor(stack, workers=workers, per=per)
+                executor = DaskExecutor(stack, workers=workers, per=per, **timeouts)
             try:
                 with INTERRUPT.installed():
                     yield executor, executor.description
@@ -423,13 +486,15 @@ class _Shipment:
         self.local = False
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self.key = hashlib.sha256(data).hexdigest()
-        if client is not None:
+        if client is not None and spool_dir is None:
             # shipped once to every worker; tasks then find it in their worker's memory
             self.payload = client.scatter(data, broadcast=True, hash=False)
-        elif len(data) <= INLINE_LIMIT or spool_dir is None:
+        elif (len(data) <= INLINE_LIMIT and client is None) or spool_dir is None:
             self.payload = data
         else:
-            # large inputs go through one file next to the outputs, read once per process
+            # large inputs (on a dask cluster: all) go through one file beside the
+            # outputs, read once per process: on the file system the workers are proved
+            # to share, it outlives any worker
             self.spool = os.path.join(spool_dir, ".nbnumba-series-%s.pkl" % self.key[:16])
             write_atomic(self.spool, data)
             self.payload = ("file", os.path.abspath(self.spool))

@@ -7,7 +7,8 @@ when the process ends, however it ends. A second run on that directory is refuse
 The run record (``.nbnumba-series-<hash of the template's file name>.json``, replaced
 atomically) says what the run is: the nbnumba version, the noise seed, the output kinds,
 the flags (when the command line gave them), a SHA-256 of the base configuration and,
-per finished frame, a key of its per-frame values and the SHA-256 of each of its files.
+per finished frame, a key of its per-frame values, the SHA-256 of each of its files and
+(``info``) its statistics, which a later run's manifest lists.
 ``--resume`` keeps a frame only when its key and every file's checksum match the record,
 and refuses to continue a run that would render any frame differently.
 
@@ -42,6 +43,9 @@ LOCK_NAME = ".nbnumba-series.lock"
 RECORD_PREFIX = ".nbnumba-series-"
 #: the record is rewritten at most this often while frames finish (seconds)
 FLUSH_INTERVAL = 2.0
+#: the most of a record (or journal) that is read (bytes): 100000 frames with their
+#: statistics take about 60 MB
+_MAX_READ = 256 << 20
 
 
 def run_directory(template):
@@ -160,7 +164,7 @@ def load(path, journal=False):
     the frames the run's journal adds (those finished after its last record write)."""
     try:
         with _open_regular(path) as handle:
-            data = json.loads(handle.read(64 << 20))
+            data = json.loads(handle.read(_MAX_READ))
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -182,7 +186,7 @@ def _journal_entries(path, run):
     the run ``run`` (a line cut short by a kill, or one of another run, is skipped)."""
     try:
         with _open_regular(path) as handle:
-            lines = handle.read(64 << 20).splitlines()
+            lines = handle.read(_MAX_READ).splitlines()
     except OSError:
         return {}
     entries = {}
@@ -337,27 +341,35 @@ class RunRecord:
         except OSError:
             return time.time_ns()
 
-    def adopt(self, index, key, paths, since):
+    def adopt(self, index, key, paths, since, info=None):
         """Record frame ``index`` if every file in ``paths`` was modified after ``since``
         (:meth:`written_at` when the run started, so that the file system's own clock
         decides): a frame finished by a run that was stopped before the frame's result
         came back. Files are only ever renamed into place complete, so such a set is the
-        whole frame."""
+        whole frame. ``info``: its statistics, when its worker reported them. Returns
+        whether it was recorded."""
         try:
             if not all(os.stat(p).st_mtime_ns > since for p in paths):
-                return
+                return False
             checksums = [(p, file_sha256(p)) for p in paths]
         except OSError:
-            return
-        self.data["frames"][str(index)] = {
-            "key": key, "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
-
-    def add(self, index, key, checksums):
-        """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...). The frame
-        is in the journal at once (a killed run keeps it) and in the record within
-        :data:`FLUSH_INTERVAL` seconds."""
+            return False
         entry = {"key": key,
                  "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        if info is not None:
+            entry["info"] = info
+        self.data["frames"][str(index)] = entry
+        return True
+
+    def add(self, index, key, checksums, info=None):
+        """Record a finished frame: ``checksums`` is ((path, sha256 hex), ...); ``info``
+        an optional dict of its statistics (kept for the manifest of a later resume).
+        The frame is in the journal at once (a killed run keeps it) and in the record
+        within :data:`FLUSH_INTERVAL` seconds."""
+        entry = {"key": key,
+                 "files": {os.path.relpath(p, self.directory): h for p, h in checksums}}
+        if info is not None:
+            entry["info"] = info
         self.data["frames"][str(index)] = entry
         if time.monotonic() - self._written >= FLUSH_INTERVAL:
             self.write()

@@ -6,24 +6,25 @@
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .. import engine
 from ..io.atomic import OutputError
 from ..progress import StatusLine, clock
 from . import record
+from .cluster import ClusterWatch
 from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client, quiet_shutdown,
-                        _executor_name, _executor_threads, _executor_width, _is_client,
-                        _Shipment)
-from .frames import SeriesError, apply_overrides
+                        _executor_name, _executor_threads, _executor_width, _Shipment)
+from .frames import SeriesError, apply_overrides, degrees
 from .names import check_names, check_targets
-from .tasks import (Frame, FrameInfo, FrameTask, _clean_stages, _drop_written_since,
-                    check_template, frame_paths, run_frame, warm_up)
+from .tasks import (Frame, FrameInfo, FrameStopped, FrameTask, Staging, _clean_stages,
+                    _drop_written_since, check_template, frame_paths, run_frame, warm_up)
 
 
 # ---------------------------------------------------------------------------------------
@@ -53,6 +54,8 @@ class SeriesReport:
     cluster_started: bool = False        #: a dask cluster was started (or connected to)
     workers_ready: int = 0               #: processes whose kernels were loaded first
     compiled: bool = False               #: some of them compiled (numba's cache missed)
+    #: the frames kept from an earlier run (resume), by index, with their recorded values
+    kept: List[FrameInfo] = field(default_factory=list)
 
     @property
     def ok(self):
@@ -189,7 +192,9 @@ def _fixed_base(base):
 
 
 #: the CPU kernel functions of :func:`nbnumba.kernels.cpu_backend.kernel_for`'s names
-_KERNEL_FUNCTIONS = {"lanes": "render_rows_lanes", "one_at_a_time": "render_rows"}
+_KERNEL_FUNCTIONS = {"lanes": "render_rows_lanes", "one_at_a_time": "render_rows",
+                     "panels_lanes": "render_panel_rows_lanes",
+                     "panels_one_at_a_time": "render_panel_rows"}
 
 
 def _kernels_cold(device, setup):
@@ -203,56 +208,136 @@ def _kernels_cold(device, setup):
     backend = get_backend("cpu")
     kernels = [d for d in compilecache.nbnumba_functions() if compilecache.is_kernel(d)]
     try:
-        name = _KERNEL_FUNCTIONS[backend.kernel_for(setup.interpolate, setup.geometry.curved)]
+        name = _KERNEL_FUNCTIONS[backend.kernel_for(setup.interpolate, setup.geometry.curved,
+                                                    setup.panels is not None)]
         wanted = [d for d in kernels if d.py_func.__name__ == name] or kernels
     except (AttributeError, KeyError):   # another kernel table: any cold kernel counts
         wanted = kernels
     return any(not compilecache.cached_here(d) for d in wanted)
 
 
-def _wait_polling(futures, meter, text):
-    """Wait for dask futures, showing ``text`` on the meter; Ctrl-C is checked every
-    0.1 s."""
-    while not all(f.done() for f in futures):
-        if meter and hasattr(meter, "state"):
-            meter.state(text)
-        INTERRUPT.check()
-        time.sleep(0.1)
+def _show(meter, text):
+    if meter and hasattr(meter, "state"):
+        meter.state(text)
 
 
-def _warm_up(executor, client, shipment, device, threads, overrides, meter, setup):
+def _warm_up(executor, client, watch, shipment, device, threads, overrides, meter, setup):
     """Load or compile the kernels in each worker before its first frame.
 
-    A dask cluster: one warm-up task per worker, pinned to it; in this process (serial
-    or threads): one warm-up here. A process pool cannot be addressed per worker: its
-    workers load the kernels with their first frame. Returns (workers made ready,
-    whether any compiled).
+    A dask cluster: one warm-up task per admitted worker, pinned to it (a worker that
+    leaves meanwhile is not waited for); in this process (serial or threads): one
+    warm-up here. A process pool cannot be addressed per worker: its workers load the
+    kernels with their first frame. Returns (workers made ready, whether any compiled).
     """
     cold = _kernels_cold(device, setup)
     if client is not None:
-        workers = list(client.scheduler_info()["workers"])
-        # each pinned to its worker, but free to go elsewhere if that worker dies
-        futures = [client.submit(warm_up, shipment.key, shipment.payload, device, threads,
-                                 overrides, workers=[w], allow_other_workers=True,
-                                 pure=False) for w in workers]
-        n = len(workers)
-        _wait_polling(futures, meter, "%s on %d worker%s" % (
-            "compiling" if cold else "loading the kernels", n, "" if n == 1 else "s"))
+        futures = {w: client.submit(warm_up, shipment.key, shipment.payload, device, threads,
+                                    overrides, workers=[w], allow_other_workers=False,
+                                    pure=False) for w in watch.addresses()}
+        n = len(futures)
+        text = "%s on %d worker%s" % ("compiling" if cold else "loading the kernels", n,
+                                      "" if n == 1 else "s")
+        while not all(f.done() for w, f in futures.items() if w in watch.admitted):
+            _show(meter, text)
+            INTERRUPT.check()
+            watch.poll()
+            time.sleep(0.1)
         results = []
-        for f in futures:
-            with contextlib.suppress(Exception):   # a frame on it will say what fails
-                results.append(f.result())
+        for w, f in futures.items():
+            if w in watch.admitted and f.status == "finished":
+                with contextlib.suppress(Exception):   # a frame on it will say what fails
+                    results.append(f.result(timeout=10))
+        results = [r for r in results if "error" not in r]
         return len(results), any(r["compiled"] for r in results)
     if isinstance(executor, (SerialExecutor, ThreadPoolExecutor)):
-        if cold and meter and hasattr(meter, "state"):
-            meter.state("compiling")
-        with contextlib.suppress(Exception):   # the first frame will say what fails
-            return 1, warm_up(shipment.key, None, device, threads, overrides)["compiled"]
+        if cold:
+            _show(meter, "compiling")
+        result = warm_up(shipment.key, None, device, threads, overrides)
+        if "error" not in result:   # (else the first frame will say what fails)
+            return 1, result["compiled"]
     return 0, False
 
 
-def _run(frameset, paths_of, executor, threads, device, skip, progress, retries, spool_dir,
-         describe, on_result=None, seed=None, base=None):
+#: a frame whose task dask loses this often (its workers die, the scheduler forgets it)
+#: fails
+MAX_LOST = 25
+
+
+def _waitable(dask_future):
+    """A concurrent.futures.Future that is done when ``dask_future`` is (it is kept as
+    ``.dask``), so that dask and local futures are waited for together."""
+    waitable = Future()
+    waitable.dask = dask_future
+
+    def finished(_):
+        with contextlib.suppress(Exception):
+            waitable.set_result(None)
+
+    dask_future.add_done_callback(finished)
+    return waitable
+
+
+def _outcome(future):
+    """("done", value), ("failed", exception) or ("lost", None) of a finished future:
+    lost is a dask task that was cancelled (its scheduler went away) or whose result went
+    with its worker; it is rendered again without counting as a failure."""
+    dask_future = getattr(future, "dask", None)
+    if dask_future is None:
+        try:
+            return _stopped_or_done(future.result())
+        except BaseException as exc:  # noqa: B036 - the run loop decides
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return "failed", exc
+    status = dask_future.status
+    try:
+        if status == "finished":
+            return _stopped_or_done(dask_future.result(timeout=5))
+        if status == "error":
+            return "failed", dask_future.exception(timeout=5)
+    except Exception:  # noqa: BLE001 - unreachable now: render it again
+        pass
+    return "lost", None
+
+
+def _stopped_or_done(value):
+    if isinstance(value, FrameStopped):
+        return "failed", OutputError(value.error)
+    return "done", value
+
+
+def _confirm(info, seconds, stop):
+    """None when every file of a frame a worker wrote is on disk here with the checksum
+    the worker reported; else (path, what is wrong). Retried for ``seconds`` (a network
+    file system may show a new file late) unless ``stop`` is set."""
+    deadline = time.monotonic() + seconds
+    pause = 0.05
+    left = list(info.checksums)
+    while True:
+        problem = None
+        for path, want in list(left):
+            try:
+                got = record.file_sha256(path)
+            except OSError as exc:
+                problem = (path, "%s here" % (exc.strerror or exc))
+                break
+            if got != want:
+                problem = (path, "its content here is not what the worker wrote")
+                break
+            left.remove((path, want))
+        if problem is None:
+            return None
+        if time.monotonic() > deadline or stop.wait(pause):
+            return problem
+        pause = min(1.0, 2 * pause)
+
+
+def _run(frameset, paths_of, executor, threads, device, skip, progress, retries, staging,
+         describe, on_result=None, seed=None, base=None, cluster_timeout=None,
+         on_arrival=None):
+    """The run loop of :func:`write_series` and :func:`render_series`. on_result: called
+    with each frame's value once it is accepted (its files confirmed); on_arrival: with
+    each frame's :class:`FrameInfo` as soon as its worker reports it."""
     t0 = time.perf_counter()
     seed = _resolve_seed(frameset) if seed is None else seed
     base = _fixed_base(frameset.base) if base is None else base
@@ -286,41 +371,108 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
         executor.start()
         report.start_seconds = executor.start_seconds if report.cluster_started else 0.0
     client = _dask_client(executor)
-    if client is not None and _is_client(executor):
-        executor = client.get_executor(pure=False)
-    auto = _executor_threads(executor, client)   # workers x threads <= cores
+    watch = None
+    if client is not None:   # frames go only to workers admitted by the watch
+        watch = ClusterWatch(
+            client, getattr(executor, "scheduler", None),
+            staging.directories if staging else (), staging.run if staging else None,
+            cluster_timeout if cluster_timeout is not None
+            else getattr(executor, "cluster_timeout", None))
+        watch.admit_all(lambda text: _show(meter, text), INTERRUPT.check)
+        auto = watch.numba_threads()
+    else:
+        auto = _executor_threads(executor, None)   # workers x threads <= cores
     threads = auto if threads is None else (int(threads) if auto is None
                                             else min(int(threads), auto))
-    width = _executor_width(executor, client)
     report.executor = describe or _executor_name(executor, client)
 
     started = time.time()
-    done, failed, retried = {}, [], []
-    shipment = _Shipment((base, frameset.outputs), executor, client, spool_dir)
-    running = {}
+    done, failed, lost, retried = {}, [], {}, []
+    shipment = _Shipment((base, frameset.outputs), executor, client,
+                         staging.home if staging else None)
+    running, checking = {}, {}
     queue = deque((i, 1) for i in todo)
     serial = isinstance(executor, SerialExecutor)
     rows = meter.rows if serial and meter and hasattr(meter, "rows") else None
+    # files a worker wrote are confirmed here before the frame is recorded (not those
+    # written by this process)
+    confirm = paths_of(todo[0]) is not None and \
+        not isinstance(executor, (SerialExecutor, ThreadPoolExecutor))
+    checker = ThreadPoolExecutor(2, thread_name_prefix="nbnumba-confirm") if confirm else None
+    stop = threading.Event()
+    # how long a file may take to show here: another machine's writes over a network
+    # file system (the cluster timeout), or this machine's own
+    seconds = watch.timeout if watch is not None else 2.0
 
     def submit(i, attempt):
         task = FrameTask(index=i, overrides=tuple(frameset.overrides[i].items()),
                          seed=frameset.noise_seed(i, seed) if frameset.outputs.noise else None,
                          job=shipment.key,
                          paths=None if paths_of(i) is None else tuple(paths_of(i)),
-                         threads=threads, device=device, attempt=attempt)
+                         threads=threads, device=device, attempt=attempt,
+                         run=staging.run if staging else None)
         try:
+            if watch is not None:
+                workers = watch.addresses()
+                future = _waitable(client.submit(run_frame, task, shipment.payload,
+                                                 workers=workers, allow_other_workers=False,
+                                                 pure=False))
+                running[future] = (i, attempt, frozenset(workers))
+                return
             if rows is not None:   # in this process: the meter follows the rows
                 future = executor.submit(run_frame, task, shipment.payload, progress=rows)
             else:
                 future = executor.submit(run_frame, task, shipment.payload)
-            running[future] = (i, attempt)
+            running[future] = (i, attempt, None)
         except Exception as exc:  # e.g. BrokenProcessPool: the executor cannot run it
             failed.append(FrameFailure(i, _describe(exc), attempt))
+
+    def again(i, attempt, error=None):
+        """Render frame ``i`` again: a lost task as the same attempt (at most
+        MAX_LOST times), a failed one as the next (at most ``retries`` times)."""
+        if error is None:
+            lost[i] = lost.get(i, 0) + 1
+            if lost[i] <= MAX_LOST:
+                queue.appendleft((i, attempt))
+                return
+            error = "its task was lost %d times (workers dying?)" % MAX_LOST
+        elif attempt <= retries and not isinstance(error, BrokenProcessPool):
+            if meter and not retried:   # one note: a full disk fails them all
+                sys.stderr.write("frame %d failed (%s), retrying (a frame that fails is "
+                                 "tried %d times in all)\n" % (i, _describe(error), retries + 1))
+            retried.append(i)
+            queue.append((i, attempt + 1))
+            return
+        failed.append(FrameFailure(i, error if isinstance(error, str) else _describe(error),
+                                   attempt))
+
+    def orphans():
+        """Frames submitted to workers none of which is admitted any more (they all
+        left): submitted again to the workers there are now."""
+        alive = set(watch.admitted)
+        for future, (i, attempt, workers) in list(running.items()):
+            if workers is not None and not workers & alive:
+                del running[future]        # dropping the dask future releases its task
+                queue.appendleft((i, attempt))
+
+    def accept(i, value):
+        info = value.info if isinstance(value, Frame) else value
+        done[i] = info
+        if on_result is not None:
+            on_result(value)
+
+    def unconfirmed(info, problem):
+        who = watch.describe(info.worker) if watch is not None else "worker %s" % info.worker
+        path, what = problem
+        return SeriesError(
+            "frame %d is not on disk as %s wrote it: %s: %s; every worker must see the "
+            "output directories at the same path (a shared file system)"
+            % (info.index, who, path, what))
 
     try:
         t_ready = time.perf_counter()
         report.workers_ready, report.compiled = _warm_up(
-            executor, client, shipment, device, threads,
+            executor, client, watch, shipment, device, threads,
             tuple(frameset.overrides[todo[0]].items()), meter, first)
         t_frames = time.perf_counter()
         report.compile_seconds = t_frames - t_ready if report.workers_ready else 0.0
@@ -329,52 +481,68 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                 meter.begin()
             if skipped:
                 meter(0, len(skipped), 0)
-        while queue or running:
-            while queue and len(running) < width:
+        while queue or running or checking:
+            if watch is not None:
+                watch.poll()
+                orphans()
+            width = watch.width() if watch is not None else _executor_width(executor, None)
+            while queue and len(running) < width and (watch is None or watch.ready()):
                 submit(*queue.popleft())
-            if not running:   # every submission failed (a broken executor)
+            if not running and not checking:
                 if meter:
                     meter(len(done), len(skipped), len(failed))
-                continue
-            finished, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
+                if watch is not None and queue:   # waiting for a worker
+                    INTERRUPT.check()
+                    time.sleep(0.05)
+                continue   # (else every submission failed: a broken executor)
+            finished, _ = wait(list(running) + list(checking), timeout=0.25,
+                               return_when=FIRST_COMPLETED)
             INTERRUPT.check()
             for fut in finished:
-                i, attempt = running.pop(fut)
-                try:
-                    value = fut.result()
-                except BaseException as exc:
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise
-                    broken = isinstance(exc, BrokenProcessPool)
-                    if attempt <= retries and not broken:
-                        if meter and not retried:   # one note: a full disk fails them all
-                            sys.stderr.write("frame %d failed (%s), retrying (a frame that "
-                                             "fails is tried %d times in all)\n"
-                                             % (i, _describe(exc), retries + 1))
-                        retried.append(i)
-                        queue.append((i, attempt + 1))
-                    else:
-                        failed.append(FrameFailure(i, _describe(exc), attempt))
+                if fut in checking:
+                    i, value = checking.pop(fut)
+                    info = value.info if isinstance(value, Frame) else value
+                    problem = fut.result()
+                    if problem is not None:
+                        raise unconfirmed(info, problem)
+                    accept(i, value)
                     continue
-                info = value.info if isinstance(value, Frame) else value
-                done[i] = info
-                if on_result is not None:
-                    on_result(value)
+                i, attempt, _ = running.pop(fut)
+                kind, value = _outcome(fut)
+                if kind == "lost":
+                    again(i, attempt)
+                elif kind == "failed":
+                    again(i, attempt, value)
+                elif checker is not None:
+                    info = value.info if isinstance(value, Frame) else value
+                    if on_arrival is not None:
+                        on_arrival(info)
+                    checking[checker.submit(_confirm, info, seconds, stop)] = (i, value)
+                else:
+                    accept(i, value)
             if meter:
                 meter(len(done), len(skipped), len(failed))
         report.frame_seconds = time.perf_counter() - t_frames
     except BaseException:
-        if not isinstance(executor, SerialExecutor):
+        if not serial:
             quiet_shutdown()   # a cancelled task's late result is expected, not news
         for fut in running:
-            fut.cancel()
+            if getattr(fut, "dask", None) is None:   # a dask one is released when dropped
+                fut.cancel()
         raise
     finally:
+        in_flight = bool(running or checking)
+        running.clear()
+        stop.set()
+        if checker is not None:
+            checker.shutdown(wait=False, cancel_futures=True)
         shipment.close()
+        if staging is not None:   # from here on no file of this run can land
+            staging.withdraw()
         if own:
             executor.shutdown()
         all_paths = [p for i in todo if paths_of(i) is not None for _, p in paths_of(i)]
-        if all_paths and not running:
+        if all_paths and not in_flight:
             _clean_stages(all_paths)
             for f in failed:
                 if paths_of(f.index) is not None:
@@ -386,8 +554,13 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
     return report
 
 
+#: FrameInfo fields kept in the run record (a later --resume lists the frame with them)
+_RECORDED_INFO = ("max_I", "mean", "int_scale", "photons", "overloads", "seconds",
+                  "render_seconds", "write_seconds", "worker", "threads", "attempt")
+
+
 def write_series(frameset, template, executor=None, resume=False, progress=True, threads=None,
-                 retries=1, device="cpu", describe=None, flags=None):
+                 retries=1, device="cpu", describe=None, flags=None, cluster_timeout=None):
     """Render every frame of ``frameset`` and write its files; returns a :class:`SeriesReport`.
 
     template: Python format string of the frame index (``"out/frame_{:05d}"``); each
@@ -395,7 +568,10 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
         Missing directories are created.
     executor: a :class:`concurrent.futures.Executor` or a dask ``distributed.Client``;
         None: one frame after another in this process, every core on each frame.
-        Workers write the files themselves (atomically) and return only metadata.
+        Workers write the files themselves (atomically) and return only metadata; the
+        files a worker wrote are read back here (SHA-256) before the frame is recorded.
+        On dask, a worker gets frames only once it has shown the same versions as this
+        process and that it sees the output directories (a probe file each way).
     resume: keep the frames that an earlier run of the same series finished and whose
         files still have the checksums in its run record; raises :class:`SeriesError`
         when the earlier run differs (another seed, other flags or inputs, another
@@ -407,20 +583,26 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
         ``report.failed``; a failed frame leaves none of its files).
     flags: the command line of the run, kept in the run record (it names what differs
         when a resume is refused).
+    cluster_timeout: seconds a dask run waits for a lost scheduler, or for a worker when
+        it has none, before it stops with :class:`SeriesError` (default: the
+        executor's, or 60).
 
     Before anything is rendered, every frame's files are checked (:func:`check_targets`):
     one that cannot be replaced (a directory, mode 0444, ``chattr +i`` or ``+a``) raises
     :class:`~nbnumba.io.atomic.OutputError` and nothing is rendered or changed.
 
     While it runs, the directory of frame 0 is locked (:func:`record.run_lock`): a second
-    series writing there is refused with :class:`SeriesError`.
+    series writing there is refused with :class:`SeriesError`. Its frames are staged in
+    the run's staging directories, removed when it ends however it ends: no file of a
+    stopped run lands afterwards.
     """
     kinds = frameset.outputs.kinds()
     check_names(template, len(frameset), kinds)
     # absolute names: a worker's working directory need not be ours
-    directories = {os.path.dirname(os.path.abspath(template.format(i)))
-                   for i in range(len(frameset))}
-    for d in sorted(directories):
+    home = record.run_directory(template)
+    directories = [home] + sorted({os.path.dirname(os.path.abspath(template.format(i)))
+                                   for i in range(len(frameset))} - {home})
+    for d in directories:
         try:
             os.makedirs(d, exist_ok=True)
         except OSError as exc:
@@ -429,7 +611,7 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
     def paths_of(i):
         return [(k, os.path.abspath(p)) for k, p in frame_paths(template, i, kinds)]
 
-    with record.run_lock(record.run_directory(template)):
+    with record.run_lock(home):
         run, seed, base, key_of = _open_record(frameset, template, resume, flags)
         # every frame's files replaceable, before the record is touched: a frame that
         # resume may keep is checked when it must be rendered after all (run_frame)
@@ -442,24 +624,70 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
             def skip(i):
                 return run.verified(i, key_of(i), [p for _, p in paths_of(i)])
         run.write()
+        staging = None
 
-        def finished(info):
-            run.add(info.index, key_of(info.index), info.checksums)
+        def finished(value):
+            info = value.info if isinstance(value, Frame) else value
+            run.add(info.index, key_of(info.index), info.checksums,
+                    {name: getattr(info, name) for name in _RECORDED_INFO})
+            if info.files:
+                staging.forget_attempts(info.index, info.files[0], info.attempt)
 
         started = run.written_at()
+        reported = {}   # index -> FrameInfo of the frames reported, not yet confirmed
         try:
-            return _run(frameset, paths_of, executor, threads, device, skip, progress,
-                        retries, os.path.dirname(os.path.abspath(template.format(0))),
-                        describe, on_result=finished, seed=seed, base=base)
+            staging = Staging.create(run.data["run"], directories)
+            report = _run(frameset, paths_of, executor, threads, device, skip, progress,
+                          retries, staging, describe, on_result=finished, seed=seed,
+                          base=base, cluster_timeout=cluster_timeout,
+                          on_arrival=lambda info: reported.__setitem__(info.index, info))
         except BaseException:
+            if staging is not None:
+                staging.withdraw()
             # stopped (Ctrl-C, SIGTERM, an error): also record the frames whose files
-            # were all put in place but whose result had not come back yet
+            # were all put in place but whose result had not come back yet; part of a
+            # frame this run was writing is removed (no file of it is recorded)
             for i in range(len(frameset)):
                 if str(i) not in run.data["frames"]:
-                    run.adopt(i, key_of(i), [p for _, p in paths_of(i)], started)
+                    paths = [p for _, p in paths_of(i)]
+                    info = reported.get(i)
+                    if not run.adopt(i, key_of(i), paths, started, info and {
+                            name: getattr(info, name) for name in _RECORDED_INFO}):
+                        _drop_newer(paths, started)
             raise
         finally:
             run.write(final=True)
+        report.kept = [_kept_frame(frameset, seed, i, run, [p for _, p in paths_of(i)])
+                       for i in report.skipped]
+        return report
+
+
+def _drop_newer(paths, since):
+    """Remove the files in ``paths`` modified at or after ``since`` (ns, the file
+    system's clock): part of a frame this run was writing when it stopped."""
+    for p in paths:
+        with contextlib.suppress(OSError):
+            if os.stat(p).st_mtime_ns >= since:
+                os.unlink(p)
+
+
+def _kept_frame(frameset, seed, index, run, paths):
+    """The :class:`FrameInfo` of a frame kept from an earlier run: its seed and phi from
+    the frame set, its checksums and statistics from the run record (statistics None
+    for a frame recorded without them: one a stopped run found complete on disk)."""
+    entry = run.data["frames"].get(str(index), {})
+    said = entry.get("info") if isinstance(entry.get("info"), dict) else {}
+    files = entry.get("files", {})
+    cfg = frameset.config(index)
+    values = {name: said.get(name) for name in _RECORDED_INFO}
+    values["attempt"] = values["attempt"] or 1
+    return FrameInfo(
+        index=index, files=tuple(paths),
+        seed=frameset.noise_seed(index, seed) if frameset.outputs.noise else None,
+        phi=degrees(cfg.crystal.phi0),
+        osc=None if cfg.crystal.osc is None else degrees(cfg.crystal.osc),
+        checksums=tuple((p, files.get(os.path.relpath(p, run.directory))) for p in paths),
+        **values)
 
 
 def _open_record(frameset, template, resume, flags):

@@ -12,6 +12,7 @@ g/mol); :func:`nonbragg` renders and returns the float image and the numbers the
 prints. The set-up follows the C statement by statement so that every value is
 bit-identical.
 """
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -19,7 +20,9 @@ from typing import List, Optional
 import numpy as np
 
 from .. import _jit, memory, running, vec
-from ..config import ConfigError
+from ..errors import check_callback
+from ..config import (RANGES, ConfigError, Fields, Plausible, check_number, check_plausible,
+                      no_field_message, shown, unfit_dtype)
 from ..constants import RTD
 from ..kernels.rowqueue import control_array, row_done, take_row
 from ..physics import lagrange4, polarization_factor, rotate_about_axis
@@ -37,7 +40,7 @@ STOL_UNITS = {"stol": 1e10, "4stol": 1e10 / 4, "Q": 1e10 / math.pi / 4}
 
 
 @dataclass
-class StolTable:
+class StolTable(Fields):
     """Structure factor versus sin(theta)/lambda.
 
     stol: (n,) sin(theta)/lambda in the table's unit; F: (n,) structure factors (NaN
@@ -49,10 +52,10 @@ class StolTable:
     unit: str = "stol"
 
     def __post_init__(self):
-        self.stol = np.asarray(self.stol, dtype=float).ravel()
-        self.F = np.asarray(self.F, dtype=float).ravel()
-        if self.unit not in STOL_UNITS:
-            raise ConfigError(f"stol table unit {self.unit!r} is not stol, 4stol or Q")
+        self.stol = _numbers(self.stol, "stol table: sin(theta)/lambda", "table unit").ravel()
+        self.F = _numbers(self.F, "stol table: F", "electrons").ravel()
+        if not isinstance(self.unit, str) or self.unit not in STOL_UNITS:
+            raise ConfigError(f"stol table unit {shown(self.unit)} is not stol, 4stol or Q")
         if self.stol.size == 0 or self.stol.size != self.F.size:
             raise ConfigError("stol table: needs one F per sin(theta)/lambda value, at least one")
         if not np.isfinite(self.stol).all():
@@ -93,7 +96,7 @@ class StolTable:
 
 
 @dataclass
-class NonBraggConfig:
+class NonBraggConfig(Fields):
     """The C nonBragg's parameters, SI units. Defaults are the C's.
 
     Detector: ``xpixels``/``ypixels`` (0: from ``detsize``/``pixel_size``), m for sizes
@@ -495,19 +498,6 @@ def _check_work(cfg, resolved, pixels):
                    "use fewer pixels (-detpixels) or sources", ConfigError)
 
 
-def _pixel_value(value):
-    """An ``ignore`` value as the C stores it (an unsigned short: the fraction dropped);
-    ConfigError for one no SMV pixel can hold."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"nonbragg: ignore value {value!r} is not a number") from None
-    if not -1.0 < number < 65536.0:
-        raise ConfigError(f"nonbragg: ignore value {value!r} is not an SMV pixel value "
-                          "(0 to 65535)")
-    return float(int(number))
-
-
 def _check_finite(fluence, volume, molecules):
     """ConfigError naming the flags when the fluence, the sample's volume or its number of
     molecules is not a finite number (every pixel would be infinite or NaN, as in the C)."""
@@ -533,15 +523,116 @@ def _check_image(image, F_of, cfg):
             % (bad, image.size, FLOAT32_MAX, np.max(np.abs(F_of)), cfg.polarization))
 
 
+#: fields whose NaN means "not given"
+_NOT_GIVEN = {"close_distance", "xbeam", "ybeam", "xclose", "yclose", "orgx", "orgy"}
+
+#: sample sizes: an air path may be long, a sample is not kilometres
+_SAMPLE = Plausible(None, 10.0, "lengths are in metres (1 mm = 1e-3 m)")
+
+#: field -> (unit, accepted magnitudes, the nb-nonbragg flag and its unit)
+_UNITS = {
+    "pixel_size": ("m", RANGES["pixel"], "-pixel, mm"),
+    "detsize_x": ("m", RANGES["detector length"], "-detsize_x, mm"),
+    "detsize_y": ("m", RANGES["detector length"], "-detsize_y, mm"),
+    "distance": ("m", RANGES["distance"], "-distance, mm"),
+    "close_distance": ("m", RANGES["distance"], "-close_distance, mm"),
+    "xbeam": ("m", RANGES["detector length"], "-Xbeam, mm"),
+    "ybeam": ("m", RANGES["detector length"], "-Ybeam, mm"),
+    "xclose": ("m", RANGES["detector length"], "-Xclose, mm"),
+    "yclose": ("m", RANGES["detector length"], "-Yclose, mm"),
+    "wavelength": ("m", RANGES["wavelength"], "-lambda, Angstrom"),
+    "beamsize": ("m", RANGES["beam size"], "-beamsize, mm"),
+    "sample_x": ("m", _SAMPLE, "-thickness, mm"),
+    "sample_y": ("m", _SAMPLE, "-width, mm"),
+    "sample_z": ("m", _SAMPLE, "-height, mm"),
+    "twotheta": ("rad", RANGES["turn"], "-twotheta, degrees"),
+    "detector_rot": ("rad", RANGES["turn"], "-detector_rotx/y/z, degrees"),
+    "osc": ("rad", RANGES["turn"], "-osc, degrees"),
+    "phistep": ("rad", RANGES["turn"], "-phistep, degrees"),
+    "hdivrange": ("rad", RANGES["divergence"], "-hdivrange, mrad"),
+    "vdivrange": ("rad", RANGES["divergence"], "-vdivrange, mrad"),
+    "hdivstep": ("rad", RANGES["divergence"], "-hdivstep, mrad"),
+    "vdivstep": ("rad", RANGES["divergence"], "-vdivstep, mrad"),
+    "dispersion": ("fraction of lambda", RANGES["fraction"], "-dispersion, %"),
+}
+
+
+def _check_types(cfg):
+    """ConfigError unless every field of ``cfg`` holds a value of its type (NaN only
+    where it means "not given")."""
+    if not isinstance(cfg, NonBraggConfig):
+        raise ConfigError(f"nonbragg: config must be a NonBraggConfig, got "
+                          f"{type(cfg).__name__}")
+    for f in dataclasses.fields(cfg):
+        name, value = f"NonBraggConfig.{f.name}", getattr(cfg, f.name)
+        unit = _UNITS.get(f.name, ("as documented",))[0]
+        if f.type is int:
+            check_number(name, "count", value, integer=True)
+        elif f.type is float:
+            if f.name in _NOT_GIVEN and isinstance(value, float) and math.isnan(value):
+                continue
+            check_number(name, unit, value)
+        elif f.type is bool:
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {shown(value)}")
+        elif f.type is str:
+            if not isinstance(value, str) or value not in ("beam", "sample"):
+                raise ConfigError(f"{name} must be 'beam' or 'sample', got {shown(value)}")
+        elif f.type is tuple:
+            length = 4 if f.name == "roi" else 3
+            if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != length:
+                raise ConfigError(f"{name} [{unit}] must be a sequence of {length} numbers, "
+                                  f"got {shown(value)}")
+            for item in value:
+                check_number(name, unit, item, integer=f.name == "roi")
+        elif f.name == "sources" and value is not None:
+            array = _numbers(value, name, "m, m, m, 1, m")
+            if array.ndim != 2 or array.shape[1] != 5:
+                raise ConfigError(f"{name} must be an (n, 5) array (X Y Z weight lambda per "
+                                  f"source, m; NaN for the defaults), got shape {array.shape}")
+
+
+def _numbers(value, name, unit):
+    """``value`` as a float64 array; ConfigError for what cannot hold real numbers."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name} [{unit}] must be an array of numbers, got "
+                          f"{type(value).__name__}") from None
+    why = unfit_dtype(raw.dtype)
+    if why is not None or raw.dtype.kind not in "biuf":
+        raise ConfigError(f"{name} [{unit}] must be an array of real numbers, got dtype "
+                          f"{raw.dtype}" + (f": {why}" if why else ""))
+    return raw.astype(float)
+
+
 def _check(cfg):
+    """Types, then units (a length in mm given as m ...), then the values the C needs."""
+    _check_types(cfg)
+    for name, (unit, limits, flag) in _UNITS.items():
+        for value in np.ravel(getattr(cfg, name)):
+            check_plausible(f"NonBraggConfig.{name} (flag {flag})", value, unit, limits)
     for name in ("pixel_size", "wavelength", "sample_x", "sample_y", "sample_z",
                  "molecular_weight", "source_distance"):
         value = getattr(cfg, name)
         if not (math.isfinite(value) and value > 0.0):
-            raise ConfigError(f"nonbragg: {name} must be positive (got {value!r})")
-    for name in ("distance", "fluence", "density", "exposure", "beamsize", "polarization"):
-        if not math.isfinite(getattr(cfg, name)):
-            raise ConfigError(f"nonbragg: {name} must be finite")
+            raise ConfigError(f"nonbragg: {name} must be positive (got {shown(value)})")
+
+
+def _ignored_values(ignore):
+    """The ``ignore`` counts as the float64 array the kernel compares with: each a pixel
+    value of an SMV image, truncated to an integer from 0 to 65535 as the C stores it."""
+    try:
+        values = list(ignore)
+    except TypeError:
+        raise ConfigError(f"nonbragg: ignore must be a sequence of counts, got "
+                          f"{type(ignore).__name__}") from None
+    for v in values:
+        check_number("nonbragg: ignore", "counts", v)
+        if not -1.0 < float(v) < 65536.0:
+            raise ConfigError(f"nonbragg: ignore value {float(v):g} is not an SMV pixel "
+                              "value (0 to 65535)")
+    return np.array([float(int(float(v))) for v in values], dtype=np.float64)
 
 
 @_jit.without_blas_probe
@@ -557,18 +648,24 @@ def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, *
     Returns a :class:`NonBraggResult`; ConfigError for unusable values.
     """
     if not isinstance(table, StolTable):
-        arr = np.asarray(table, dtype=float)
+        arr = _numbers(table, "nonbragg: table", "1/Angstrom, electrons")
         if arr.ndim != 2 or arr.shape[1] < 2:
             raise ConfigError("nonbragg: table must be a StolTable or an (n, 2) array")
         table = StolTable(arr[:, 0], arr[:, 1])
     cfg = NonBraggConfig() if config is None else config
+    if not isinstance(cfg, NonBraggConfig):
+        raise ConfigError(f"nonbragg: config must be a NonBraggConfig (or None), got "
+                          f"{type(cfg).__name__}")
     if fields:
-        import dataclasses
-        unknown = set(fields) - {f.name for f in dataclasses.fields(NonBraggConfig)}
-        if unknown:
-            raise ConfigError(f"nonbragg: unknown field(s) {', '.join(sorted(unknown))}")
+        for name in fields:
+            if name not in NonBraggConfig.__dataclass_fields__:
+                raise ConfigError("nonbragg: " + no_field_message(NonBraggConfig, name))
         cfg = dataclasses.replace(cfg, **fields)
     _check(cfg)
+    if say is not None:
+        check_callback(say, "nonbragg: say", ("line",))
+    check_number("adc", "counts", adc)
+    ignore = _ignored_values(ignore)
     lines = []
 
     def tell(line):
@@ -717,11 +814,11 @@ def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, *
     if observed is None:
         observed = np.zeros(0, dtype=np.float32)
     else:
+        observed = _numbers(observed, "nonbragg: observed", "counts")
         observed = np.ascontiguousarray(observed, dtype=np.float32).ravel()
         if observed.size != xpixels * ypixels:
             raise ConfigError(f"nonbragg: the observed image has {observed.size} pixels, "
                               f"the detector {xpixels}x{ypixels}")
-    ignore = np.array([_pixel_value(v) for v in ignore], dtype=np.float64)
     f_obs = np.zeros(xpixels * ypixels, dtype=np.float32)
     bin_of = np.zeros(xpixels * ypixels, dtype=np.int64)
     pixels_in = np.zeros(stol_of.size, dtype=np.int64)

@@ -20,8 +20,13 @@ import math
 import numpy as np
 
 from .. import _jit, rng
-from ..config import ConfigError
+from ..errors import check_callback
+from ..config import (RANGES, SEED_LIMIT, ConfigError, Plausible, check_number, check_plausible,
+                      shown, unfit_dtype)
 from . import psf as psf_module
+
+#: a PSF wider than a centimetre is a width in micrometres given as metres
+_PSF_WIDTH = Plausible(None, 0.01, "lengths are in metres (1 um = 1e-6 m)")
 
 #: the C's Thomson cross section (m^2) and default fluence (photons/m^2): their product
 #: is (nearly) 1, so the input is taken as photons per pixel unless -fluence is given
@@ -199,6 +204,10 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
     the input's name in them.
     Returns a :class:`NoisifyResult`. Raises ConfigError for unusable values.
     """
+    _check_arguments(dict(scale=scale, fluence=fluence, gain=gain, adc=adc, readout=readout,
+                          flicker=flicker, calibration=calibration, psf_fwhm=psf_fwhm,
+                          pixel_size=pixel_size), seed, calib_seed, noise, psf, psf_radius,
+                     psf_method, say, name)
     lines = []
 
     def tell(line):
@@ -206,16 +215,24 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
         if say is not None:
             say(line)
 
-    values = np.asarray(image)
+    try:
+        values = np.asarray(image)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"noisify: image must be a 2-D array of numbers, got "
+                          f"{type(image).__name__}") from None
+    if values.dtype.kind not in "biuf" or unfit_dtype(values.dtype) is not None:
+        why = unfit_dtype(values.dtype) or "not numbers"
+        raise ConfigError(f"noisify: image must be an array of real numbers (photons), got "
+                          f"dtype {values.dtype}: {why}")
     if values.ndim != 2 or values.size == 0:
         raise ConfigError("noisify: image must be a non-empty 2-D array")
     values = np.ascontiguousarray(values, dtype=np.float32)
     if not np.isfinite(values).all():
         raise ConfigError("noisify: image has NaN or infinite pixels")
     if psf is not None and psf not in psf_module.PSF_TYPES:
-        raise ConfigError(f"noisify: unknown PSF type {psf!r} (use gauss or fiber)")
+        raise ConfigError(f"noisify: unknown PSF type {shown(psf)} (use gauss or fiber)")
     if psf_method not in ("auto", "direct", "fft"):
-        raise ConfigError(f"noisify: psf_method {psf_method!r} is not auto, direct or fft")
+        raise ConfigError(f"noisify: psf_method {shown(psf_method)} is not auto, direct or fft")
     fwhm = single(psf_fwhm)
     if psf is not None and not fwhm > 0.0:
         raise ConfigError("noisify: the PSF has zero size (give a positive psf_fwhm)")
@@ -283,6 +300,35 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
     result.photons_total = float(total)
     result.overloads = int(overloads)
     return result
+
+
+#: (unit, accepted magnitudes, the nb-noisify flag and its unit) of noisify's lengths
+_UNITS = {"psf_fwhm": ("m", _PSF_WIDTH, "-psf_fwhm, um"),
+          "pixel_size": ("m", RANGES["pixel"], "-pixel, mm")}
+
+
+def _check_arguments(numbers, seed, calib_seed, noise, psf, psf_radius, psf_method, say, name):
+    """ConfigError for an argument of :func:`noisify` of the wrong type or implausible for
+    its unit (a pixel size in mm given as m), before any work."""
+    for key, value in numbers.items():
+        unit, limits, flag = _UNITS.get(key, ("as documented", None, None))
+        check_number(f"noisify: {key}", unit, value)
+        if limits is not None:
+            check_plausible(f"noisify: {key} (flag {flag})", value, unit, limits)
+    for key, value in (("seed", seed), ("calib_seed", calib_seed)):
+        if value is not None:
+            check_number(f"noisify: {key}", "seed", value, integer=True, limit=SEED_LIMIT)
+    check_number("noisify: psf_radius", "pixels", psf_radius, integer=True)
+    if not isinstance(noise, (bool, np.bool_)):
+        raise ConfigError(f"noisify: noise must be True or False, got {shown(noise)}")
+    if psf is not None and (not isinstance(psf, str) or psf not in psf_module.PSF_TYPES):
+        raise ConfigError(f"noisify: unknown PSF type {shown(psf)} (use gauss or fiber)")
+    if not isinstance(psf_method, str) or psf_method not in ("auto", "direct", "fft"):
+        raise ConfigError(f"noisify: psf_method {shown(psf_method)} is not auto, direct or fft")
+    if say is not None:
+        check_callback(say, "noisify: say", ("line",))
+    if not isinstance(name, str):
+        raise ConfigError(f"noisify: name must be a string, got {type(name).__name__}")
 
 
 def _clock():

@@ -97,7 +97,8 @@ def kernel(kind, radius, fwhm):
 
     kind: GAUSS or FIBER; radius: pixels; fwhm: full width at half maximum, pixels.
     """
-    return _kernel(kind, int(radius), float(fwhm), float(fwhm) * G_PER_FWHM)
+    return _jit.for_this_process(_kernel)(kind, int(radius), float(fwhm),
+                                          float(fwhm) * G_PER_FWHM)
 
 
 @_jit.scalar
@@ -292,7 +293,7 @@ def apply(image, kind, fwhm, radius=0, method="auto", say=None):
     out = np.zeros(pixels, dtype=np.float32)
     near = np.minimum(radii, inner)
     if near.max(initial=0) > 0:
-        _scatter(flat, near, kern, kr, xpixels, ypixels, out)
+        _jit.for_this_process(_scatter)(flat, near, kern, kr, xpixels, ypixels, out)
     if ((radii > inner) & (radii > 0)).any():
         extra = _fft_groups(flat, radii, inner, kern, kr, xpixels, ypixels)
         out = (out.astype(np.float64) + extra.ravel()).astype(np.float32)
