@@ -635,6 +635,7 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
 
         started = run.written_at()
         reported = {}   # index -> FrameInfo of the frames reported, not yet confirmed
+        report = None
         try:
             staging = Staging.create(run.data["run"], directories)
             report = _run(frameset, paths_of, executor, threads, device, skip, progress,
@@ -656,7 +657,14 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
                         _drop_newer(paths, started)
             raise
         finally:
-            run.write(final=True)
+            try:
+                run.write(final=True)
+            except OutputError:
+                if report is None or not report.failed:
+                    raise
+                # frames failed too (a full disk fails them and then the record): the
+                # record's journal keeps what the record could not take, for --resume,
+                # and the frames' failure is what the run reports
         report.kept = [_kept_frame(frameset, seed, i, run, [p for _, p in paths_of(i)])
                        for i in report.skipped]
         return report
