@@ -162,11 +162,17 @@ def _main(module, args, work, capsys):
     (["-molecules", "1e308"], "the number of molecules overflows"),
     (["-MW", "1e-308"], "the number of molecules overflows"),
     (["-polar", "1e308"], "pixels overflow single precision"),
-    (["-lambda", "1e-308"], "too short to compute sin(theta)/lambda"),
-    (["-energy", "1e308"], "too short to compute sin(theta)/lambda"),
+    # a wavelength flag out of any plausible range is refused as such; one from a source
+    # file (not checked for plausibility) as too short
+    (["-lambda", "1e-308"], "wavelength (flag -lambda, Angstrom) = 9.99999e-319 m is "
+                            "implausible"),
+    (["-energy", "1e308"], "m is implausible"),
+    (["-sourcefile", "tiny.txt"], "a wavelength of 1e-308 m (-lambda, -energy, -sourcefile) "
+                                  "is too short to compute sin(theta)/lambda"),
 ])
 def test_nonbragg_limits_are_one_line(args, message, tmp_path, capsys):
     _stage(tmp_path)
+    (tmp_path / "tiny.txt").write_text("-10 0 0 1 1e-308\n")
     rc, err = _main(nonbragg_cli, ["-stol", "water.stol", "-detpixels", "8"] + args, tmp_path,
                     capsys)
     assert rc == 9 and message in err and err.count("\n") == 1, err
@@ -189,7 +195,8 @@ def test_nonbragg_library_refuses_what_the_command_refuses():
 
 @pytest.mark.parametrize("args,message,status", [
     (["-psf", "fiber", "-psf_fwhm", "1e308"], "beyond single precision", 9),
-    (["-psf_fwhm", "1e308"], None, 0),     # no PSF: the width is not used
+    # no PSF: the width is not used, but a width beyond a centimetre is a unit mistake
+    (["-psf_fwhm", "1e308"], "psf_fwhm (flag -psf_fwhm, um) = 1e+302 m is implausible", 9),
     (["-scale", "1e308"], "overflows single precision: scale (1e+308)", 9),
     (["-fluence", "1e308"], "fluence (1e+308 photons/m^2)", 9),
     (["-flicker", "1e308"], "flicker (1e+308)", 9),
