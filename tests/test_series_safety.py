@@ -510,6 +510,19 @@ def test_no_output_may_take_a_name_of_the_runs_own_files(tmp_path, option, name)
     assert _frame_files(tmp_path) == []
 
 
+@pytest.mark.parametrize("option, name", [
+    ("--template", "s/.nbnumba-stage-0123456789abcdef/f_{:02d}"),
+    ("--manifest", ".nbnumba-stage-0123456789abcdef/m.json"),
+])
+def test_no_output_may_lie_in_a_staging_directory(tmp_path, option, name):
+    """A later run in the directory above removes such a directory as a killed run's."""
+    args = SMALL + RUN + [option, name]
+    r = run_cli(args, tmp_path, entry=series_main)
+    assert r.code == 9 and r.err.count("\n") == 1, r.err
+    assert "is named like a run's staging directory" in r.err
+    assert not list(tmp_path.rglob("f_*"))
+
+
 def test_a_link_to_the_journal_is_refused(tmp_path):
     (tmp_path / "s").mkdir()
     journal = series.record.journal_path(series.record.record_path(str(tmp_path / "s/f_{:02d}")))

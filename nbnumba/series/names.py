@@ -13,10 +13,12 @@ import os
 from ..io.atomic import OutputError, check_renamable
 from . import record
 from .frames import EXTENSIONS, SeriesError
-from .tasks import check_template, frame_paths
+from .tasks import STAGE_PREFIX, check_template, frame_paths
 
-#: the start of the names of the run's own files (record, journal, lock, staged frame
-#: files, spooled inputs, temporary files): no output may be given such a name
+#: the start of the names of the run's own files (record, journal, lock, staging
+#: directories and the frame files staged in them, spooled inputs, temporary files): no
+#: output may be given such a name, nor lie in a directory named like a staging directory
+#: (a later run in the directory above removes it as one a killed run left)
 RESERVED_PREFIX = ".nbnumba-"
 
 
@@ -37,7 +39,8 @@ def check_names(template, frames, kinds, others=None):
     and every path of ``others`` ({what: path}, e.g. ``{"--manifest": "s.json"}``; None
     values are skipped) are all different files, and that neither the frames nor
     ``others`` have a name the run keeps for its own files (:data:`RESERVED_PREFIX`: its
-    journal, staged frames ...).
+    journal, staging directories, staged frames ...) or lie in a directory named like a
+    staging directory (``.nbnumba-stage-...``).
 
     Names are compared after resolving the directories' symbolic links (``x/../y`` and
     ``./y`` are one file); an existing ``others`` file is also compared by inode (a hard
@@ -78,6 +81,9 @@ def check_names(template, frames, kinds, others=None):
     claim(record.record_path(template), "the run record")
     claim(record.journal_path(record.record_path(template)), "the run record's journal")
     claim(os.path.join(record.run_directory(template), record.LOCK_NAME), "the series lock")
+    for written, resolved in real_dirs.items():
+        for name in (written, resolved):
+            _check_not_staging("the template", name, template)
     directories = set()   # the frames' directories and those above them
     for d in set(real_dirs.values()):
         while d not in directories:
@@ -90,6 +96,7 @@ def check_names(template, frames, kinds, others=None):
         real = os.path.realpath(path)
         for name in (path, real):   # given so, or through a symbolic link
             _check_not_reserved(what, name, path)
+            _check_not_staging(what, os.path.dirname(name), path)
         k = key(real)
         if k in directories:
             raise SeriesError(f"{what} {path} is a directory (the frames' files go in it): "
@@ -107,8 +114,19 @@ def _check_not_reserved(what, path, given):
     files (``.nbnumba-...``)."""
     if os.path.basename(path).startswith(RESERVED_PREFIX):
         raise SeriesError(f"{what} {given}: names starting with {RESERVED_PREFIX} are kept "
-                          "for the run's own files (record, journal, lock, staged frames): "
-                          "give another name")
+                          "for the run's own files (record, journal, lock, staging "
+                          "directories, staged frames): give another name")
+
+
+def _check_not_staging(what, directory, given):
+    """:class:`SeriesError` if a directory in ``directory`` (a path) is named like a run's
+    staging directory (``.nbnumba-stage-...``): a run in the directory above removes
+    such a directory with all it holds, as one that a killed run left."""
+    for part in os.path.normpath(directory).split(os.sep):
+        if part.startswith(STAGE_PREFIX):
+            raise SeriesError(f"{what} {given}: {part} is named like a run's staging "
+                              f"directory (names starting with {STAGE_PREFIX} are kept for "
+                              "them, and a later run removes them): give another directory")
 
 
 def check_targets(template, frames, kinds, unless=None):
