@@ -48,17 +48,19 @@ def nb_noisify():
 
 
 def _main(prog, entry_name):
-    stopsignals.install()
     try:
+        stopsignals.install()   # in the try: a signal may land as soon as it is in place
         status = _through_renderer(prog)
+        if status is None:   # in-process: entry.py's own try takes over the signals
+            from . import entry
+            launch = getattr(entry, entry_name)
     except KeyboardInterrupt as exc:  # stopped before the run began: as in-process
         stopsignals.ignore()
         from .guard import say_stopped
         status = say_stopped(prog, getattr(exc, "signum", None))
     if status is not None:
         _leave(status)
-    from . import entry
-    getattr(entry, entry_name)()
+    launch()
 
 
 def _leave(status):
