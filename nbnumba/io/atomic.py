@@ -453,29 +453,43 @@ def _write_all(fd, chunks):
             view = view[written:]
 
 
-def _write_temp(target, chunks):
-    """Write ``chunks`` to a new temporary file next to ``target``; returns its path."""
+def _create_temp(target):
+    """A new temporary file next to ``target``: (path, descriptor open for writing)."""
     name_max = _name_max(target.directory)
     while True:
         tmp = os.path.join(target.directory, temp_name(target.real, name_max=name_max))
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            _tell(tmp, "created")
-            break
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                0o600)
         except FileExistsError:
             continue
         except OSError as exc:
             raise _error(target.path, _reason(exc)) from None
+
+
+def _write_temp(target, chunks):
+    """Write ``chunks`` to a new temporary file next to ``target``; returns its path."""
+    tmp = fd = None
     try:
-        try:
-            _write_all(fd, chunks)
-            if target.owner is not None:
-                with contextlib.suppress(OSError):
-                    os.fchown(fd, *target.owner)
-            os.fchmod(fd, target.mode)
-        finally:
-            os.close(fd)
+        # a stop signal's exception raised as the file is created would lose its name
+        # (and leave it behind): created with the signals held back
+        with signals_deferred():
+            tmp, fd = _create_temp(target)
+        # told before anything is written, inside the block that removes the file
+        _tell(tmp, "created")
+        _write_all(fd, chunks)
+        if target.owner is not None:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, *target.owner)
+        os.fchmod(fd, target.mode)
+        closing, fd = fd, None
+        os.close(closing)
     except BaseException as exc:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if tmp is None:   # not created
+            raise
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         _tell(tmp, "removed")
@@ -607,14 +621,17 @@ class FileSet:
 
     def discard(self):
         """Remove every temporary file not yet renamed and close devices and FIFOs."""
-        for _, tmp, _ in self._staged:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        staged, self._staged = self._staged, []
+        removed = [tmp for _, tmp, _ in staged if tmp is not None]
+        for tmp in removed:   # every file first: a stop raised while telling removes none less
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        try:
+            for tmp in removed:
                 _tell(tmp, "removed")
-        self._staged = []
-        for target in self._targets.values():
-            target.close()
+        finally:
+            for target in self._targets.values():
+                target.close()
 
     def __enter__(self):
         return self
