@@ -59,19 +59,27 @@ def _main(prog, entry_name):
         from .guard import say_stopped
         status = say_stopped(prog, getattr(exc, "signum", None))
     if status is not None:
-        _leave(status)
+        _leave(prog, status)
     launch()
 
 
-def _leave(status):
-    """Leave with ``status`` at once (the run is over; a late stop signal is ignored)."""
+def _leave(prog, status):
+    """Leave with ``status`` at once. A stop signal this process received and did not
+    forward (it came as the run ended), or that arrives now (from here on it is only
+    noted), still ends the command as stopped, with its line, as in-process
+    (:func:`nbnumba_cli.stopsignals.exit_status`)."""
     stopsignals.ignore()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-    os._exit(status)
+    os._exit(stopsignals.exit_status(status, lambda signum: _say_stopped(prog, signum)))
+
+
+def _say_stopped(prog, signum):
+    from .guard import say_stopped
+    say_stopped(prog, signum)
 
 
 def server_mode(prog):
@@ -144,6 +152,7 @@ class Session:
     # -- signals ----------------------------------------------------------------------
 
     def _note(self, signum, frame):
+        stopsignals.note(signum)   # counted at the exit even if the run ends first
         self.pending.append(signum)
 
     def _suspend(self, signum, frame):

@@ -341,3 +341,26 @@ def test_a_stop_swallowed_while_importing_stops_before_the_work():
     run = _run(SWALLOWED_WHILE_IMPORTING)
     assert run.returncode == 143, run.stderr
     assert run.stdout == "" and run.stderr == "prog: terminated\n"
+
+
+SIGNAL_AS_A_SERVED_RUN_ENDS = textwrap.dedent("""
+    import os, signal
+    from nbnumba_cli import client, stopsignals
+
+    stopsignals.install()
+    session = client.Session.__new__(client.Session)   # the client's handler during a run
+    session.pending = []
+    signal.signal(signal.SIGTERM, session._note)
+    os.kill(os.getpid(), signal.SIGTERM)   # came as the renderer reported the run's end
+    for i in range(1000):
+        pass
+    client._leave("prog", 0)               # the run's own status: 0
+""")
+
+
+def test_a_signal_as_a_served_run_ends_still_makes_the_client_stopped():
+    """The resident renderer's client leaves as a command run in-process does: a stop
+    signal it received and had no time to forward is its status and line."""
+    run = _run(SIGNAL_AS_A_SERVED_RUN_ENDS)
+    assert run.returncode == 143
+    assert run.stderr == "prog: terminated\n"
