@@ -48,28 +48,38 @@ def nb_noisify():
 
 
 def _main(prog, entry_name):
-    stopsignals.install()
     try:
+        stopsignals.install()   # in the try: a signal may land as soon as it is in place
         status = _through_renderer(prog)
+        if status is None:   # in-process: entry.py's own try takes over the signals
+            from . import entry
+            launch = getattr(entry, entry_name)
     except KeyboardInterrupt as exc:  # stopped before the run began: as in-process
         stopsignals.ignore()
         from .guard import say_stopped
         status = say_stopped(prog, getattr(exc, "signum", None))
     if status is not None:
-        _leave(status)
-    from . import entry
-    getattr(entry, entry_name)()
+        _leave(prog, status)
+    launch()
 
 
-def _leave(status):
-    """Leave with ``status`` at once (the run is over; a late stop signal is ignored)."""
+def _leave(prog, status):
+    """Leave with ``status`` at once. A stop signal this process received and did not
+    forward (it came as the run ended), or that arrives now (from here on it is only
+    noted), still ends the command as stopped, with its line, as in-process
+    (:func:`nbnumba_cli.stopsignals.exit_status`)."""
     stopsignals.ignore()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-    os._exit(status)
+    os._exit(stopsignals.exit_status(status, lambda signum: _say_stopped(prog, signum)))
+
+
+def _say_stopped(prog, signum):
+    from .guard import say_stopped
+    say_stopped(prog, signum)
 
 
 def server_mode(prog):
@@ -142,6 +152,7 @@ class Session:
     # -- signals ----------------------------------------------------------------------
 
     def _note(self, signum, frame):
+        stopsignals.note(signum)   # counted at the exit even if the run ends first
         self.pending.append(signum)
 
     def _suspend(self, signum, frame):

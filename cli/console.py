@@ -120,11 +120,11 @@ __all__ = ["ConsoleStream", "failure_note", "Terminated", "sigterm_as_interrupt"
 def leave(prog, code, interrupted="interrupted", terminated="terminated"):
     """Flush the console quietly and exit with ``code`` at once (every output file is
     complete and closed by now; interpreter shutdown would only add time). A stop signal
-    whose exception was lost on its way still ends the command as stopped
-    (:func:`nbnumba_cli.stopsignals.exit_status`), and one arriving now is ignored."""
+    whose exception was lost on its way, or that arrives now (it is only noted from here
+    on), still ends the command as stopped
+    (:func:`nbnumba_cli.stopsignals.exit_status`), with its line."""
     from .guard import say_stopped
-    code = stopsignals.exit_status(
-        code, lambda signum: say_stopped(prog, signum, interrupted, terminated))
     stopsignals.ignore()
     flush_quietly()
-    os._exit(code)
+    os._exit(stopsignals.exit_status(
+        code, lambda signum: say_stopped(prog, signum, interrupted, terminated)))

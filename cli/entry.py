@@ -3,14 +3,16 @@
 They check the environment numba reads at import (``NUMBA_NUM_THREADS``) before
 importing anything that imports numba, so that a bad value is one line, not a traceback
 or a crash. Exit statuses and one-line messages: :mod:`nbnumba_cli.guard`.
+
+The stop-signal handlers (:mod:`nbnumba_cli.stopsignals`) are the first thing a script
+does: this module imports nothing else at the top (``guard`` is imported once they are
+in place), so that only Python's own start-up runs before them.
 """
 import contextlib
 import os
 import sys
 
 from . import stopsignals
-from .guard import (environment_problem, error, one_line, say_stopped,
-                    threading_layer_problem)
 
 
 @contextlib.contextmanager
@@ -56,13 +58,16 @@ def _import_numba():
     """Import numba (without what nbnumba never uses); None, or one line saying why its
     configuration (environment or ``.numba_config.yaml``) is unusable."""
     import warnings
+
+    from . import guard
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with _lean_numba_import():
                 import numba  # noqa: F401
         except Exception as exc:  # numba reads .numba_config.yaml at import
-            first = one_line(str(exc).splitlines()[0] if str(exc) else "")
+            guard.raise_if_stopped()   # a stop signal cut the import short, not numba
+            first = guard.one_line(str(exc).splitlines()[0] if str(exc) else "")
             if os.path.isfile(".numba_config.yaml"):
                 return ("numba cannot read .numba_config.yaml in the current directory "
                         "(%s: %s); fix or remove it" % (type(exc).__name__, first))
@@ -79,17 +84,27 @@ def _start(prog):
     imported, then import numba (exit 9 with one line on a problem)."""
     from .console import reopen_closed_standard_streams
     reopen_closed_standard_streams()
-    problem = environment_problem() or _import_numba() or threading_layer_problem()
+    from . import guard
+    problem = (guard.environment_problem() or _import_numba()
+               or guard.threading_layer_problem())
     if problem is not None:
-        sys.exit(error(prog, problem))
+        sys.exit(guard.error(prog, problem))
 
 
 def _stopped_at_start(prog, exc):
     """Ctrl-C or SIGTERM before the command's own handling is in place: one line, exit
-    130 or 143."""
-    status = say_stopped(prog, getattr(exc, "signum", None))
-    stopsignals.ignore()
-    os._exit(status)
+    130 or 143. ``exc``: the ``KeyboardInterrupt``, or the error a stop signal became
+    on its way (Python wraps one raised in ``__set_name__`` in a ``RuntimeError``, numba
+    turns one in its import into an ``ImportError``); any other error is raised again."""
+    if isinstance(exc, KeyboardInterrupt):
+        signum = getattr(exc, "signum", None)
+    elif stopsignals.received() is not None:
+        signum = stopsignals.received()
+    else:
+        raise exc
+    stopsignals.ignore()   # a second signal must not cut this short
+    from .guard import say_stopped
+    os._exit(say_stopped(prog, signum))
 
 
 def _launch(prog, load_console):
@@ -97,11 +112,14 @@ def _launch(prog, load_console):
     imported), then run the command's ``console()`` (``load_console()`` imports and
     returns it); a stop signal before the command's own handling is in place is one
     line."""
-    stopsignals.install()
     try:
+        stopsignals.install()   # in the try: a signal may land as soon as it is in place
         _start(prog)
-        console = load_console()
-    except KeyboardInterrupt as exc:
+        from .guard import raise_if_stopped, warnings_as_lines
+        with warnings_as_lines(prog):
+            console = load_console()
+        raise_if_stopped()   # one that code run by the imports swallowed (a bare except)
+    except (KeyboardInterrupt, Exception) as exc:
         _stopped_at_start(prog, exc)
     console()
 
@@ -134,10 +152,13 @@ def nb_noisify():
 def nbnumba_series():
     """The ``nbnumba-series`` console script: :func:`nbnumba_cli.series.main` after the
     environment check, which runs before numba is imported."""
-    stopsignals.install()
     try:
+        stopsignals.install()
         _start("nbnumba-series")
-        from .series import main
-    except KeyboardInterrupt as exc:
+        from .guard import raise_if_stopped, warnings_as_lines
+        with warnings_as_lines("nbnumba-series"):
+            from .series import main
+        raise_if_stopped()
+    except (KeyboardInterrupt, Exception) as exc:
         _stopped_at_start("nbnumba-series", exc)
     sys.exit(main())

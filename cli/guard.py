@@ -5,14 +5,17 @@ An expected failure (bad flag, unreadable input, unwritable output) is one line
 unless ``NBNUMBA_DEBUG`` is set, when the traceback is shown. Both exit with
 :data:`EXIT_ERROR`; an interrupt exits with 130 (128 + the signal number for SIGTERM
 handled as an interrupt: 143). A console that cannot take these lines is ignored. A
-warning of the library (a ``UserWarning``: an empty region of interest ...) is one line
-``PROG: note: ...``.
+Python warning raised while a command runs is one line: a note of the library (a plain
+``UserWarning``: an empty region of interest ...) ``PROG: note: ...``, any other warning
+(NumPy's ``RuntimeWarning``, a ``CacheWarning``) ``PROG: warning: ...``.
 """
 import contextlib
 import os
 import signal
 import sys
 import warnings
+
+from . import stopsignals
 
 EXIT_ERROR = 9
 EXIT_INTERRUPTED = 130
@@ -127,31 +130,53 @@ def threading_layer_problem(environ=None):
 
 
 @contextlib.contextmanager
-def warnings_as_notes(prog):
-    """While active, a ``UserWarning`` shown under Python's filters is written as one line
-    ``PROG: note: MESSAGE`` on stderr (the library points its warnings at the caller's
-    line, which means nothing to a command's user); other warnings are shown as usual."""
-    with warnings.catch_warnings():
-        shown = warnings.showwarning
+def warnings_as_lines(prog):
+    """Inside the block, a Python warning is one line on stderr, never Python's file name,
+    line number and source line: ``PROG: note: MESSAGE`` for a plain ``UserWarning`` (the
+    library's notes, which it points at the caller's line, meaningless to a command's
+    user), ``PROG: warning: MESSAGE`` for any other (a NumPy ``RuntimeWarning``, a
+    :class:`nbnumba.compilecache.CacheWarning`)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).strip().splitlines()
+        kind = "note" if category is UserWarning else "warning"
+        say_error("%s: %s: %s\n" % (prog, kind, one_line(text[0] if text else
+                                                         category.__name__)))
 
-        def show(message, category, filename, lineno, file=None, line=None):
-            if issubclass(category, UserWarning):
-                say_error("%s: note: %s\n" % (prog, one_line(str(message))))
-            else:
-                shown(message, category, filename, lineno, file, line)
+    with warnings.catch_warnings():
         warnings.showwarning = show
         yield
 
 
-def run_guarded(run, argv, prog, interrupted="interrupted", numba=False):
-    """``run(argv)``'s exit status; an interrupt or an internal error becomes one line.
+def raise_if_stopped():
+    """Raise the stop exception of a stop signal received already: an error raised while
+    one was on its way (a library that turned the exception into another one, numba's
+    ``ImportError`` for a C module whose import it cut) is that stop, not a failure; and
+    a stop that code the command ran swallowed (C code that clears errors, a bare
+    ``except`` while a module loads) is acted on at the next such checkpoint, before the
+    command's work, instead of at its end."""
+    signum = stopsignals.received()
+    if signum is not None and _RUN["stop_before"] is None:
+        raise stopsignals.stop_exception(signum)
+
+
+#: the stop signal noted before the command in progress began (a process that runs
+#: several commands in turn, as the tests do: an old one is not this command's stop)
+_RUN = {"stop_before": None}
+
+
+def run_guarded(run, argv, prog, interrupted="interrupted", numba=False,
+                terminated="terminated"):
+    """``run(argv)``'s exit status; an interrupt or an internal error becomes one line
+    (an internal error raised after a stop signal arrived is that stop: ``interrupted``
+    or ``terminated``).
 
     numba: the command compiles or runs nbnumba's kernels: check the environment first
     (:func:`environment_problem`) and say so in one line on stderr before numba compiles
     a function that is not in its cache (:func:`nbnumba.compilecache.announce_compiles`).
     """
+    earlier = _RUN["stop_before"] = stopsignals.received()
     try:
-        with warnings_as_notes(prog):
+        with warnings_as_lines(prog):
             if not numba:
                 return run(argv)
             problem = environment_problem() or threading_layer_problem()
@@ -161,8 +186,12 @@ def run_guarded(run, argv, prog, interrupted="interrupted", numba=False):
             with announce_compiles(prog):
                 return run(argv)
     except KeyboardInterrupt as exc:
-        return say_stopped(prog, getattr(exc, "signum", None), interrupted)
+        return say_stopped(prog, getattr(exc, "signum", None), interrupted, terminated)
+    except MemoryError:
+        return error(prog, "not enough memory for this run")
     except Exception as exc:  # an internal error: report it in one line
+        if earlier is None and stopsignals.received() is not None:
+            return say_stopped(prog, stopsignals.received(), interrupted, terminated)
         if os.environ.get("NBNUMBA_DEBUG"):
             raise
         say_error("%s: internal error: %s: %s (set NBNUMBA_DEBUG=1 for details)\n"

@@ -16,29 +16,31 @@ from nbnumba import _jit, engine, output
 from nbnumba.errors import NbnumbaError
 from nbnumba.progress import ProgressMeter
 from nbnumba.io import fdump, nexus, smv
-from nbnumba.io.atomic import FileSet, OutputError, check_distinct
+from nbnumba.io.atomic import FileSet, OutputError, check_distinct, check_names_given
 
 from . import report, truth
 from .console import (ConsoleStream, failure_note, flush_quietly, leave,
                       reopen_closed_standard_streams, sigterm_as_interrupt)
-from .guard import error, run_guarded, say_error, version
+from .guard import error, raise_if_stopped, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
 
 def _outputs(out, sf_source=None, panels=1):
     """(flag, path) of every file the run writes; the dump file when ``-hkl`` is read;
-    with ``--panel-files``, the images' files of each of ``panels`` panels."""
+    with ``--panel-files``, the images' files of each of ``panels`` panels. An empty
+    name given to any of them is refused (:class:`OutputError`) before ``--panel-files``
+    derives names from it."""
     images = [("-floatfile", out.floatfile), ("-intfile", out.intfile)]
     if out.write_pgm:
         images.append(("-pgmfile", out.pgmfile))
     if out.write_noise:
         images.append(("-noisefile", out.noisefile))
+    others = [(flag, p) for flag, p in (("-expt", out.expt), ("-xds_inp", out.xds_inp),
+                                        ("-nexus", out.nexus)) if p is not None]
+    check_names_given(images + others)
     if out.panel_files:
         images = [(flag, panel_file_name(p, k)) for flag, p in images for k in range(panels)]
-    paths = images[:2] + [(flag, p) for flag, p in (("-expt", out.expt),
-                                                     ("-xds_inp", out.xds_inp),
-                                                     ("-nexus", out.nexus)) if p]
-    paths += images[2:]
+    paths = images[:2] + others + images[2:]
     if sf_source == "hkl":
         paths.append(("the structure-factor dump", fdump.DUMP_NAME))
     return paths
@@ -130,6 +132,7 @@ def _run(argv, stdout):
             meter = ProgressMeter(expected_seconds=engine.planned_seconds(
                 setup, _thread_count(state.threads)))
         # one kernel call; Ctrl-C and SIGTERM stop it within a second (nbnumba.running)
+        raise_if_stopped()   # a stop a library swallowed while loading: stop before the work
         result = engine.render(setup, device=state.device, threads=state.threads,
                                progress=meter)
         if result.interpolation_switch is not None:

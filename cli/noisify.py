@@ -20,7 +20,7 @@ from nbnumba.toolbox import detector as nz
 from nbnumba.toolbox import psf as psf_module
 
 from .console import ConsoleStream, leave
-from .guard import error, run_guarded, version
+from .guard import error, raise_if_stopped, run_guarded, version
 from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
 PROG = "nb-noisify"
@@ -80,8 +80,15 @@ def _detsize(state, values):
     state.detsize_x = state.detsize_y = values[0] / 1000.0
 
 
+def _pixel_count(value):
+    if value < 0:
+        raise ValueError(f"{value} is not a pixel count (give a positive number, or leave "
+                         "the flag out to take the size from the file)")
+    return value
+
+
 def _detpixels(state, values):
-    state.xpixels = state.ypixels = values[0]
+    state.xpixels = state.ypixels = _pixel_count(values[0])
 
 
 def _psf(state, values):
@@ -150,9 +157,10 @@ FLAGS = [
     ToolFlag(("-detsize_y",), "detector height", _set("detsize_y", _mm)),
     ToolFlag(("-detpixels",), "image size, pixels (default: from the file size)", _detpixels,
              kind=c_int, metavar="N"),
-    ToolFlag(("-detpixels_x",), "image width, pixels", _set("xpixels"), kind=c_int, metavar="N"),
-    ToolFlag(("-detpixels_y",), "image height, pixels", _set("ypixels"), kind=c_int,
-             metavar="N"),
+    ToolFlag(("-detpixels_x",), "image width, pixels", _set("xpixels", _pixel_count),
+             kind=c_int, metavar="N"),
+    ToolFlag(("-detpixels_y",), "image height, pixels", _set("ypixels", _pixel_count),
+             kind=c_int, metavar="N"),
     ToolFlag(("-pixel",), "pixel size (default 0.1)", _set("pixel", _mm)),
     ToolFlag(("-lambda",), "wavelength, Angstrom (header only)", _set("wavelength")),
     ToolFlag(("-Xbeam",), "beam centre x (header only)", _set("xbeam", _mm)),
@@ -244,7 +252,7 @@ def _summary(state, seed, calib_seed):
     text = ("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)\n"
             % (s.distance, s.detsize_x, s.detsize_y, s.pixel, s.xpixels, s.ypixels))
     text += "  Xbeam=%g Ybeam=%g\n" % (s.xbeam, s.ybeam)
-    fwhm_um = float(np.float32(s.psf_fwhm)) * 1e6
+    fwhm_um = nz.single(s.psf_fwhm) * 1e6
     if s.psf == "gauss":
         text += "  Gaussian PSF fwhm = %g um " % fwhm_um
     if s.psf == "fiber":
@@ -294,8 +302,11 @@ def run(argv, stdout=None):
         state = parse(parser(), FLAGS, argv, NoisifyState())
         if state.floatfile is None:
             raise CliError("no input: give -floatfile FILE (a raw 4-byte float image)")
-        if state.psf is not None and not float(np.float32(state.psf_fwhm)) > 0.0:
+        if state.psf is not None and not nz.single(state.psf_fwhm) > 0.0:
             raise CliError("argument -psf_fwhm: the PSF has zero size (give a positive width)")
+        if state.psf is not None and not math.isfinite(nz.single(state.psf_fwhm)):
+            raise CliError("argument -psf_fwhm: %g um is beyond single precision, where the "
+                           "PSF width is kept (give a finite width)" % (state.psf_fwhm * 1e6))
         if not state.pixel > 0.0:
             raise CliError("argument -pixel: the pixel size must be positive")
         paths = [state.intfile] + ([state.pgmfile] if state.write_pgm else [])
@@ -312,6 +323,7 @@ def run(argv, stdout=None):
         for line in load_lines + _summary(state, seed, calib):
             say(line)
         pending = []
+        raise_if_stopped()   # a stop a library swallowed while loading: stop before the work
         result = nz.noisify(
             image, scale=state.scale, fluence=state.fluence, gain=state.gain, adc=state.adc,
             readout=state.readout, flicker=state.flicker, calibration=state.calibration,

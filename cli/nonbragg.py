@@ -22,7 +22,7 @@ from nbnumba.io.errors import InputFileError, read_text
 from nbnumba.toolbox.amorphous import NonBraggConfig, StolTable, nonbragg, restate
 
 from .console import ConsoleStream, leave
-from .guard import error, run_guarded, version
+from .guard import error, raise_if_stopped, run_guarded, version
 from .report import c_g
 from .toolflags import CliError, ToolFlag, build, c_int, c_text, parse
 
@@ -166,6 +166,8 @@ N = dict(kind=c_int, metavar="N")
 V3 = dict(nargs=3, metavar="X")
 
 def _ignore(state, values):
+    if not -1.0 < values[0] < 65536.0:   # the C keeps it in an unsigned short
+        raise ValueError(f"{values[0]:g} is not an SMV pixel value (0 to 65535)")
     state.ignore.append(values[0])
 
 
@@ -434,6 +436,7 @@ def run(argv, stdout=None):
         say("nonBragg amorphous material diffraction simulator - nbnumba %s" % version())
         pending = []
         # the C reads the table after the detector set-up lines
+        raise_if_stopped()   # a stop a library swallowed while loading: stop before the work
         result = nonbragg(table, state.config, say=pending.append, observed=observed,
                           ignore=state.ignore, adc=state.adc)
         at = next(i for i, line in enumerate(pending) if line.startswith("pivoting")) + 1

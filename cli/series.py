@@ -22,13 +22,13 @@ import time
 from nbnumba import engine, series
 from nbnumba.errors import NbnumbaError
 from nbnumba.flags import OutputOptions, c_float, c_int
-from nbnumba.io.atomic import FileSet, OutputError, write_atomic
+from nbnumba.io.atomic import FileSet, OutputError, check_names_given, write_atomic
 
 from . import truth
 from . import stopsignals
 from .console import ConsoleStream, Terminated, failure_note, flush_quietly, leave
 from .report import FILE_SOURCES, structure_factor_line
-from .guard import error, run_guarded, say_error, version
+from .guard import error, raise_if_stopped, run_guarded, say_error, version
 from .parse import CliError, load_inputs, parse_arguments
 
 PROG = "nbnumba-series"
@@ -223,6 +223,7 @@ def run(argv, stdout=None):
     def say(text=""):
         stdout.write(text + "\n")
 
+    held = None   # the FIFOs among the other outputs, open from the start
     try:
         state = parse_arguments(argv, add_options=add_series_options)
         opts = state.options
@@ -232,6 +233,10 @@ def run(argv, stdout=None):
         sf_source = load_inputs(state, read_fdump=True,   # ./Fdump.bin, as nbnumba reads it
                                 say=lambda text: say_error("%s: note: %s\n" % (PROG, text)))
         out = state.out
+        check_names_given([("--manifest", opts.manifest), ("--expt", opts.expt),
+                           ("--xds-inp", opts.xds_inp), ("--nexus", opts.nexus),
+                           ("-expt", out.expt), ("-xds_inp", out.xds_inp),
+                           ("-nexus", out.nexus)])
         series.check_template(opts.template)
         if opts.workers is not None and opts.scheduler is not None:
             raise CliError("give --workers or --scheduler, not both")
@@ -260,6 +265,7 @@ def run(argv, stdout=None):
         experiment_files = truth.series_files(fs, opts.template, out.adc, expt, xds_inp,
                                               opts.expt_images or out.expt_images, nexus_path)
         nexus_frames = truth.series_nexus(fs, nexus_path)
+        held = _hold_fifos((opts.manifest, expt, xds_inp, nexus_path))
         say("%s %s - %d frame%s" % (PROG, version(), len(fs), "" if len(fs) == 1 else "s"))
         if sf_source in FILE_SOURCES:   # --mtz, --sf-cif, --model
             say(structure_factor_line(state.config.crystal.structure_factors)
@@ -294,6 +300,7 @@ def run(argv, stdout=None):
             with _executor(opts, state.threads, len(fs)) as (executor, what):
                 say("executor: %s" % what)
                 stdout.flush()
+                raise_if_stopped()   # a stop a library swallowed while loading
                 report = series.write_series(
                     fs, opts.template, executor=executor, resume=opts.resume,
                     progress=bool(out.progress), threads=state.threads, device=state.device,
@@ -319,18 +326,51 @@ def run(argv, stdout=None):
         note = failure_note(PROG, stdout)
         if note:
             say_error(note + "\n")
-        for f in report.failed:
-            error(PROG, "frame %d failed after %d attempt%s: %s"
-                  % (f.index, f.attempts, "" if f.attempts == 1 else "s", f.error))
         if report.failed:
-            return error(PROG, "%d of %d frames failed (rerun with --resume to complete "
-                         "the series)" % (len(report.failed), len(fs)))
+            return error(PROG, _failures_line(report.failed, len(fs)))
         return 0
     except NbnumbaError as exc:
         stdout.flush()
         return error(PROG, exc)
     except MemoryError:
         return error(PROG, "not enough memory for this image")
+    finally:
+        if held is not None:
+            held.discard()
+
+
+def _failures_line(failed, total):
+    """The one line of a run whose frames ``failed`` (a full disk can fail hundreds):
+    how many, the first one's error, and how to complete the series (each frame's error
+    is in the --manifest)."""
+    first = failed[0]
+    return ("%d of %d frames failed; the first, frame %d, after %d attempt%s: %s (rerun "
+            "with --resume to complete the series)"
+            % (len(failed), total, first.index, first.attempts,
+               "" if first.attempts == 1 else "s", first.error))
+
+
+def _hold_fifos(paths):
+    """A :class:`FileSet` that holds open, until the run ends, each of ``paths`` that is
+    a FIFO: one without a reader is refused now, before any frame is rendered
+    (``OutputError``), and a reader does not see the end of its input before the file is
+    written into it at the end."""
+    held = FileSet()
+    try:
+        for path in paths:
+            if path and _is_fifo(path):
+                held.reserve(path)
+    except BaseException:
+        held.discard()
+        raise
+    return held
+
+
+def _is_fifo(path):
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _check_other_outputs(opts, fs, expt, xds_inp, nexus_path=None):
@@ -433,8 +473,7 @@ def main(argv=None):
     """Console entry point: never shows a traceback unless NBNUMBA_DEBUG is set; Ctrl-C
     exits with 130, SIGTERM with 143, both after writing the run record."""
     status = run_guarded(_Termination().run, sys.argv[1:] if argv is None else argv, PROG,
-                         interrupted=INTERRUPTED,
-                         numba=True)
+                         interrupted=INTERRUPTED, numba=True, terminated=TERMINATED)
     if argv is None:
         # the command is over and its cluster stopped: leave now, so that a repeated
         # signal (or one still travelling) cannot turn the exit into a crash, and a

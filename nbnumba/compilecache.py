@@ -19,10 +19,19 @@ This module sits below the kernels and never imports them: the engine registers 
 callback that lists the rendering kernels (:func:`register_kernels`).
 """
 import contextlib
+import errno
+import os
 import sys
 import threading
 import time
 import warnings
+
+
+class CacheWarning(UserWarning):
+    """Issued once when numba's cache of compiled code fails while a process runs (its
+    file system full, its directory made read-only): nbnumba then compiles without
+    caching. (A cache that is unusable from the start, e.g. a missing ``NUMBA_CACHE_DIR``,
+    is said by the compile notice and :class:`CompileWarning`.)"""
 
 
 class CompileWarning(UserWarning):
@@ -55,6 +64,76 @@ def record_cache_problem(reason):
     global _cache_problem
     if _cache_problem is None:
         _cache_problem = str(reason).splitlines()[0] if str(reason) else "unknown reason"
+
+
+def cache_directory_problem(directory):
+    """Why numba cannot cache in ``directory`` (the ``NUMBA_CACHE_DIR`` value; "" or None:
+    not set, numba's own places), one line, or None when it can.
+
+    A missing directory is made only when its parent exists (the directory the user
+    named, never the ones above it).
+    """
+    if not directory:
+        return None
+    shown = "NUMBA_CACHE_DIR=%s" % directory
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        return "%s does not exist (nor does the directory it would go in)" % shown
+    except OSError as exc:
+        return "%s cannot be made: %s" % (shown, exc.strerror or exc)
+    if not os.path.isdir(directory):
+        return "%s is not a directory" % shown
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "%s is not writable" % shown
+    return None
+
+
+def cache_unusable(reason):
+    """Say once (a :class:`CacheWarning`) that compiled code is not cached, and why; from
+    now on nbnumba compiles what it decorates without caching."""
+    first = _cache_problem is None
+    record_cache_problem(reason)
+    if first:
+        warnings.warn("compiled code is not cached: %s; every run compiles what it needs "
+                      "(set NUMBA_CACHE_DIR to a writable directory)" % _cache_problem,
+                      CacheWarning, stacklevel=2)
+
+
+def guard_cache_io(dispatcher):
+    """Make a failure of ``dispatcher``'s on-disk cache (a full file system, a directory
+    made read-only meanwhile) a cache miss and one :class:`CacheWarning`, never an error
+    of the call: a cache that cannot be written must not stop a render."""
+    cache = getattr(dispatcher, "_cache", None)
+    if cache is None or not hasattr(cache, "save_overload"):
+        return
+    save, load = cache.save_overload, cache.load_overload
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except OSError as exc:
+            cache_unusable(_io_reason(exc))
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except OSError as exc:
+            cache_unusable(_io_reason(exc))
+            return None
+
+    cache.save_overload = save_overload
+    cache.load_overload = load_overload
+
+
+def _io_reason(exc):
+    where = getattr(exc, "filename", None)
+    where = " (%s)" % os.path.dirname(where) if where else ""
+    if exc.errno == errno.ENOSPC:
+        return "the cache's file system is full%s" % where
+    return "the cache cannot be used%s: %s" % (where, exc.strerror or exc)
 
 
 def cache_problem():

@@ -172,8 +172,8 @@ def test_without_a_writable_cache_it_renders_uncached_with_a_one_line_note(tmp_p
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
     assert len(lines) == 1, res.stderr
-    assert "for this run only" in lines[0] and "no writable cache directory" in lines[0]
-    assert "NUMBA_CACHE_DIR" in lines[0]
+    assert "for this run only" in lines[0] and "NUMBA_CACHE_DIR" in lines[0]
+    assert "cannot be made: Not a directory" in lines[0]
     assert (tmp_path / "f.bin").stat().st_size == 4 * 4 * 4
     assert not (tmp_path / "not_a_directory").is_dir()
 
@@ -183,7 +183,79 @@ def test_compile_command_refuses_without_a_writable_cache(tmp_path):
     assert res.returncode == 9
     assert res.stdout == ""
     assert res.stderr.count("\n") == 1
-    assert res.stderr.startswith("nbnumba: error: cannot compile ahead of time: no writable")
+    assert res.stderr.startswith("nbnumba: error: cannot compile ahead of time: "
+                                 "NUMBA_CACHE_DIR=")
+
+
+_NOISIFY = "from nbnumba_cli.entry import nb_noisify; nb_noisify()"
+
+
+def _noisify_input(directory):
+    import numpy as np
+    np.full((8, 8), 100.0, dtype="<f4").tofile(directory / "in.bin")
+    return ["-floatfile", "in.bin", "-seed", "1", "-nopgm"]
+
+
+def test_a_missing_cache_directory_is_not_made_and_the_run_goes_on(tmp_path):
+    """NUMBA_CACHE_DIR below a directory that does not exist: nothing is created (neither
+    it nor numba's fall-back places), the run compiles for itself and says so once."""
+    missing = tmp_path / "absent" / "cache"
+    res = _python(_NOISIFY, *_noisify_input(tmp_path), env={
+        "NUMBA_CACHE_DIR": str(missing)}, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and "for this run only" in lines[0], res.stderr
+    assert "NUMBA_CACHE_DIR=%s does not exist" % missing in lines[0]
+    assert not (tmp_path / "absent").exists()
+    assert (tmp_path / "noiseimage.img").exists()
+
+
+def test_the_cache_directory_named_is_made_when_its_parent_exists(tmp_path):
+    assert compilecache.cache_directory_problem(str(tmp_path / "cache")) is None
+    assert (tmp_path / "cache").is_dir()
+    (tmp_path / "file").write_text("x")
+    assert "is not a directory" in compilecache.cache_directory_problem(str(tmp_path / "file"))
+    assert "does not exist" in compilecache.cache_directory_problem(str(tmp_path / "a" / "b"))
+    assert compilecache.cache_directory_problem("") is None     # not set: numba's places
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A full 64 kB file system (tmpfs) at tmp_path/disk; skips where mounting is not
+    allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                           capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        r = None
+    if r is None or r.returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    try:
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:   # full
+            pass
+        finally:
+            os.close(fd)
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], timeout=30)
+
+
+def test_a_cache_on_a_full_disk_warns_once_and_the_run_goes_on(full_disk, tmp_path):
+    res = _python(_NOISIFY, *_noisify_input(tmp_path), env={
+        "NUMBA_CACHE_DIR": str(full_disk)}, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    warned = [line for line in res.stderr.splitlines() if "warning" in line]
+    assert warned == ["nb-noisify: warning: compiled code is not cached: the cache's file "
+                      "system is full; every run compiles what it needs (set "
+                      "NUMBA_CACHE_DIR to a writable directory)"], res.stderr
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr
+    assert (tmp_path / "noiseimage.img").exists()
 
 
 # ------------------------------------------------------------------ NUMBA_NUM_THREADS

@@ -485,7 +485,7 @@ def test_series_failed_frame_leaves_no_master_and_resume_completes(tmp_path, mon
     monkeypatch.setenv(series.FAULT_ENV, json.dumps(
         {"frames": [1], "stage": "write", "marker": str(marker)}))
     run = run_cli(SERIES, tmp_path, entry=series_main)
-    assert run.code == 9 and "frame 1 failed" in run.err
+    assert run.code == 9 and "frames failed; the first, frame 1," in run.err
     assert not (tmp_path / "sweep.nxs").exists()
     assert sorted(p.name for p in (tmp_path / "out").glob("sim_00001*")) == []
     monkeypatch.delenv(series.FAULT_ENV)

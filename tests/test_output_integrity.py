@@ -258,6 +258,14 @@ def test_trailing_slash_is_not_a_file_name(cli, tmp_path, monkeypatch):
     assert not (tmp_path / "newdir").exists()
 
 
+@pytest.mark.parametrize("flag", ["-intfile", "-floatfile", "-nexus", "-expt", "-xds_inp"])
+def test_an_empty_file_name_is_refused_not_left_out(cli, tmp_path, monkeypatch, flag):
+    _no_render(monkeypatch)
+    run = cli(B + [flag, ""])
+    _one_error_line(run, "%s: an empty file name names no file" % flag)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_path_longer_than_path_max_says_so(cli, tmp_path, monkeypatch):
     _no_render(monkeypatch)
     run = cli(B + ["-floatfile", "/".join(["d" * 200] * 25) + "/x.bin"])

@@ -304,6 +304,41 @@ def test_stale_temporaries_of_live_processes_and_other_files_are_kept(tmp_path):
     assert sorted(_parts(tmp_path)) == sorted([mine, live, other])
 
 
+def test_a_stop_as_a_temporary_is_created_leaves_none(tmp_path, monkeypatch):
+    """A stop signal that lands as the temporary file is made is acted on once its name
+    is known: the file is removed, nothing is written."""
+    made = atomic._create_temp
+
+    def made_then_interrupted(target):
+        result = made(target)
+        os.kill(os.getpid(), signal.SIGINT)   # arrives as the file is made
+        return result
+
+    monkeypatch.setattr(atomic, "_create_temp", made_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_atomic(str(tmp_path / "out.bin"), b"data")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_stop_while_a_temporary_is_announced_leaves_none(tmp_path):
+    """The resident renderer's child tells its client of each temporary file (a socket
+    write a stop signal can cut short): the file is removed all the same."""
+    told = []
+
+    def watcher(path, state, final):
+        told.append(state)
+        if state == "created":
+            raise KeyboardInterrupt
+
+    atomic.watch_temporaries(watcher)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            atomic.write_atomic(str(tmp_path / "out.bin"), b"data")
+    finally:
+        atomic.watch_temporaries(None)
+    assert os.listdir(tmp_path) == [] and told == ["created", "removed"]
+
+
 # ---------------------------------------------------------------------------------------
 # names
 

@@ -337,8 +337,10 @@ def test_permanent_failure_is_reported_and_resume_completes(reference, tmp_path,
     args = BASE + SERIES + ["--template", "f_{:03d}"]
     r = run_cli(args, tmp_path, entry=series_main)
     assert r.code == 9
-    assert "frame 1 failed after 2 attempts: RuntimeError: injected fault in frame 1" in r.err
-    assert "1 of 4 frames failed" in r.err
+    assert r.err.splitlines()[-1] == (
+        "nbnumba-series: error: 1 of 4 frames failed; the first, frame 1, after 2 attempts: "
+        "RuntimeError: injected fault in frame 1 (write) (rerun with --resume to complete the "
+        "series)")
     names = _visible(tmp_path) - {"markers"}
     assert names == set(_names()) - {"f_001" + e for e in EXTS}      # nothing of frame 1
     _same_files(reference, tmp_path, sorted(names))

@@ -536,7 +536,7 @@ def test_manifest_after_a_resume_lists_every_frame(tmp_path, monkeypatch):
     monkeypatch.setenv(series.FAULT_ENV, json.dumps({"frames": [2], "stage": "start",
                                                      "marker": str(marker)}))
     first = run_cli(args, tmp_path, entry=series_main)
-    assert first.code == 9 and "frame 2 failed after 2 attempts" in first.err
+    assert first.code == 9 and "the first, frame 2, after 2 attempts" in first.err
     before = {f["index"]: f for f in json.loads((tmp_path / "m.json").read_text())["frames"]}
     assert sorted(before) == [0, 1, 3]
     monkeypatch.delenv(series.FAULT_ENV)

@@ -429,3 +429,195 @@ def test_stopped_run_adopts_only_frames_it_put_in_place(tmp_path):
     run.adopt(2, "k2", [str(tmp_path / "f_02.bin")], since)    # not there
     assert run.data["frames"] == {"1": {"key": "k1", "files": {
         "f_01.bin": hashlib.sha256(b"this run").hexdigest()}}}
+
+
+# ---------------------------------------------------------------------------------------
+# frame files that cannot be replaced, and the run's own names
+
+
+def _chattr(flag, path):
+    """``chattr FLAG PATH``; skips the test where the file system or user cannot."""
+    try:
+        r = subprocess.run(["chattr", flag, str(path)], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        r = None
+    if r is None or r.returncode != 0:
+        pytest.skip("chattr %s is not available here" % flag)
+
+
+def _snapshot(directory):
+    """{name: (bytes, mtime_ns)} of every visible frame file (directories: None)."""
+    return {p.name: (None if p.is_dir() else (p.read_bytes(), p.stat().st_mtime_ns))
+            for p in Path(directory).iterdir() if p.name.startswith("f_")}
+
+
+@pytest.mark.parametrize("make", ["immutable", "append-only", "directory", "read-only"])
+def test_a_frame_file_that_cannot_be_replaced_refuses_the_run(finished, tmp_path, make):
+    """Frame 2's noise image cannot be replaced: the rerun (another seed) is refused in
+    one line before rendering, and no file of any frame (frame 2's above all) changes."""
+    _, files = finished
+    _copy(files, tmp_path)
+    target = tmp_path / "s" / "f_02_noise.img"
+    if make == "directory":
+        target.unlink()
+        target.mkdir()
+    elif make == "read-only":
+        target.chmod(0o444)
+    else:
+        _chattr("+i" if make == "immutable" else "+a", target)
+    before = _snapshot(tmp_path / "s")
+    try:
+        r = run_cli([a if a != "7" else "9" for a in SMALL] + RUN, tmp_path, entry=series_main)
+    finally:
+        if make in ("immutable", "append-only"):
+            subprocess.run(["chattr", "-i", "-a", str(target)], timeout=30)
+    assert r.code == 9 and r.err.count("\n") == 1, r.err
+    assert "cannot write s/f_02_noise.img" in r.err and "frame 2" in r.err
+    assert "nothing was rendered" in r.err
+    assert _snapshot(tmp_path / "s") == before
+
+
+def test_a_resumed_frame_that_cannot_be_replaced_fails_whole(finished, tmp_path):
+    """A frame --resume must render again (a file missing) whose other file cannot be
+    replaced fails alone, before any of its files is renamed: its earlier files stay."""
+    _, files = finished
+    _copy(files, tmp_path)
+    (tmp_path / "s" / "f_01.bin").unlink()
+    (tmp_path / "s" / "f_01.img").chmod(0o444)
+    before = _snapshot(tmp_path / "s")
+    r = run_cli(SMALL + RUN + ["--resume"], tmp_path, entry=series_main)
+    assert r.code == 9, r.err
+    last = r.err.splitlines()[-1]
+    assert last.startswith("nbnumba-series: error: 1 of 3 frames failed; the first, frame 1")
+    assert "permission denied (the file is read-only)" in last and "--resume" in last
+    assert _snapshot(tmp_path / "s") == before
+    assert not [p for p in (tmp_path / "s").iterdir() if "stage" in p.name]
+
+
+@pytest.mark.parametrize("option, name", [
+    ("--nexus", "s/.nbnumba-series-{record}.journal"),
+    ("--manifest", "s/.nbnumba-stage-1-2-f_01.bin"),
+    ("--expt", ".nbnumba-run.expt"),
+])
+def test_no_output_may_take_a_name_of_the_runs_own_files(tmp_path, option, name):
+    record = Path(series.record.record_path("s/f_{:02d}")).stem[len(series.record.RECORD_PREFIX):]
+    args = SMALL + RUN + [option, name.format(record=record)]
+    if option == "--nexus":
+        pytest.importorskip("h5py")
+    r = run_cli(args, tmp_path, entry=series_main)
+    assert r.code == 9 and r.err.count("\n") == 1, r.err
+    assert "names starting with .nbnumba- are kept for the run's own files" in r.err
+    assert _frame_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("option, name", [
+    ("--template", "s/.nbnumba-stage-0123456789abcdef/f_{:02d}"),
+    ("--manifest", ".nbnumba-stage-0123456789abcdef/m.json"),
+])
+def test_no_output_may_lie_in_a_staging_directory(tmp_path, option, name):
+    """A later run in the directory above removes such a directory as a killed run's."""
+    args = SMALL + RUN + [option, name]
+    r = run_cli(args, tmp_path, entry=series_main)
+    assert r.code == 9 and r.err.count("\n") == 1, r.err
+    assert "is named like a run's staging directory" in r.err
+    assert not list(tmp_path.rglob("f_*"))
+
+
+def test_a_link_to_the_journal_is_refused(tmp_path):
+    (tmp_path / "s").mkdir()
+    journal = series.record.journal_path(series.record.record_path(str(tmp_path / "s/f_{:02d}")))
+    os.symlink(journal, tmp_path / "m.json")
+    r = run_cli(SMALL + RUN + ["--manifest", "m.json"], tmp_path, entry=series_main)
+    assert r.code == 9 and r.err.count("\n") == 1, r.err
+    assert ".nbnumba-" in r.err
+    assert _frame_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("option", ["--manifest", "--nexus"])
+def test_a_fifo_without_a_reader_is_refused_before_rendering(tmp_path, option):
+    if option == "--nexus":
+        pytest.importorskip("h5py")
+    os.mkfifo(tmp_path / "out")
+    r = run_cli(SMALL + RUN + [option, "out"], tmp_path, entry=series_main)
+    assert r.code == 9 and r.err.count("\n") == 1, r.err
+    assert "FIFO has no reader" in r.err
+    assert _frame_files(tmp_path) == []
+
+
+def test_a_fifo_with_a_reader_gets_the_manifest_at_the_end(tmp_path):
+    import threading
+    os.mkfifo(tmp_path / "out")
+    # the reader is there before the run starts (opened without waiting for a writer);
+    # it reads until the run has written and closed its end
+    fd = os.open(tmp_path / "out", os.O_RDONLY | os.O_NONBLOCK)
+    received = []
+    done = threading.Event()
+
+    def read():
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:          # a writer is there, nothing written yet
+                chunk = None
+            if chunk:
+                received.append(chunk)
+            elif chunk == b"" and received:
+                return                       # every writer closed after writing
+            elif done.is_set():
+                return                       # the run is over (and wrote nothing)
+            else:
+                time.sleep(0.01)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        r = run_cli(SMALL + RUN + ["--manifest", "out"], tmp_path, entry=series_main)
+    finally:
+        done.set()
+        reader.join(60)
+        os.close(fd)
+    assert r.code == 0, r.err
+    manifest = json.loads(b"".join(received))
+    assert [f["index"] for f in manifest["frames"]] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("option", ["--nexus", "--manifest", "--expt", "-xds_inp"])
+def test_an_empty_output_name_is_refused(tmp_path, option):
+    r = run_cli(SMALL + RUN + [option, ""], tmp_path, entry=series_main)
+    assert r.code == 9 and r.err == "nbnumba-series: error: %s: an empty file name names no " \
+                                    "file\n" % option
+    assert _frame_files(tmp_path) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 300 kB file system (tmpfs) at tmp_path/disk; skips where mounting is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)],
+                           capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        r = None
+    if r is None or r.returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], timeout=30)
+
+
+def test_a_disk_that_fills_up_ends_with_one_line(small_disk):
+    """Every frame after the disk is full fails: one closing line counts them, gives the
+    first one's error and says how to complete the series (no line per frame)."""
+    args = [a if a != "32" else "64" for a in SMALL] + [
+        "--frames", "30", "--frame-osc", "0.2", "--template", "s/f_{:02d}", "-progress"]
+    r = run_cli(args, small_disk, entry=series_main)
+    assert r.code == 9
+    errors = [line for line in r.err.splitlines() if "error" in line]
+    assert len(errors) == 1, r.err
+    assert "frames failed; the first, frame" in errors[0]
+    assert "No space left on device" in errors[0] and "rerun with --resume" in errors[0]
+    assert sum("retrying" in line for line in r.err.splitlines()) <= 1
+    assert list((small_disk / "s").glob("f_*_noise.img"))          # some frames fit
+    assert not [p for p in (small_disk / "s").iterdir() if "stage" in p.name]

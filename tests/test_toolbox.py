@@ -1,5 +1,6 @@
 """nbnumba.nonbragg / nbnumba.noisify as a library, the PSF's two methods, and bad input
 to nb-nonbragg and nb-noisify (one line, exit status 9, nothing written)."""
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -102,6 +103,8 @@ NONBRAGG_BAD = [
     ("empty.stol", "\n  \n", "no data"),
     ("noF.stol", "0.1\n0.2\n", "no F values"),
     ("inf.stol", "0.1 2\n0.2 inf\n", "finite"),
+    ("far.stol", "0 1\n1e300 2\n", "sin(theta)/lambda 1e+300 is out of range"),
+    ("bigF.stol", "0 1\n0.1 1e30\n0.3 2\n", "pixels overflow single precision"),
 ]
 
 
@@ -129,6 +132,103 @@ def test_nonbragg_bad_arguments(args, message, tmp_path, capsys):
     rc, err = _run(nonbragg_cli, args, tmp_path, capsys)
     assert rc == 9 and message in err and err.count("\n") == 1
     assert (tmp_path / "intimage.img").read_bytes() == b"keep me"
+
+
+def _main(module, args, work, capsys):
+    """The command's main(): its exit status and stderr (warnings included, as lines)."""
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = module.main(args)
+    finally:
+        os.chdir(cwd)
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    # work and memory bounded before anything is allocated
+    (["-divergence", "1", "-divsteps", "100000"], "10000000000 sources is more than"),
+    (["-dispersion", "1", "-dispsteps", "100000000"], "100000000 wavelength steps is more"),
+    (["-hdivrange", "1", "-hdivstep", "1e-300"], "horizontal divergence steps is more"),
+    # integer values no SMV pixel holds
+    (["-ignore", "70000"], "70000 is not an SMV pixel value"),
+    (["-ignore", "-1"], "-1 is not an SMV pixel value"),
+    (["-ignore", "1e308"], "1e+308 is not an SMV pixel value"),
+    (["-ignore", "9223372036854775808"], "is not an SMV pixel value"),
+    # values whose image would be infinite or NaN (as the C's is)
+    (["-fluence", "1e308"], "pixels overflow single precision"),
+    (["-flux", "1e308"], "the fluence overflows"),
+    (["-molecules", "1e308"], "the number of molecules overflows"),
+    (["-MW", "1e-308"], "the number of molecules overflows"),
+    (["-polar", "1e308"], "pixels overflow single precision"),
+    # a wavelength flag out of any plausible range is refused as such; one from a source
+    # file (not checked for plausibility) as too short
+    (["-lambda", "1e-308"], "wavelength (flag -lambda, Angstrom) = 9.99999e-319 m is "
+                            "implausible"),
+    (["-energy", "1e308"], "m is implausible"),
+    (["-sourcefile", "tiny.txt"], "a wavelength of 1e-308 m (-lambda, -energy, -sourcefile) "
+                                  "is too short to compute sin(theta)/lambda"),
+])
+def test_nonbragg_limits_are_one_line(args, message, tmp_path, capsys):
+    _stage(tmp_path)
+    (tmp_path / "tiny.txt").write_text("-10 0 0 1 1e-308\n")
+    rc, err = _main(nonbragg_cli, ["-stol", "water.stol", "-detpixels", "8"] + args, tmp_path,
+                    capsys)
+    assert rc == 9 and message in err and err.count("\n") == 1, err
+    assert "internal error" not in err and "warning" not in err.lower()
+    assert (tmp_path / "intimage.img").read_bytes() == b"keep me"
+    assert not (tmp_path / "floatimage.bin").exists()
+
+
+def test_nonbragg_library_refuses_what_the_command_refuses():
+    water = np.loadtxt(INPUTS / "water.stol")
+    with pytest.raises(nbnumba.ConfigError, match="SMV pixel value"):
+        nbnumba.nonbragg(water, xpixels=4, ypixels=4, ignore=[70000])
+    with pytest.raises(nbnumba.ConfigError, match="sources is more than"):
+        nbnumba.nonbragg(water, xpixels=4, ypixels=4, hdivsteps=10 ** 4, vdivsteps=10 ** 4,
+                         hdivrange=1e-3, vdivrange=1e-3)
+    # within the bounds, the values the C keeps: a fractional ignore value is truncated
+    kept = nbnumba.nonbragg(water, xpixels=4, ypixels=4, ignore=[3.7])
+    assert np.isfinite(kept.image).all()
+
+
+@pytest.mark.parametrize("args,message,status", [
+    (["-psf", "fiber", "-psf_fwhm", "1e308"], "beyond single precision", 9),
+    # no PSF: the width is not used, but a width beyond a centimetre is a unit mistake
+    (["-psf_fwhm", "1e308"], "psf_fwhm (flag -psf_fwhm, um) = 1e+302 m is implausible", 9),
+    (["-scale", "1e308"], "overflows single precision: scale (1e+308)", 9),
+    (["-fluence", "1e308"], "fluence (1e+308 photons/m^2)", 9),
+    (["-flicker", "1e308"], "flicker (1e+308)", 9),
+    (["-calibration", "1e308"], "calibration (1e+308)", 9),
+    (["-detpixels_x", "-64", "-detpixels_y", "-64"], "-64 is not a pixel count", 9),
+])
+def test_noisify_overflow_is_one_line(args, message, status, tmp_path, capsys):
+    _stage(tmp_path)
+    rc, err = _main(noisify_cli, ["-floatfile", "spot.bin"] + args, tmp_path, capsys)
+    assert rc == status, err
+    assert "warning" not in err.lower() and "internal error" not in err
+    if message is None:
+        assert err == ""
+    else:
+        assert message in err and err.count("\n") == 1, err
+        assert (tmp_path / "intimage.img").read_bytes() == b"keep me"
+        assert not (tmp_path / "noiseimage.img").exists()
+
+
+def test_a_warning_in_a_command_is_one_line(capsys):
+    import warnings
+    from nbnumba_cli.guard import run_guarded
+
+    def run(argv):
+        with np.errstate(over="warn"):
+            np.float32(1e308)             # NumPy: "overflow encountered in cast"
+        warnings.warn("two\nlines")
+        return 0
+
+    assert run_guarded(run, [], "prog") == 0
+    assert capsys.readouterr().err == ("prog: warning: overflow encountered in cast\n"
+                                       "prog: note: two\n")
 
 
 @pytest.mark.parametrize("args,message", [

@@ -351,6 +351,15 @@ def check_distinct(outputs):
         seen[target.identity] = (label, path)
 
 
+def check_names_given(outputs):
+    """Fail early if one of ``outputs`` ((label, path), e.g. ``("-nexus", "")``) is an
+    empty name (``-nexus ''``), which names no file: :class:`OutputError` naming the
+    option, never an option silently left out."""
+    for label, path in outputs:
+        if path is not None and not os.fspath(path):
+            raise OutputError(f"{label}: an empty file name names no file")
+
+
 def check_path(path, what="path"):
     """ConfigError unless ``path`` can name a file: str or os.PathLike, not empty,
     without a NUL character."""
@@ -378,6 +387,56 @@ def check_writable(path):
     Target(path, open_streams=False).close()
 
 
+def check_renamable(path, directories=None):
+    """Fail (:class:`OutputError` naming ``path``) unless a complete new file can be
+    renamed over ``path`` itself, as a series renames each frame's staged files: the
+    directory must take a new name, and what is there must not be a directory, a
+    regular file with no write permission bit (mode 0444, refused as for any output, root
+    included), an immutable or append-only file, or another user's file in a sticky
+    directory. Anything else there (a symbolic link, a FIFO, a device) is replaced by the
+    rename, not written through. ``directories``: a dict that caches each directory's
+    check across many calls (every frame of a series)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    cache = {} if directories is None else directories
+    if directory not in cache:
+        cache[directory] = _renaming_problem(directory)
+    if cache[directory] is not None:
+        raise _error(path, cache[directory])
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _error(path, _reason(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _error(path, "it is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        return
+    reason = _may_replace(path, st, directory)
+    if reason:
+        raise _error(path, reason)
+    if not _may_write(path, st):
+        raise _error(path, "permission denied (the file is read-only)")
+
+
+def _renaming_problem(directory):
+    """Why no file can be renamed into ``directory`` (one phrase), or None."""
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        return f"directory {os.fsdecode(directory)} does not exist"
+    except OSError as exc:
+        return _reason(exc)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{os.fsdecode(directory)} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "no write permission in directory " + os.fsdecode(directory)
+    if _append_only(directory):
+        return ("the directory %s is append-only or immutable (chattr +a or +i): a file "
+                "cannot be renamed in it" % os.fsdecode(directory))
+    return None
+
+
 # ---------------------------------------------------------------------------------------
 # writing
 
@@ -394,29 +453,43 @@ def _write_all(fd, chunks):
             view = view[written:]
 
 
-def _write_temp(target, chunks):
-    """Write ``chunks`` to a new temporary file next to ``target``; returns its path."""
+def _create_temp(target):
+    """A new temporary file next to ``target``: (path, descriptor open for writing)."""
     name_max = _name_max(target.directory)
     while True:
         tmp = os.path.join(target.directory, temp_name(target.real, name_max=name_max))
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            _tell(tmp, "created")
-            break
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                0o600)
         except FileExistsError:
             continue
         except OSError as exc:
             raise _error(target.path, _reason(exc)) from None
+
+
+def _write_temp(target, chunks):
+    """Write ``chunks`` to a new temporary file next to ``target``; returns its path."""
+    tmp = fd = None
     try:
-        try:
-            _write_all(fd, chunks)
-            if target.owner is not None:
-                with contextlib.suppress(OSError):
-                    os.fchown(fd, *target.owner)
-            os.fchmod(fd, target.mode)
-        finally:
-            os.close(fd)
+        # a stop signal's exception raised as the file is created would lose its name
+        # (and leave it behind): created with the signals held back
+        with signals_deferred():
+            tmp, fd = _create_temp(target)
+        # told before anything is written, inside the block that removes the file
+        _tell(tmp, "created")
+        _write_all(fd, chunks)
+        if target.owner is not None:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, *target.owner)
+        os.fchmod(fd, target.mode)
+        closing, fd = fd, None
+        os.close(closing)
     except BaseException as exc:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if tmp is None:   # not created
+            raise
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         _tell(tmp, "removed")
@@ -548,14 +621,17 @@ class FileSet:
 
     def discard(self):
         """Remove every temporary file not yet renamed and close devices and FIFOs."""
-        for _, tmp, _ in self._staged:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        staged, self._staged = self._staged, []
+        removed = [tmp for _, tmp, _ in staged if tmp is not None]
+        for tmp in removed:   # every file first: a stop raised while telling removes none less
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        try:
+            for tmp in removed:
                 _tell(tmp, "removed")
-        self._staged = []
-        for target in self._targets.values():
-            target.close()
+        finally:
+            for target in self._targets.values():
+                target.close()
 
     def __enter__(self):
         return self

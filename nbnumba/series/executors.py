@@ -132,6 +132,29 @@ def _worker_ready():
     return os.getpid()
 
 
+@contextlib.contextmanager
+def _stop_signals_kept_from_children():
+    """Block SIGINT and SIGTERM in this thread inside the block: a process started from
+    it (fork and exec keep the mask) never receives them, while this process still
+    does: its handlers stay in place, and a signal sent meanwhile is taken by another of
+    its threads or delivered when the block ends (ignoring them here instead would
+    lose it). Where signal masks do not exist, they are ignored inside the block."""
+    stop = {signal.SIGINT, signal.SIGTERM}
+    if hasattr(signal, "pthread_sigmask"):
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in stop}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _children():
     """{pid: process} of this process's multiprocessing children."""
     import multiprocessing
@@ -328,9 +351,11 @@ class DaskExecutor(Executor):
 
         The worker processes must never see a Ctrl-C (the terminal sends it to the whole
         process group, and a batch system's SIGTERM the whole job): they are forked by
-        multiprocessing's fork server, itself started with SIGINT and SIGTERM ignored, so
-        every worker starts with both ignored (and :func:`_worker_ready` keeps it so). This process keeps its handler: a Ctrl-C
-        during the start kills the processes made so far and raises KeyboardInterrupt.
+        multiprocessing's fork server, itself started with SIGINT and SIGTERM blocked
+        (:func:`_stop_signals_kept_from_children`), so every worker starts with both
+        blocked (and :func:`_worker_ready` ignores them too). This process keeps its
+        handlers all along: a Ctrl-C or SIGTERM during the start kills the processes made
+        so far and raises KeyboardInterrupt.
         """
         import multiprocessing
 
@@ -340,18 +365,15 @@ class DaskExecutor(Executor):
         if self.scheduler is None and main and \
                 "forkserver" in multiprocessing.get_all_start_methods():
             from multiprocessing import forkserver, resource_tracker
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
             # the resource tracker frees the semaphores of a start cut by Ctrl-C; it
             # need not warn about them after the one line of the interrupt
             sys.warnoptions.append(_TRACKER_QUIET)
             try:
-                resource_tracker.ensure_running()
-                forkserver.ensure_running()
+                resource_tracker.ensure_running()   # it ignores both signals itself
+                with _stop_signals_kept_from_children():
+                    forkserver.ensure_running()
             finally:
                 sys.warnoptions.remove(_TRACKER_QUIET)
-                signal.signal(signal.SIGINT, previous)
-                signal.signal(signal.SIGTERM, previous_term)
             # kept while the cluster lives: a worker that dies is replaced the same way
             self._stack.enter_context(dask.config.set(
                 {"distributed.worker.multiprocessing-method": "forkserver"}))

@@ -1,15 +1,25 @@
 """The file names of a written series: every frame's files distinct, and distinct from
-the other files the run writes (its record, a manifest, an experiment list ...).
+the other files the run writes (its record, a manifest, an experiment list ...), and
+every frame's files replaceable.
 
 Checked for every frame before anything is rendered: a template that gives two frames
 one name (``'{!s:.1}'``, ``'f_{:.0e}'`` after frame 9) or a name no file can have (a NUL
-character from ``'{:c}'``) would otherwise cost frames or fail part-way.
+character from ``'{:c}'``) would otherwise cost frames or fail part-way, and a frame
+file that cannot be replaced (``chattr +i``, mode 0444, a directory in its place) would
+fail its frame after rendering it (:func:`check_targets`).
 """
 import os
 
+from ..io.atomic import OutputError, check_renamable
 from . import record
 from .frames import EXTENSIONS, SeriesError
-from .tasks import check_template, frame_paths
+from .tasks import STAGE_PREFIX, check_template, frame_paths
+
+#: the start of the names of the run's own files (record, journal, lock, staging
+#: directories and the frame files staged in them, spooled inputs, temporary files): no
+#: output may be given such a name, nor lie in a directory named like a staging directory
+#: (a later run in the directory above removes it as one a killed run left)
+RESERVED_PREFIX = ".nbnumba-"
 
 
 def _frame_name(template, index):
@@ -27,13 +37,17 @@ def check_names(template, frames, kinds, others=None):
     """Raise :class:`SeriesError` unless the files of frames ``0 .. frames - 1`` (each
     ``kinds``' extension appended to ``template.format(i)``), the run record, the lock
     and every path of ``others`` ({what: path}, e.g. ``{"--manifest": "s.json"}``; None
-    values are skipped) are all different files.
+    values are skipped) are all different files, and that neither the frames nor
+    ``others`` have a name the run keeps for its own files (:data:`RESERVED_PREFIX`: its
+    journal, staging directories, staged frames ...) or lie in a directory named like a
+    staging directory (``.nbnumba-stage-...``).
 
     Names are compared after resolving the directories' symbolic links (``x/../y`` and
     ``./y`` are one file); an existing ``others`` file is also compared by inode (a hard
     link, or a symbolic link to a frame). No file is created or opened.
     """
     check_template(template)
+    _check_not_reserved("the template's file name", template.format(0), template)
     real_dirs = {}   # directory as written -> resolved
 
     def key(path):
@@ -65,7 +79,11 @@ def check_names(template, frames, kinds, others=None):
                                   " use e.g. 'frame_{:05d}'")
             owner[k] = "frame %d" % i
     claim(record.record_path(template), "the run record")
+    claim(record.journal_path(record.record_path(template)), "the run record's journal")
     claim(os.path.join(record.run_directory(template), record.LOCK_NAME), "the series lock")
+    for written, resolved in real_dirs.items():
+        for name in (written, resolved):
+            _check_not_staging("the template", name, template)
     directories = set()   # the frames' directories and those above them
     for d in set(real_dirs.values()):
         while d not in directories:
@@ -76,6 +94,9 @@ def check_names(template, frames, kinds, others=None):
         if not path:
             continue
         real = os.path.realpath(path)
+        for name in (path, real):   # given so, or through a symbolic link
+            _check_not_reserved(what, name, path)
+            _check_not_staging(what, os.path.dirname(name), path)
         k = key(real)
         if k in directories:
             raise SeriesError(f"{what} {path} is a directory (the frames' files go in it): "
@@ -86,6 +107,47 @@ def check_names(template, frames, kinds, others=None):
         owner[k] = f"{what} {path}"
         inodes[what] = path
     _check_links(template, frames, kinds, inodes)
+
+
+def _check_not_reserved(what, path, given):
+    """:class:`SeriesError` if the file name of ``path`` is one the run keeps for its own
+    files (``.nbnumba-...``)."""
+    if os.path.basename(path).startswith(RESERVED_PREFIX):
+        raise SeriesError(f"{what} {given}: names starting with {RESERVED_PREFIX} are kept "
+                          "for the run's own files (record, journal, lock, staging "
+                          "directories, staged frames): give another name")
+
+
+def _check_not_staging(what, directory, given):
+    """:class:`SeriesError` if a directory in ``directory`` (a path) is named like a run's
+    staging directory (``.nbnumba-stage-...``): a run in the directory above removes
+    such a directory with all it holds, as one that a killed run left."""
+    for part in os.path.normpath(directory).split(os.sep):
+        if part.startswith(STAGE_PREFIX):
+            raise SeriesError(f"{what} {given}: {part} is named like a run's staging "
+                              f"directory (names starting with {STAGE_PREFIX} are kept for "
+                              "them, and a later run removes them): give another directory")
+
+
+def check_targets(template, frames, kinds, unless=None):
+    """Raise :class:`~nbnumba.io.atomic.OutputError` (naming the file and its frame)
+    unless every file of frames ``0 .. frames - 1`` can be replaced by a rename
+    (:func:`nbnumba.io.atomic.check_renamable`: not a directory, not read-only (mode
+    0444), not immutable or append-only, in a directory that takes new names). Frames
+    for which ``unless(index)`` is true are left out (a resumed run's recorded frames,
+    checked again if they must be rendered). The directories must exist. Nothing is
+    created, opened for writing or changed.
+    """
+    directories = {}
+    for i in range(int(frames)):
+        if unless is not None and unless(i):
+            continue
+        for _, path in frame_paths(template, i, kinds):
+            try:
+                check_renamable(path, directories)
+            except OutputError as exc:   # say which frame it is
+                raise OutputError("%s (a file of frame %d; nothing was rendered)"
+                                % (exc, i)) from None
 
 
 def _describe(what, resolved):

@@ -382,8 +382,14 @@ class RunRecord:
 
     def write(self, final=False):
         """Replace the record on disk (atomically) and empty the journal; ``final``: the
-        run is over, the journal is removed."""
-        write_atomic(self.path, (json.dumps(self.data, indent=0) + "\n").encode())
+        run is over, the journal is removed (kept, and closed, when the record cannot be
+        written: it holds the frames the record on disk lacks)."""
+        try:
+            write_atomic(self.path, (json.dumps(self.data, indent=0) + "\n").encode())
+        except BaseException:
+            if final:
+                self._close_journal()
+            raise
         self._written = time.monotonic()
         if final:
             self._close_journal()

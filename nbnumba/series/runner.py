@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .. import engine
-from ..io.atomic import OutputError, check_writable
+from ..io.atomic import OutputError
 from ..progress import StatusLine, clock
 from . import record
 from .cluster import ClusterWatch
 from .executors import (INTERRUPT, DaskExecutor, SerialExecutor, _dask_client, quiet_shutdown,
                         _executor_name, _executor_threads, _executor_width, _Shipment)
 from .frames import SeriesError, apply_overrides, degrees
-from .names import check_names
+from .names import check_names, check_targets
 from .tasks import (Frame, FrameInfo, FrameStopped, FrameTask, Staging, _clean_stages,
                     _drop_written_since, check_template, frame_paths, run_frame, warm_up)
 
@@ -387,7 +387,7 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
     report.executor = describe or _executor_name(executor, client)
 
     started = time.time()
-    done, failed, lost = {}, [], {}
+    done, failed, lost, retried = {}, [], {}, []
     shipment = _Shipment((base, frameset.outputs), executor, client,
                          staging.home if staging else None)
     running, checking = {}, {}
@@ -437,8 +437,10 @@ def _run(frameset, paths_of, executor, threads, device, skip, progress, retries,
                 return
             error = "its task was lost %d times (workers dying?)" % MAX_LOST
         elif attempt <= retries and not isinstance(error, BrokenProcessPool):
-            if meter:
-                sys.stderr.write("frame %d failed (%s), retrying\n" % (i, _describe(error)))
+            if meter and not retried:   # one note: a full disk fails them all
+                sys.stderr.write("frame %d failed (%s), retrying (a frame that fails is "
+                                 "tried %d times in all)\n" % (i, _describe(error), retries + 1))
+            retried.append(i)
             queue.append((i, attempt + 1))
             return
         failed.append(FrameFailure(i, error if isinstance(error, str) else _describe(error),
@@ -585,6 +587,10 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
         it has none, before it stops with :class:`SeriesError` (default: the
         executor's, or 60).
 
+    Before anything is rendered, every frame's files are checked (:func:`check_targets`):
+    one that cannot be replaced (a directory, mode 0444, ``chattr +i`` or ``+a``) raises
+    :class:`~nbnumba.io.atomic.OutputError` and nothing is rendered or changed.
+
     While it runs, the directory of frame 0 is locked (:func:`record.run_lock`): a second
     series writing there is refused with :class:`SeriesError`. Its frames are staged in
     the run's staging directories, removed when it ends however it ends: no file of a
@@ -601,14 +607,16 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
             os.makedirs(d, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create directory {d}: {exc.strerror or exc}") from None
-    for _, p in frame_paths(template, 0, kinds):
-        check_writable(p)
 
     def paths_of(i):
         return [(k, os.path.abspath(p)) for k, p in frame_paths(template, i, kinds)]
 
     with record.run_lock(home):
         run, seed, base, key_of = _open_record(frameset, template, resume, flags)
+        # every frame's files replaceable, before the record is touched: a frame that
+        # resume may keep is checked when it must be rendered after all (run_frame)
+        recorded = set((run.previous or {}).get("frames", {})) if resume else set()
+        check_targets(template, len(frameset), kinds, unless=lambda i: str(i) in recorded)
         skip = None
         if resume:   # the earlier run's frames stay recorded until checked
             run.carry(len(frameset))
@@ -627,6 +635,7 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
 
         started = run.written_at()
         reported = {}   # index -> FrameInfo of the frames reported, not yet confirmed
+        report = None
         try:
             staging = Staging.create(run.data["run"], directories)
             report = _run(frameset, paths_of, executor, threads, device, skip, progress,
@@ -648,7 +657,14 @@ def write_series(frameset, template, executor=None, resume=False, progress=True,
                         _drop_newer(paths, started)
             raise
         finally:
-            run.write(final=True)
+            try:
+                run.write(final=True)
+            except OutputError:
+                if report is None or not report.failed:
+                    raise
+                # frames failed too (a full disk fails them and then the record): the
+                # record's journal keeps what the record could not take, for --resume,
+                # and the frames' failure is what the run reports
         report.kept = [_kept_frame(frameset, seed, i, run, [p for _, p in paths_of(i)])
                        for i in report.skipped]
         return report

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import engine, output
 from ..io import nexus
-from ..io.atomic import OutputError
+from ..io.atomic import OutputError, check_renamable
 from ..constants import RTD
 from .frames import EXTENSIONS, SeriesError, apply_overrides, degrees
 
@@ -495,13 +495,15 @@ def warm_up(job, payload=None, device="cpu", threads=None, overrides=()):
 
 
 def _warm_up(job, payload, device, threads, overrides):
-    from ..compilecache import CompileWarning, CompileWatch
+    from ..compilecache import CacheWarning, CompileWarning, CompileWatch
     t0 = time.perf_counter()
     base, outputs = _shared(job, payload)
     cfg = apply_overrides(base, tuple(overrides) + (("render.roi", WARM_UP_ROI),))
     with CompileWatch() as watch, warnings.catch_warnings():
-        # the series' meter shows the compile as a state of its own
+        # the series' meter shows the compile as a state of its own; the command says
+        # once that its cache cannot be written
         warnings.simplefilter("ignore", CompileWarning)
+        warnings.simplefilter("ignore", CacheWarning)
         setup = engine.prepare(cfg)
         result = engine.render(setup, device=device, threads=threads, progress=_ignore_rows)
         ints = output.make_int_image(result, outputs.int_scale, outputs.adc)
@@ -555,8 +557,10 @@ def _write_stage(path, stage, chunks):
 
 
 def _write_frame(task, outputs, result, ints, pgm, noise):
-    """Write every file of the frame under staging names, then rename them all; on any
-    failure remove what this attempt wrote (no partial frame is ever left). Returns
+    """Write every file of the frame under staging names, check that every file of the
+    frame can still be replaced, then rename them all; on any failure remove what this
+    attempt wrote (no partial frame is ever left; a frame one of whose files cannot be
+    replaced keeps all its earlier files). Returns
     ((path, SHA-256 hex of what was written), ...) for the run record.
 
     A staging name is unique to this process and thread, so it is written directly (no
@@ -574,6 +578,8 @@ def _write_frame(task, outputs, result, ints, pgm, noise):
             staged.append(stage)
             checksums.append((path, _write_stage(path, stage, contents[kind]())))
             _fault(task, "write")
+        for _, path in task.paths:   # all replaceable still, or none is touched
+            check_renamable(path)
         for stage, (_, path) in zip(staged, task.paths):
             os.replace(stage, path)
             renamed.append(path)

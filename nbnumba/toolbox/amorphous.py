@@ -19,16 +19,22 @@ from typing import List, Optional
 
 import numpy as np
 
-from .. import _jit, vec
+from .. import _jit, memory, running, vec
 from ..errors import check_callback
 from ..config import (RANGES, ConfigError, Fields, Plausible, check_number, check_plausible,
                       no_field_message, shown, unfit_dtype)
 from ..constants import RTD
+from ..kernels.rowqueue import control_array, row_done, take_row
 from ..physics import lagrange4, polarization_factor, rotate_about_axis
+from ..sampling import MAX_STEPS
 
 AVOGADRO = 6.02214179e23
 R_E_SQR = 7.94079248018965e-30
 DEFAULT_FLUENCE = 125932015286227086360700780544.0
+#: largest |F| of a table (F is squared in double precision)
+MAX_F = 1e150
+#: largest single-precision number: a pixel beyond it is infinite
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: sin(theta)/lambda multipliers of the table columns: -stol (1/A), -4stol, -Q (1/A)
 STOL_UNITS = {"stol": 1e10, "4stol": 1e10 / 4, "Q": 1e10 / math.pi / 4}
 
@@ -56,6 +62,16 @@ class StolTable(Fields):
             raise ConfigError("stol table: sin(theta)/lambda values must be finite")
         if np.isinf(self.F).any() or np.isnan(self.F).all():
             raise ConfigError("stol table: F values must be finite (and at least one given)")
+        # the interpolation's guard points sit at +-1e98 1/m; F is squared
+        with np.errstate(over="ignore"):
+            beyond = self.stol[np.abs(self.stol * self.multiplier) >= 1e97]
+        if beyond.size:
+            raise ConfigError(f"stol table: sin(theta)/lambda {beyond[0]:g} is out of range "
+                              f"(at most {1e97 / self.multiplier:g} in this unit)")
+        huge = self.F[np.abs(self.F) > MAX_F]
+        if huge.size:
+            raise ConfigError(f"stol table: F {huge[0]:g} is out of range (F squared must be "
+                              f"a double-precision number: |F| at most {MAX_F:g})")
         if self.stol.size > 1 and not (np.diff(self.stol) > 0).all():
             raise ConfigError("stol table: sin(theta)/lambda values must increase strictly "
                               "(the interpolation divides by their differences)")
@@ -180,7 +196,10 @@ def _steps(steps, rng_, step, one_range):
             return 2, step, step
         if step <= 0.0:
             return 2, rng_, rng_
-        return int(math.ceil(rng_ / step)), rng_, step
+        ratio = rng_ / step
+        if not ratio <= MAX_STEPS:   # a step far too small (or 0 < step < 1e-300)
+            return MAX_STEPS + 1, rng_, step
+        return int(math.ceil(ratio)), rng_, step
     if rng_ < 0.0:
         if step <= 0.0:
             return steps, one_range, one_range / steps
@@ -273,13 +292,15 @@ def _unitize(x, y, z):
     return 0.0, 0.0, 0.0, mag
 
 
-@_jit.serial
+@_jit.serial_nogil
 def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, beam,
             distance, close_distance, curved, point_pixel, src, stol_of, F_of, nopolar,
             kahn, polar, fluence, molecules, steps, image, stats, observed, ignore, adc,
-            f_obs, bin_of, pixels_in):
+            f_obs, bin_of, pixels_in, control):
     """The C's pixel loop, serial (the interpolation start and the re-normalised
-    polarization axis carry over from pixel to pixel, as in the C).
+    polarization axis carry over from pixel to pixel, as in the C). Rows are taken in
+    order from the control array (:mod:`nbnumba.kernels.rowqueue`), which counts them
+    and stops the loop before its next row when asked.
 
     With an observed image (``observed.size > 0``), each rendered pixel's observed
     counts are turned back into a structure factor ``f_obs`` with the last evaluation's
@@ -302,7 +323,10 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
     n = 0
     xdet_ = 0.0
     ydet_ = 0.0
-    for yp in range(ypixels):
+    for _ in range(ypixels):
+        yp = take_row(control, ypixels)
+        if yp < 0:   # stopped
+            break
         for xp in range(xpixels):
             j = yp * xpixels + xp
             if xp < roi[0] or xp > roi[1] or yp < roi[2] or yp > roi[3]:
@@ -382,6 +406,7 @@ def _render(xpixels, ypixels, roi, oversample, pixel_size, pix0, xdet, ydet, bea
             total += vd
             total_sq += np.float64(np.float32(v * v))
             n += 1
+        row_done(control)
     stats[0] = max_I
     stats[1] = max_x
     stats[2] = max_y
@@ -443,6 +468,59 @@ def _rot_axis_in_place(v, axis, phi):
 
 def _unit(v):
     return vec.unit(tuple(float(x) for x in v))[0]
+
+
+#: memory per detector pixel (bytes): the float image, the observed structure factors
+#: and their bins, and the command's integer, noise and PGM images and their temporaries
+BYTES_PER_PIXEL = 48
+
+#: memory per source (bytes): its row of the table and the lists it is built from
+BYTES_PER_SOURCE = 256
+
+
+def _check_work(cfg, resolved, pixels):
+    """Before anything is allocated: the divergence and dispersion counts and the sources
+    within what nbnumba handles (:data:`~nbnumba.sampling.MAX_STEPS` each, as for
+    nanoBragg's sources), and the memory of the images and the source table available
+    (:class:`ConfigError`, one line)."""
+    (hsteps, _, _), (vsteps, _, _), (dsteps, _, _) = resolved
+    sources = hsteps * vsteps * dsteps
+    if cfg.sources is not None:
+        sources = len(np.asarray(cfg.sources).reshape(-1, 5))
+    for count, what in ((hsteps, "horizontal divergence steps"),
+                        (vsteps, "vertical divergence steps"), (dsteps, "wavelength steps"),
+                        (sources, "sources")):
+        if count > MAX_STEPS:
+            raise ConfigError(f"nonbragg: {count} {what} is more than nbnumba handles "
+                              f"({MAX_STEPS}); check the step sizes and counts")
+    memory.require(BYTES_PER_PIXEL * pixels + BYTES_PER_SOURCE * sources,
+                   f"nonbragg: a render of {pixels} pixels and {sources} sources",
+                   "use fewer pixels (-detpixels) or sources", ConfigError)
+
+
+def _check_finite(fluence, volume, molecules):
+    """ConfigError naming the flags when the fluence, the sample's volume or its number of
+    molecules is not a finite number (every pixel would be infinite or NaN, as in the C)."""
+    for value, what, flags in (
+            (fluence, "the fluence", "-fluence, or -flux x -exposure / -beamsize^2"),
+            (volume, "the sample volume", "-samplesize, -thickness, -width, -height"),
+            (molecules, "the number of molecules", "-density, -molecules, -MW and the "
+             "sample size")):
+        if not math.isfinite(value):
+            raise ConfigError(f"nonbragg: {what} overflows ({value:g}): check {flags}")
+
+
+def _check_image(image, F_of, cfg):
+    """ConfigError when rendered pixels are infinite or NaN (single-precision overflow),
+    naming what multiplies into them: the C writes such an image, which no program can
+    use."""
+    bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+    if bad:
+        raise ConfigError(
+            "nonbragg: %d of %d pixels overflow single precision (more than %g photons, or "
+            "NaN): the table's largest F (%g), -polar (%g), -fluence/-flux and the sample's "
+            "molecules (-density, -samplesize) multiply to too much"
+            % (bad, image.size, FLOAT32_MAX, np.max(np.abs(F_of)), cfg.polarization))
 
 
 #: fields whose NaN means "not given"
@@ -552,9 +630,9 @@ def _ignored_values(ignore):
     for v in values:
         check_number("nonbragg: ignore", "counts", v)
         if not -1.0 < float(v) < 65536.0:
-            raise ConfigError(f"nonbragg: ignore value {float(v):g} is not a pixel value of an "
-                              "SMV image (0 to 65535)")
-    return np.array([float(np.uint16(float(v))) for v in values], dtype=np.float64)
+            raise ConfigError(f"nonbragg: ignore value {float(v):g} is not an SMV pixel "
+                              "value (0 to 65535)")
+    return np.array([float(int(float(v))) for v in values], dtype=np.float64)
 
 
 @_jit.without_blas_probe
@@ -642,6 +720,7 @@ def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, *
     if cfg.molecules != 0:
         density = cfg.molecules / volume / AVOGADRO * cfg.molecular_weight
     molecules = volume * density * AVOGADRO / cfg.molecular_weight
+    _check_finite(fluence, volume, molecules)
 
     beam = _unit(cfg.beam_vector)
     xdet = _unit(cfg.xdet_vector)
@@ -681,16 +760,26 @@ def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, *
 
     stol_of, F_of = table.padded()
     resolved = _resolve_steps(cfg)
+    _check_work(cfg, resolved, xpixels * ypixels)
     src, divsteps = _sources(cfg, resolved, beam, polar, vert, tell)
     if len(src) == 0:
         raise ConfigError("nonbragg: no sources (the divergence grid lies outside the round "
                           "divergence cut: give the ranges, -square_div, or no divergence flags)")
     if not (np.isfinite(src).all() and (src[:, 4] > 0).all()):
         raise ConfigError("nonbragg: source positions must be finite, wavelengths positive")
+    with np.errstate(over="ignore", divide="ignore"):
+        too_short = not np.isfinite(12.0 / np.min(src[:, 4]) ** 2)
+    if too_short:   # the scattering vector's length overflows
+        raise ConfigError("nonbragg: a wavelength of %g m (-lambda, -energy, -sourcefile) is "
+                          "too short to compute sin(theta)/lambda" % np.min(src[:, 4]))
     oversample = cfg.oversample if cfg.oversample > 0 else 1
     if oversample > 1000:
         raise ConfigError("nonbragg: oversample of at most 1000")
     steps = len(src) * oversample * oversample
+    if not math.isfinite(R_E_SQR * fluence * molecules / steps):
+        raise ConfigError("nonbragg: the fluence (%g photons/m^2) times the molecules (%g) "
+                          "overflows: lower -fluence/-flux, the sample size or -density"
+                          % (fluence, molecules))
     (hsteps, hrange, hstep), (vsteps, vrange, vstep), (dsteps, disp, _) = resolved
     tell("  %d initialized F points (will cubic-spline interpolate between them)" % stol_of.size)
     tell("  wave=%g meters +/- %g%% in %d steps" % (cfg.wavelength, disp * 100, dsteps))
@@ -733,11 +822,19 @@ def nonbragg(table, config=None, say=None, observed=None, ignore=(), adc=40.0, *
     f_obs = np.zeros(xpixels * ypixels, dtype=np.float32)
     bin_of = np.zeros(xpixels * ypixels, dtype=np.int64)
     pixels_in = np.zeros(stol_of.size, dtype=np.int64)
-    _render(xpixels, ypixels, np.array(roi, dtype=np.int64), oversample, pixel,
-            np.array(pix0), np.array(xdet), np.array(ydet), np.array(beam), distance,
-            close_distance, cfg.curved_detector, cfg.point_pixel, src, stol_of, F_of,
-            cfg.nopolar, cfg.polarization, np.array(polar), fluence, molecules, steps,
-            image, stats, observed, ignore, float(adc), f_obs, bin_of, pixels_in)
+    control = control_array()
+
+    def render():
+        _render(xpixels, ypixels, np.array(roi, dtype=np.int64), oversample, pixel,
+                np.array(pix0), np.array(xdet), np.array(ydet), np.array(beam), distance,
+                close_distance, cfg.curved_detector, cfg.point_pixel, src, stol_of, F_of,
+                cfg.nopolar, cfg.polarization, np.array(polar), fluence, molecules, steps,
+                image, stats, observed, ignore, float(adc), f_obs, bin_of, pixels_in,
+                control)
+
+    # in a worker thread: Ctrl-C and SIGTERM stop it before its next row
+    running.run_kernel(render, control, ypixels)
+    _check_image(image, F_of, cfg)
     max_I, max_x, max_y, total, total_sq, n, omega_sum = stats
     n = int(n)
     n0 = n if n > 0 else 1

@@ -31,6 +31,8 @@ _PSF_WIDTH = Plausible(None, 0.01, "lengths are in metres (1 um = 1e-6 m)")
 #: the C's Thomson cross section (m^2) and default fluence (photons/m^2): their product
 #: is (nearly) 1, so the input is taken as photons per pixel unless -fluence is given
 R_E_SQR = 7.94079248018965e-30
+#: largest single-precision number (photons per pixel beyond it are infinite)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_FLUENCE = 125932015286227086360700780544.0
 #: the C's calibration seed when none is given (used as it is, not negated)
 DEFAULT_CALIB_SEED = 123456789
@@ -169,6 +171,13 @@ def _readout(photons, gain, adc, readout, seed, table, state, out):
     return total, overloads
 
 
+def single(value):
+    """``value`` rounded to single precision as the C stores it (a float), inf beyond
+    its range (no warning)."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
+
+
 def _pgm(counts):
     return np.minimum(counts, 255).astype(np.uint8)
 
@@ -224,9 +233,11 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
         raise ConfigError(f"noisify: unknown PSF type {shown(psf)} (use gauss or fiber)")
     if psf_method not in ("auto", "direct", "fft"):
         raise ConfigError(f"noisify: psf_method {shown(psf_method)} is not auto, direct or fft")
-    fwhm = float(np.float32(psf_fwhm))
+    fwhm = single(psf_fwhm)
     if psf is not None and not fwhm > 0.0:
         raise ConfigError("noisify: the PSF has zero size (give a positive psf_fwhm)")
+    if psf is not None and not math.isfinite(fwhm):
+        raise ConfigError("noisify: psf_fwhm %g m is beyond single precision" % psf_fwhm)
     if psf is not None and max(values.shape) > psf_module.MAX_PSF_WIDTH:
         raise ConfigError(f"noisify: a PSF on an image wider than {psf_module.MAX_PSF_WIDTH} "
                           "pixels is not supported")
@@ -240,11 +251,13 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
     max_I = max(0.0, float(values.max()))
     for v in values.ravel()[values.ravel() < 0.0]:
         tell("WARNING: negative intensity in %s: %g" % (name, v))
-    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, in one line
-        photons = ((fluence * R_E_SQR) * scale * values.astype(np.float64)).astype(np.float32)
-    if not np.isfinite(photons).all():
-        raise ConfigError("noisify: the scaled image overflows single precision "
-                          "(check scale and fluence)")
+    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    factor = (fluence * R_E_SQR) * scale
+    if not (math.isfinite(factor) and abs(factor) * peak <= FLOAT32_MAX):
+        raise ConfigError("noisify: the scaled image overflows single precision: scale "
+                          "(%g) x fluence (%g photons/m^2) x r_e^2 x the largest pixel (%g) "
+                          "is more than %g photons" % (scale, fluence, peak, FLOAT32_MAX))
+    photons = (factor * values.astype(np.float64)).astype(np.float32)
     tell("maximum value in input file: %g ( %g on photon scale)"
          % (max_I, max_I * scale * fluence * R_E_SQR))
     fwhm_pixels = fwhm / pixel_size
@@ -270,6 +283,9 @@ def noisify(image, *, scale=1.0, fluence=DEFAULT_FLUENCE, gain=1.0, adc=40.0,
     before = _poisson(photons.ravel(), float(flicker), float(calibration), seed_arr, calib_arr,
                       table, state, noisy)
     noisy = noisy.reshape(photons.shape)
+    if not math.isfinite(before):   # the C writes the clipped counts of inf or NaN photons
+        raise ConfigError("noisify: the noisy photon counts overflow (inf or NaN): flicker "
+                          "(%g) or calibration (%g) is too large" % (flicker, calibration))
     if blur:
         tell("%.0f photons on noise image before PSF" % before)
         tell("  applying PSF width = %g um" % (fwhm * 1e6))
