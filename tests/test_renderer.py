@@ -379,12 +379,21 @@ def test_the_whole_renderer_killed_mid_run_leaves_nothing_and_says_so(fresh, tmp
 # ------------------------------------------------------------------ lifecycle and security
 
 
+def _installed_package(cwd):
+    """The folder of the nbnumba the commands run (the installed one: with a regular
+    install it is not the checkout the tests import from)."""
+    found = subprocess.run([sys.executable, "-c", "import nbnumba; print(nbnumba.__file__)"],
+                           cwd=cwd, capture_output=True, text=True, check=True)
+    return Path(found.stdout.strip()).resolve().parent
+
+
 def test_a_renderer_whose_files_changed_is_bypassed_and_leaves(fresh, tmp_path):
     """An upgrade or an edit of the installation: the renderer answers "stale", the run
     renders in-process, and the renderer exits."""
-    import nbnumba
+    compiled = fresh.run(TINY, cwd=tmp_path, env={"NBNUMBA_SERVER": "off"})
+    assert compiled.returncode == 0, compiled.stderr  # the in-process run below compiles nothing
     fresh.start()
-    source = Path(nbnumba.__file__).resolve().parent / "_version.py"
+    source = _installed_package(tmp_path) / "_version.py"
     stat = source.stat()
     try:
         os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))

@@ -287,8 +287,8 @@ def test_an_address_that_is_no_scheduler_is_one_line(tmp_path, place, cause):
 @pytest.fixture(scope="module")
 def python_without_nbnumba(tmp_path_factory):
     """A python that has dask, numba and NumPy (this environment's packages) but no
-    nbnumba: a virtual environment whose site-packages points at ours without running
-    its .pth files (which install the editable nbnumba)."""
+    nbnumba: a virtual environment whose path holds links to every package of ours but
+    nbnumba's (a regular install's folder and dist-info, an editable install's finder)."""
     import site
     import venv
     home = tmp_path_factory.mktemp("venv") / "env"
@@ -296,7 +296,12 @@ def python_without_nbnumba(tmp_path_factory):
     python = home / "bin" / "python"
     inner = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
                            capture_output=True, text=True, check=True).stdout.strip()
-    (Path(inner) / "parent.pth").write_text(site.getsitepackages()[0] + "\n")
+    borrowed = home / "borrowed"
+    borrowed.mkdir()
+    for entry in Path(site.getsitepackages()[0]).iterdir():
+        if "nbnumba" not in entry.name.lower() and entry.suffix != ".pth":
+            (borrowed / entry.name).symlink_to(entry)
+    (Path(inner) / "borrowed.pth").write_text(str(borrowed) + "\n")
     check = subprocess.run([str(python), "-c", "import distributed, numba; import nbnumba"],
                            capture_output=True, text=True, cwd=home)
     assert "No module named 'nbnumba'" in check.stderr, check.stderr
