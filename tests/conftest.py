@@ -73,6 +73,28 @@ class CliRun:
         self.code, self.out, self.err = code, out, err
 
 
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder, size):
+    """A tmpfs of ``size`` (mount's units: "64k") mounted on ``folder`` (created) for the
+    block; the test is skipped where mounting is not permitted (it needs root)."""
+    import subprocess
+    folder = Path(folder)
+    folder.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs",
+                               str(folder)], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip("cannot mount a small tmpfs here: %s" % exc)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root): "
+                    + done.stderr.decode(errors="replace").strip())
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
 def run_cli(args, cwd, entry=None):
     """Run a CLI entry point (default: ``nbnumba``) in-process inside ``cwd``.
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numba
 import pytest
 
+from conftest import mounted_tmpfs
 from nbnumba import compilecache
 from nbnumba_cli import guard
 
@@ -223,16 +224,7 @@ def test_the_cache_directory_named_is_made_when_its_parent_exists(tmp_path):
 def full_disk(tmp_path):
     """A full 64 kB file system (tmpfs) at tmp_path/disk; skips where mounting is not
     allowed."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                           capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        r = None
-    if r is None or r.returncode != 0:
-        pytest.skip("cannot mount a small file system here")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "64k") as disk:
         fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
         try:
             while os.write(fd, b"\0" * 4096):
@@ -242,8 +234,6 @@ def full_disk(tmp_path):
         finally:
             os.close(fd)
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], timeout=30)
 
 
 def test_a_cache_on_a_full_disk_warns_once_and_the_run_goes_on(full_disk, tmp_path):

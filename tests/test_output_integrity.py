@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import mounted_tmpfs
 from nbnumba.io import atomic
 
 B = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "2",
@@ -60,17 +61,8 @@ def _command(code_or_args, cwd, env=None, entry=False, **kwargs):
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 1100 KiB tmpfs (root only; skipped where mounting is not permitted)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1100k", "tmpfs", str(mount)],
-                          capture_output=True)
-    if done.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root): "
-                    + done.stderr.decode(errors="replace").strip())
-    try:
+    with mounted_tmpfs(tmp_path / "full", "1100k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_full_disk_leaves_a_hard_linked_output_whole(small_tmpfs):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import mounted_tmpfs, run_cli
 from nbnumba import series
 from nbnumba_cli.series import main as series_main
 
@@ -592,19 +592,8 @@ def test_an_empty_output_name_is_refused(tmp_path, option):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 300 kB file system (tmpfs) at tmp_path/disk; skips where mounting is not allowed."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)],
-                           capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        r = None
-    if r is None or r.returncode != 0:
-        pytest.skip("cannot mount a small file system here")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "300k") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], timeout=30)
 
 
 def test_a_disk_that_fills_up_ends_with_one_line(small_disk):
