@@ -37,7 +37,7 @@ _RNMX = 1.0 - 1.2e-7
 _OLDM, _G, _SQ, _ALXM, _ISET, _GSET = range(6)
 
 
-@_jit.serial
+@_jit.inline
 def _lcg_step(seed):
     """One Park-Miller step by Schrage's method (seed > 0)."""
     k = seed // _IQ
@@ -47,13 +47,10 @@ def _lcg_step(seed):
     return seed
 
 
-@_jit.serial
-def ran1(seed, table):
-    """Uniform deviate in (0, 1) as a float32 value; advances ``seed[0]`` and ``table``.
-
-    ``seed`` is an int64 array of length 1 (the stream's seed); ``table`` is the shared
-    int64 array ``[iy, iv[0..31]]``.
-    """
+@_jit.inline
+def _start_stream(seed, table):
+    """The set-up of a stream's first draw: a non-positive seed (or an empty shuffle table)
+    is turned positive and warms up and fills the table, as the C's ``ran1`` does."""
     if seed[0] <= 0 or table[0] == 0:
         if -seed[0] < 1:
             seed[0] = 1
@@ -64,14 +61,60 @@ def ran1(seed, table):
             if j < _NTAB:
                 table[1 + j] = seed[0]
         table[0] = table[1]
-    seed[0] = _lcg_step(seed[0])
-    j = table[0] // _NDIV
-    table[0] = table[1 + j]
-    table[1 + j] = seed[0]
-    temp = np.float64(np.float32(_AM * table[0]))
+
+
+@_jit.inline
+def _next_uniform(seed, iy, table):
+    """One draw of a started stream whose seed and ``iy`` are held as numbers (so that a
+    loop of draws keeps them in registers): (uniform as a float32 value, seed, iy); the
+    shuffle slots ``table[1:]`` are updated in place."""
+    seed = _lcg_step(seed)
+    j = iy // _NDIV
+    iy = table[1 + j]
+    table[1 + j] = seed
+    temp = np.float64(np.float32(_AM * iy))
     if temp > _RNMX:
-        return np.float64(np.float32(_RNMX))
+        temp = np.float64(np.float32(_RNMX))
+    return temp, seed, iy
+
+
+@_jit.serial
+def ran1(seed, table):
+    """Uniform deviate in (0, 1) as a float32 value; advances ``seed[0]`` and ``table``.
+
+    ``seed`` is an int64 array of length 1 (the stream's seed); ``table`` is the shared
+    int64 array ``[iy, iv[0..31]]``.
+    """
+    _start_stream(seed, table)
+    temp, next_seed, iy = _next_uniform(seed[0], table[0], table)
+    seed[0] = next_seed
+    table[0] = iy
     return temp
+
+
+@_jit.inline
+def _count_uniforms(g, seed, iy, table):
+    """Poisson deviate of a small mean by the product of uniforms, from a started stream
+    held as numbers (as :func:`_next_uniform`): how many draws it takes for their float32
+    product to fall to ``g`` = exp(-mean), less one; returns (deviate, seed, iy)."""
+    em = -1.0
+    t = 1.0
+    while True:
+        em += 1.0
+        u, seed, iy = _next_uniform(seed, iy, table)
+        t = np.float64(np.float32(t * u))
+        if not (t > g):
+            break
+    return em, seed, iy
+
+
+@_jit.inline
+def _product_limit(xm, state):
+    """exp(-xm) as a float32 value, kept in ``state`` while the mean does not change."""
+    if xm != state[_OLDM]:
+        state[_OLDM] = xm
+        state[_G] = np.float64(np.float32(math.exp(-xm)))
+    return state[_G]
 
 
 @_jit.serial
@@ -125,16 +168,10 @@ def poisson_deviate(xm, seed, table, state):
     if xm > 1.0e6:
         return np.float64(np.float32(xm + math.sqrt(xm) * gauss_deviate(seed, table, state)))
     if xm < 12.0:
-        if xm != state[_OLDM]:
-            state[_OLDM] = xm
-            state[_G] = np.float64(np.float32(math.exp(-xm)))
-        em = -1.0
-        t = 1.0
-        while True:
-            em += 1.0
-            t = np.float64(np.float32(t * ran1(seed, table)))
-            if not (t > state[_G]):
-                break
+        _start_stream(seed, table)
+        em, next_seed, iy = _count_uniforms(_product_limit(xm, state), seed[0], table[0], table)
+        seed[0] = next_seed
+        table[0] = iy
         return em
     if xm != state[_OLDM]:
         state[_OLDM] = xm
@@ -160,7 +197,7 @@ def poisson_deviate(xm, seed, table, state):
     return em
 
 
-@_jit.serial
+@_jit.serial_nogil  # releases the GIL: the command writes its other images meanwhile
 def _noise_pixels(values, fpixels, spixels, roi, adc, seed, table, state, out):
     """Fill ``out`` (uint16, raster order) with Poisson deviates + ``adc`` inside the ROI.
 
@@ -169,12 +206,27 @@ def _noise_pixels(values, fpixels, spixels, roi, adc, seed, table, state, out):
     """
     photons = 0.0
     overloads = 0
+    # the stream is held as numbers between draws (kept in registers: twice as fast);
+    # seed and table are this image's own, so starting it before the first pixel of
+    # the ROI draws the same numbers as starting it at that pixel
+    _start_stream(seed, table)
+    stream_seed = seed[0]
+    iy = table[0]
     for s in range(spixels):
         for f in range(fpixels):
             if f < roi[0] or f > roi[1] or s < roi[2] or s > roi[3]:
                 continue
             i = s * fpixels + f
-            n = poisson_deviate(np.float64(values[i]), seed, table, state)
+            xm = np.float64(values[i])
+            if xm < 12.0:  # poisson_deviate's first case, without storing the stream
+                n, stream_seed, iy = _count_uniforms(_product_limit(xm, state), stream_seed,
+                                                     iy, table)
+            else:
+                seed[0] = stream_seed
+                table[0] = iy
+                n = poisson_deviate(xm, seed, table, state)
+                stream_seed = seed[0]
+                iy = table[0]
             photons += n
             v = n + adc
             if v > 65535.0:
