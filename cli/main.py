@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from nbnumba import _jit, engine, output
+from nbnumba import _jit, engine, output, running
 from nbnumba.errors import NbnumbaError
 from nbnumba.progress import ProgressMeter
 from nbnumba.io import fdump, nexus, smv
@@ -142,7 +142,8 @@ def _run(argv, stdout):
         say()
         say(report.solid_angle_line(result))
         with files:
-            int_scale = _write_outputs(result, out, files, say)
+            int_scale = _write_outputs(result, out, files, say,
+                                       _thread_count(state.threads))
             for path, data, what in experiment_files:
                 say("writing %s (%s)" % (path, what))
                 files.stage(path, data)
@@ -177,11 +178,16 @@ def _large_grid_note(text, hkl_file):
     say_error("nbnumba: note: %s%s\n" % (text, dump))
 
 
-def _write_outputs(result, out, files, say):
+def _write_outputs(result, out, files, say, threads):
     """Stage the float, SMV, PGM and noise images in the C's order, with its lines (with
     ``--panel-files``, each image one file per panel); returns the int image's scale
-    (counts per photon)."""
+    (counts per photon). With more than one thread, the noise image (one serial random
+    stream) is drawn in a thread of its own while the others are made and staged."""
     setup = result.setup
+    noise = None
+    if out.write_noise and threads > 1:
+        noise = running.Background(lambda: output.make_noise_image(result, out.seed, out.adc),
+                                   name="nbnumba-noise")
     per_panel = _PanelFiles(result, files) if out.panel_files else None
     say("writing %s as %d 4-byte floats" % (_named(out.floatfile, per_panel),
                                               setup.fpixels * setup.spixels))
@@ -209,7 +215,8 @@ def _write_outputs(result, out, files, say):
         else:
             files.stage(out.pgmfile, output.pgm_bytes(result, pgm))
     if out.write_noise:
-        noise = output.make_noise_image(result, out.seed, out.adc)
+        noise = (noise.result() if noise is not None
+                 else output.make_noise_image(result, out.seed, out.adc))
         say("%s photons on noise image (%d overloads)" % (report.c_g(noise.photons, "%.0f"),
                                                           noise.overloads))
         say("writing %s as 2-byte integers" % _named(out.noisefile, per_panel))

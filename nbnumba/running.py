@@ -40,6 +40,41 @@ def serialized_launches():
         return True
 
 
+class Background:
+    """``call()`` started now in a worker thread, its result taken later: for work that
+    releases the GIL (a ``nogil`` function), to overlap what the calling thread does
+    meanwhile. :meth:`wait` and :meth:`result` wait in slices of :data:`POLL_SECONDS`, so
+    Ctrl-C and SIGTERM still reach the calling thread; an exception of ``call`` is raised
+    again by :meth:`result`."""
+
+    def __init__(self, call, name="nbnumba-background"):
+        self._outcome = {}
+        # an Event rather than Thread.join: a join interrupted by KeyboardInterrupt can
+        # leave the Thread object reporting a running thread as finished (CPython 3.11)
+        self._finished = threading.Event()
+        threading.Thread(target=self._work, args=(call,), name=name, daemon=True).start()
+
+    def _work(self, call):
+        try:
+            self._outcome["value"] = call()
+        except BaseException as exc:  # handed to the calling thread
+            self._outcome["error"] = exc
+        finally:
+            self._finished.set()
+
+    def wait(self, seconds):
+        """True once the call has ended, waiting at most ``seconds`` (s) for it."""
+        return self._finished.wait(seconds)
+
+    def result(self):
+        """The call's return value, once it has ended."""
+        while not self._finished.wait(POLL_SECONDS):
+            pass
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
+
+
 def run_kernel(call, control, total, reporter=None, watch=None):
     """``call()``'s result, computed in a worker thread; see the module's description.
 
@@ -48,27 +83,15 @@ def run_kernel(call, control, total, reporter=None, watch=None):
     watch: a :class:`nbnumba.compilecache.CompileWatch` telling when numba compiles.
     An exception of ``call`` is raised again here.
     """
-    outcome = {}
-    # an Event rather than Thread.join: a join interrupted by KeyboardInterrupt can leave
-    # the Thread object reporting a running thread as finished (CPython 3.11)
-    finished = threading.Event()
+    def launch():
+        if serialized_launches():
+            with _launch_lock:
+                return call()
+        return call()
 
-    def work():
-        try:
-            if serialized_launches():
-                with _launch_lock:
-                    outcome["value"] = call()
-            else:
-                outcome["value"] = call()
-        except BaseException as exc:  # handed to the calling thread
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    worker = threading.Thread(target=work, name="nbnumba-render", daemon=True)
-    worker.start()
+    worker = Background(launch, name="nbnumba-render")
     try:
-        while not finished.wait(POLL_SECONDS):
+        while not worker.wait(POLL_SECONDS):
             if reporter is not None:
                 since = watch.compiling_since if watch is not None else None
                 if since is not None:
@@ -77,10 +100,9 @@ def run_kernel(call, control, total, reporter=None, watch=None):
                     reporter.update(int(control[rowqueue.DONE]), total)
     except BaseException:
         control[rowqueue.STOP] = 1
-        finished.wait(STOP_WAIT_SECONDS)
+        worker.wait(STOP_WAIT_SECONDS)
         raise
-    if "error" in outcome:
-        raise outcome["error"]
+    value = worker.result()
     if reporter is not None:
         reporter.update(total, total)
-    return outcome["value"]
+    return value

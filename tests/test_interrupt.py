@@ -98,3 +98,37 @@ def test_library_render_stops_within_a_second_of_sigint(warm_kernel, tmp_path):
         _, err = run.communicate()   # reads what is left and closes the pipes
     assert (line, left) == ("interrupted", "[]"), err
     assert took < 1.0, "took %.2f s to stop" % took
+
+
+def test_background_work_hands_back_its_result_its_error_and_lets_a_signal_through():
+    """nbnumba.running.Background (the command's noise image is drawn in one while the
+    other images are written): the caller gets the value or the exception, and a signal
+    reaches the waiting thread while the work goes on."""
+    import threading
+    from nbnumba.running import Background
+
+    assert Background(lambda: 42).result() == 42
+
+    def fail():
+        raise ValueError("from the worker")
+    with pytest.raises(ValueError, match="from the worker"):
+        Background(fail).result()
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*_):
+        raise Stopped
+
+    release = threading.Event()
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        started = time.monotonic()
+        with pytest.raises(Stopped):
+            Background(lambda: release.wait(30)).result()
+        assert time.monotonic() - started < PROMPT
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        release.set()
