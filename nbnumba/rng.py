@@ -47,27 +47,26 @@ def _lcg_step(seed):
     return seed
 
 
-@_jit.inline
-def _start_stream(seed, table):
-    """The set-up of a stream's first draw: a non-positive seed (or an empty shuffle table)
-    is turned positive and warms up and fills the table, as the C's ``ran1`` does."""
-    if seed[0] <= 0 or table[0] == 0:
-        if -seed[0] < 1:
-            seed[0] = 1
-        else:
-            seed[0] = -seed[0]
-        for j in range(_NTAB + 7, -1, -1):
-            seed[0] = _lcg_step(seed[0])
-            if j < _NTAB:
-                table[1 + j] = seed[0]
-        table[0] = table[1]
+@_jit.serial
+def _started(seed, table):
+    """A stream's (re)start, as the C's ``ran1`` does it before a draw whose seed is not
+    positive (or whose table is empty): the seed is made positive, warms up and fills
+    the shuffle slots ``table[1:]``; returns (seed, iy)."""
+    seed = 1 if -seed < 1 else -seed
+    for j in range(_NTAB + 7, -1, -1):
+        seed = _lcg_step(seed)
+        if j < _NTAB:
+            table[1 + j] = seed
+    return seed, table[1]
 
 
 @_jit.inline
 def _next_uniform(seed, iy, table):
-    """One draw of a started stream whose seed and ``iy`` are held as numbers (so that a
-    loop of draws keeps them in registers): (uniform as a float32 value, seed, iy); the
-    shuffle slots ``table[1:]`` are updated in place."""
+    """One draw of a stream whose seed and ``iy`` are held as numbers (so that a loop of
+    draws keeps them in registers): (uniform as a float32 value, seed, iy); the shuffle
+    slots ``table[1:]`` are updated in place."""
+    if seed <= 0 or iy == 0:
+        seed, iy = _started(seed, table)
     seed = _lcg_step(seed)
     j = iy // _NDIV
     iy = table[1 + j]
@@ -85,7 +84,6 @@ def ran1(seed, table):
     ``seed`` is an int64 array of length 1 (the stream's seed); ``table`` is the shared
     int64 array ``[iy, iv[0..31]]``.
     """
-    _start_stream(seed, table)
     temp, next_seed, iy = _next_uniform(seed[0], table[0], table)
     seed[0] = next_seed
     table[0] = iy
@@ -168,7 +166,6 @@ def poisson_deviate(xm, seed, table, state):
     if xm > 1.0e6:
         return np.float64(np.float32(xm + math.sqrt(xm) * gauss_deviate(seed, table, state)))
     if xm < 12.0:
-        _start_stream(seed, table)
         em, next_seed, iy = _count_uniforms(_product_limit(xm, state), seed[0], table[0], table)
         seed[0] = next_seed
         table[0] = iy
@@ -206,10 +203,7 @@ def _noise_pixels(values, fpixels, spixels, roi, adc, seed, table, state, out):
     """
     photons = 0.0
     overloads = 0
-    # the stream is held as numbers between draws (kept in registers: twice as fast);
-    # seed and table are this image's own, so starting it before the first pixel of
-    # the ROI draws the same numbers as starting it at that pixel
-    _start_stream(seed, table)
+    # the stream is held as numbers between draws (kept in registers: twice as fast)
     stream_seed = seed[0]
     iy = table[0]
     for s in range(spixels):

@@ -120,3 +120,35 @@ def test_noise_draws_one_deviate_per_roi_pixel():
     img = out.reshape(4, 6)
     assert np.all(img[0:3, 1:4] == 40)
     assert np.all(img[3, :] == 0) and np.all(img[:, 0] == 0) and np.all(img[:, 4:] == 0)
+
+
+def _one_draw_at_a_time(values, user_seed, table):
+    """Small-mean Poisson deviates drawn with ran1, the stream stored after every draw
+    (what the noise loop, which holds the stream in registers, must reproduce)."""
+    seed = np.array([rng.internal_seed(user_seed)], dtype=np.int64)
+    counts = []
+    for value in values:
+        limit = float(np.float32(math.exp(-float(value))))
+        em, t = -1.0, 1.0
+        while True:
+            em += 1.0
+            t = float(np.float32(t * rng.ran1(seed, table)))
+            if not t > limit:
+                break
+        counts.append(em)
+    return np.array(counts)
+
+
+@pytest.mark.parametrize("user_seed, table_in_use", [
+    (5, False), (-3, True), (2 ** 40, True), (-(2 ** 63 - 1), True), (2 ** 63 - 1, True)])
+def test_noise_loop_draws_as_ran1_one_draw_at_a_time(user_seed, table_in_use):
+    """Including seeds beyond the generator's 31 bits, whose stream restarts (its seed
+    turns negative) in the middle of the image."""
+    values = np.random.default_rng(1).uniform(0.0, 11.9, 300).astype(np.float32)
+    table = rng.RandomTable()
+    if table_in_use:
+        rng.Stream(-12345678, table).uniform()
+    expected = _one_draw_at_a_time(values, user_seed, table.copy().table)
+    out, photons, _ = rng.noise_image(values, 300, 1, (0, 299, 0, 0), 0.0, user_seed, table)
+    assert np.array_equal(out, expected.astype(np.uint16))
+    assert photons == expected.sum()
