@@ -164,8 +164,8 @@ def test_target_made_unwritable_during_the_render_replaces_nothing(cli, tmp_path
     from nbnumba_cli import main
     original = main._write_outputs
 
-    def then_lock(result, out, files, say):
-        original(result, out, files, say)
+    def then_lock(*args):
+        original(*args)
         os.chmod(tmp_path / "noiseimage.img", 0o444)
 
     monkeypatch.setattr(main, "_write_outputs", then_lock)
