@@ -48,6 +48,18 @@ NO_PROGRESS = ["-noprogress"]
 
 # --------------------------------------------------------------------------- set-up
 
+def check_common_options(parser, opts):
+    """The checks of the options every benchmark shares: ``--repeats`` and ``--threads``
+    at least 1, ``--cases`` resolved into ``opts.case_names`` (``parser.error`` on a bad
+    value)."""
+    if opts.repeats < 1 or opts.threads < 1:
+        parser.error("--repeats and --threads must be at least 1")
+    try:
+        opts.case_names = cases.select(opts.cases)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
 def parse_args(argv):
     """Command-line options of the suite."""
     p = argparse.ArgumentParser(prog="python -m profiles.bench",
@@ -74,12 +86,7 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=3600.0,
                    help="seconds after which any one child process is killed (default 3600)")
     opts = p.parse_args(argv)
-    if opts.repeats < 1 or opts.threads < 1:
-        p.error("--repeats and --threads must be at least 1")
-    try:
-        opts.case_names = cases.select(opts.cases)
-    except ValueError as exc:
-        p.error(str(exc))
+    check_common_options(p, opts)
     if opts.skip_c:
         opts.c_bin = None
     if opts.c_bin and not os.access(opts.c_bin, os.X_OK):

@@ -37,7 +37,7 @@ import tempfile
 import time
 
 from . import cases, images
-from .bench import RESULTS_DIR, find_nbnumba, git_commit, log
+from .bench import RESULTS_DIR, check_common_options, find_nbnumba, git_commit, log
 
 #: the cases of the comparison, in this order
 DEFAULT_CASES = "P1,P4,P7,P2,README2,F4096,P5"
@@ -67,12 +67,7 @@ def parse_args(argv):
                    "loaded machine, an approximation of a quiet one (needs root; the runs "
                    "then pre-empt every other process, keep them few)")
     opts = p.parse_args(argv)
-    if opts.repeats < 1 or opts.threads < 1:
-        p.error("--repeats and --threads must be at least 1")
-    try:
-        opts.case_names = cases.select(opts.cases)
-    except ValueError as exc:
-        p.error(str(exc))
+    check_common_options(p, opts)
     opts.nbnumba = opts.nbnumba or find_nbnumba()
     if not opts.nbnumba:
         p.error("no nbnumba command found (--nbnumba)")
