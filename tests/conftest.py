@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,36 @@ class CliRun:
         self.code, self.out, self.err = code, out, err
 
 
+
+
+#: a cubic cell's flags for the commands the stop tests start
+STOP_CELL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5",
+             "-oversample", "1"]
+#: 2 x 2 pixels of 1e4 orientations x 2e4 sources each: every thread renders one whole
+#: row in a single kernel call, minutes long
+HEAVY = STOP_CELL + ["-detpixels", "2", "-mosaic", "1", "-mosaic_dom", "1000", "-phisteps",
+                     "10", "-dispersion", "1", "-dispsteps", "20000"]
+#: seconds from a signal to the end of the process that count as "at once"
+PROMPT = 2.0
+
+
+def stop_while_rendering(run, signum):
+    """Send ``signum`` to ``run`` (a Popen of :data:`HEAVY`, stderr piped) a second after
+    its first progress line; returns (seconds from the signal to its end, the rest of its
+    stderr). The process is killed in any case."""
+    try:
+        first = run.stderr.readline()
+        shown = first.decode() if isinstance(first, bytes) else first
+        assert shown.strip().startswith("0% done"), first
+        time.sleep(1.0)            # the kernel is running now (its first call is minutes)
+        assert run.poll() is None
+        sent = time.monotonic()
+        run.send_signal(signum)
+        rest = run.communicate(timeout=60)[1]
+        return time.monotonic() - sent, rest
+    finally:
+        run.kill()
+        run.communicate()   # closes the pipe
 
 @contextlib.contextmanager
 def mounted_tmpfs(folder, size):

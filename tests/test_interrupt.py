@@ -7,16 +7,7 @@ import time
 
 import pytest
 
-
-CELL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5",
-        "-oversample", "1"]
-#: 2 x 2 pixels of 1e4 orientations x 2e4 sources each: every thread renders one whole
-#: row in a single kernel call, minutes long
-HEAVY = CELL + ["-detpixels", "2", "-mosaic", "1", "-mosaic_dom", "1000", "-phisteps", "10",
-                "-dispersion", "1", "-dispsteps", "20000"]
-
-#: seconds from the signal to the end of the process that count as "at once"
-PROMPT = 2.0
+from conftest import HEAVY, PROMPT, STOP_CELL as CELL, stop_while_rendering
 
 
 def _command(args, cwd):
@@ -39,18 +30,7 @@ def warm_kernel(tmp_path_factory):
 def test_signal_inside_a_long_kernel_call_stops_at_once(warm_kernel, tmp_path, signum, code,
                                                         message):
     run = _command(HEAVY, tmp_path)
-    try:
-        first = run.stderr.readline()
-        assert first.strip().startswith("0% done"), first
-        time.sleep(1.0)            # the kernel is running now (its first call is minutes)
-        assert run.poll() is None
-        sent = time.monotonic()
-        run.send_signal(signum)
-        rest = run.communicate(timeout=60)[1]
-        took = time.monotonic() - sent
-    finally:
-        run.kill()
-        run.communicate()   # closes the pipe
+    took, rest = stop_while_rendering(run, signum)
     assert took < PROMPT, "took %.1f s to stop" % took
     assert (run.returncode, rest) == (code, message)
     assert os.listdir(tmp_path) == []          # no output, no temporary file

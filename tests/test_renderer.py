@@ -16,21 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOLDEN, RENDERER_ROOTS, renderer_pids, run_cli, stage_case
+from conftest import (GOLDEN, HEAVY, PROMPT, RENDERER_ROOTS, STOP_CELL, renderer_pids,
+                      run_cli, stage_case, stop_while_rendering)
 
 BIN = Path(sys.executable).parent
 NBNUMBA = BIN / "nbnumba"
 pytestmark = pytest.mark.skipif(not NBNUMBA.exists(),
                                 reason="the nbnumba console script is not installed")
 
-CELL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5",
-        "-oversample", "1"]
+CELL = STOP_CELL
 TINY = CELL + ["-detpixels", "32", "-seed", "1", "-noprogress"]
-#: 2 x 2 pixels of 1e4 orientations x 2e4 sources each: one row per thread, minutes long
-HEAVY = CELL + ["-detpixels", "2", "-mosaic", "1", "-mosaic_dom", "1000", "-phisteps", "10",
-                "-dispersion", "1", "-dispsteps", "20000"]
-#: seconds from a signal to the end of the client that count as "at once"
-PROMPT = 2.0
 CASES = {c["id"]: c for c in json.loads((GOLDEN / "cases.json").read_text())}
 
 
@@ -299,18 +294,7 @@ def test_a_stop_signal_to_the_client_stops_the_run_at_once(renderer, warm_kernel
                                                            signum, code, message):
     before = renderer.served()
     run = renderer.popen(HEAVY, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        first = run.stderr.readline()
-        assert first.strip().startswith(b"0% done"), first
-        time.sleep(1.0)
-        assert run.poll() is None
-        sent = time.monotonic()
-        run.send_signal(signum)
-        rest = run.communicate(timeout=60)[1]
-        took = time.monotonic() - sent
-    finally:
-        run.kill()
-        run.communicate()
+    took, rest = stop_while_rendering(run, signum)
     assert took < PROMPT, "took %.1f s to stop" % took
     assert (run.returncode, rest) == (code, message)
     assert os.listdir(tmp_path) == []
