@@ -180,6 +180,21 @@ def _wait_for_frames(directory, n, proc, within=240):
     pytest.fail("no frames were written")
 
 
+def _wait_for_a_frame_in_flight(directory, proc, within=240):
+    """Until a worker has started a frame (its attempt marker is in the staging
+    directory) that has not landed yet: with the workers pausing at a frame's start
+    (:func:`_slow`), a kill that follows at once finds it running."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for marker in Path(directory).glob(series.tasks.STAGE_PREFIX + "*/attempt-*-1"):
+            index = int(marker.name.split("-")[1])
+            if not (Path(directory) / f"f_{index:03d}_noise.img").exists():
+                return index
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.005)
+    pytest.fail("no frame was seen in flight")
+
+
 def _nothing_lands(directory, seconds):
     """No frame file appears or changes for ``seconds`` after the command ended."""
     before = {p.name: p.stat().st_mtime_ns for p in Path(directory).glob("f_*")}
@@ -422,11 +437,13 @@ def test_scheduler_killed_is_one_line_and_resume_completes(cluster, tmp_path, se
 
 def test_all_workers_killed_with_nannies_the_series_completes(cluster, tmp_path, serial):
     cluster.scheduler()
-    workers = [cluster.worker(env=_slow(tmp_path)) for _ in range(2)]
+    workers = [cluster.worker(env=_slow(tmp_path, seconds=0.6)) for _ in range(2)]
     cluster.wait_for_workers(2)
     proc = _series(_run_args() + ["--scheduler", cluster.address, "--manifest", "m.json"],
                    tmp_path)
     _wait_for_frames(tmp_path / "s", 3, proc)
+    # not when a frame lands: the two workers run in step, both may be between frames
+    _wait_for_a_frame_in_flight(tmp_path / "s", proc)
     for w in workers:   # the processes that run the tasks; their nannies start new ones
         for p in psutil.Process(w.pid).children():
             p.kill()
@@ -482,6 +499,7 @@ def test_sigterm_of_the_driver_lands_no_frame_afterwards(cluster, tmp_path):
     cluster.wait_for_workers(2)
     proc = _series(_run_args() + ["--scheduler", cluster.address], tmp_path)
     _wait_for_frames(tmp_path / "s", 2, proc)
+    _wait_for_a_frame_in_flight(tmp_path / "s", proc)
     proc.send_signal(signal.SIGTERM)
     code, err = _finish(proc)
     assert code == 143, err
