@@ -54,16 +54,8 @@ def render_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask,
                 out = render_pixel(
                     fi, si, det, beam, incident, wavelengths, latt, cells_t, fgrid, fgrid_flat,
                     grid, sums, interpolate)
-                image[idx] = np.float32(0.0 + out[0])
-                pixel_omega[r * n_cols + fi - cols[0]] = out[24]
-                if out[2] and row_switch_col[r] < 0:  # interpolation switched off here
-                    row_switch_col[r] = fi
-                    row_switch_hkl[r, 0] = out[3]
-                    row_switch_hkl[r, 1] = out[4]
-                    row_switch_hkl[r, 2] = out[5]
-                    row_switch_hkl[r, 3] = out[6]
-                    row_switch_hkl[r, 4] = out[7]
-                    row_switch_hkl[r, 5] = out[8]
+                store_pixel(out, image, idx, pixel_omega, r * n_cols + fi - cols[0],
+                            row_switch_col, row_switch_hkl, r, fi)
             rowqueue.row_done(control)
 
 
@@ -87,13 +79,40 @@ def render_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_mask,
                 n = min(lanes.LANES, cols[1] - f0)
                 lanes.render_chunk(st, n, f0, si, det, beam, incident_t, wavelengths, latt,
                                    cells_t, fgrid_flat, grid, sums)
-                for j in range(n):
-                    idx = si * fpixels + f0 + j
-                    if idx < first_pixel or (use_mask and mask[idx] == 0):
-                        continue
-                    image[idx] = np.float32(0.0 + lanes.chunk_value(st, j))
-                    pixel_omega[r * n_cols + f0 + j - cols[0]] = lanes.chunk_last_omega(st, j)
+                store_chunk(st, n, image, si * fpixels + f0, first_pixel, mask, use_mask,
+                            pixel_omega, r * n_cols + f0 - cols[0])
             rowqueue.row_done(control)
+
+
+@_jit.inline
+def store_pixel(out, image, idx, pixel_omega, omega_idx, row_switch_col, row_switch_hkl, r, col):
+    """Store one evaluation of :func:`nbnumba.pixel.render_pixel` (``out``): the photons
+    as float32 at image[idx], the solid angle (sr) it used last at pixel_omega[omega_idx],
+    and, for the first pixel of region row ``r`` where tricubic interpolation switched
+    off, its image column ``col`` and that evaluation's h, k, l, h0, k0, l0."""
+    image[idx] = np.float32(0.0 + out[0])
+    pixel_omega[omega_idx] = out[24]
+    if out[2] and row_switch_col[r] < 0:  # interpolation switched off here
+        row_switch_col[r] = col
+        row_switch_hkl[r, 0] = out[3]
+        row_switch_hkl[r, 1] = out[4]
+        row_switch_hkl[r, 2] = out[5]
+        row_switch_hkl[r, 3] = out[6]
+        row_switch_hkl[r, 4] = out[7]
+        row_switch_hkl[r, 5] = out[8]
+
+
+@_jit.inline
+def store_chunk(st, n, image, idx0, first_pixel, mask, use_mask, pixel_omega, omega_idx0):
+    """Store the ``n`` pixels of a chunk rendered in SIMD lanes (:mod:`nbnumba.lanes`),
+    pixel j at image[idx0 + j] (float32 photons) and pixel_omega[omega_idx0 + j] (its
+    last solid angle, sr); pixels below ``first_pixel`` or masked are left untouched."""
+    for j in range(n):
+        idx = idx0 + j
+        if idx < first_pixel or (use_mask and mask[idx] == 0):
+            continue
+        image[idx] = np.float32(0.0 + lanes.chunk_value(st, j))
+        pixel_omega[omega_idx0 + j] = lanes.chunk_last_omega(st, j)
 
 
 @_jit.serial

@@ -13,12 +13,12 @@ and stop flag cover it; the per-pixel and per-row results are those of :mod:`.cp
 image raster order.
 """
 import numba
-import numpy as np
 
 from .. import _jit
 from .. import lanes
 from ..pixel import DetectorParams, render_pixel, solid_angle, subpixel_direction
 from . import rowqueue
+from .cpu import store_chunk, store_pixel
 
 
 @_jit.inline
@@ -63,12 +63,8 @@ def render_panel_rows_lanes(image, fpixels, rows, cols, first_pixel, mask, use_m
                     n = min(lanes.LANES, c1 - f0)
                     lanes.render_chunk(st, n, f0 - offsets[p, 1], si, pdet, beam, incident_t,
                                        wavelengths, latt, cells_t, fgrid_flat, grid, sums)
-                    for j in range(n):
-                        idx = row * fpixels + f0 + j
-                        if idx < first_pixel or (use_mask and mask[idx] == 0):
-                            continue
-                        image[idx] = np.float32(0.0 + lanes.chunk_value(st, j))
-                        pixel_omega[r * n_cols + f0 + j - cols[0]] = lanes.chunk_last_omega(st, j)
+                    store_chunk(st, n, image, row * fpixels + f0, first_pixel, mask,
+                                use_mask, pixel_omega, r * n_cols + f0 - cols[0])
             rowqueue.row_done(control)
 
 
@@ -102,16 +98,8 @@ def render_panel_rows(image, fpixels, rows, cols, first_pixel, mask, use_mask,
                     out = render_pixel(col - offsets[p, 1], si, pdet, beam, incident,
                                        wavelengths, latt, cells_t, fgrid, fgrid_flat, grid,
                                        sums, interpolate)
-                    image[idx] = np.float32(0.0 + out[0])
-                    pixel_omega[r * n_cols + col - cols[0]] = out[24]
-                    if out[2] and row_switch_col[r] < 0:
-                        row_switch_col[r] = col
-                        row_switch_hkl[r, 0] = out[3]
-                        row_switch_hkl[r, 1] = out[4]
-                        row_switch_hkl[r, 2] = out[5]
-                        row_switch_hkl[r, 3] = out[6]
-                        row_switch_hkl[r, 4] = out[7]
-                        row_switch_hkl[r, 5] = out[8]
+                    store_pixel(out, image, idx, pixel_omega, r * n_cols + col - cols[0],
+                                row_switch_col, row_switch_hkl, r, col)
             rowqueue.row_done(control)
 
 
